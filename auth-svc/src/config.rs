@@ -1,0 +1,61 @@
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use smsops_common::config::{self, ConfigError, TokenSettings};
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    pub mongo_url: String,
+    pub database: String,
+    /// PKCS#8 PEM of the Ed25519 key that signs new access tokens.
+    pub signing_key: PathBuf,
+    /// Older keys (private or public PEM) whose tokens stay valid during a rotation.
+    pub extra_keys: Vec<PathBuf>,
+    pub tokens: TokenSettings,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// The first admin, created at start-up when no user has this email.
+    pub admin: Option<AdminSeed>,
+}
+
+#[derive(Clone)]
+pub struct AdminSeed {
+    pub email: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSeed").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl AuthConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let admin = match (
+            config::optional::<String>("SMSOPS_ADMIN_EMAIL")?,
+            config::optional::<String>("SMSOPS_ADMIN_PASSWORD")?,
+        ) {
+            (Some(email), Some(password)) => Some(AdminSeed { email, password }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new("SMSOPS_ADMIN_PASSWORD", "required with SMSOPS_ADMIN_EMAIL"));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("SMSOPS_ADMIN_EMAIL", "required with SMSOPS_ADMIN_PASSWORD"));
+            }
+        };
+        Ok(Self {
+            grpc_addr: config::or("SMSOPS_AUTH_ADDR", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            mongo_url: config::mongo_url()?,
+            database: config::string_or("SMSOPS_AUTH_DB", "smsops_auth")?,
+            signing_key: config::or("SMSOPS_AUTH_SIGNING_KEY", PathBuf::from("data/keys/signing.pem"))?,
+            extra_keys: config::list("SMSOPS_AUTH_EXTRA_KEYS")?.into_iter().map(PathBuf::from).collect(),
+            tokens: TokenSettings::from_env()?,
+            access_ttl: config::secs_or("SMSOPS_AUTH_ACCESS_TTL_SECS", 15 * 60)?,
+            refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,
+            admin,
+        })
+    }
+}

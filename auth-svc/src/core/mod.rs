@@ -1,0 +1,227 @@
+//! Transport-neutral auth logic: the gRPC layer only converts and calls in here.
+
+mod error;
+pub mod keys;
+mod password;
+mod tokens;
+mod validate;
+
+use std::{sync::Arc, time::Duration};
+
+use mongodb::bson::DateTime;
+use smsops_common::{
+    auth::{Caller, PublicJwk, Role},
+    config::TokenSettings,
+};
+
+pub use error::AuthError;
+pub use keys::KeyRing;
+pub use tokens::TokenPair;
+
+use smsops_common::mongo::StoreError;
+
+use crate::store::{Store, TokenState, UserDoc};
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+impl From<UserDoc> for User {
+    fn from(doc: UserDoc) -> Self {
+        Self {
+            id: doc.id,
+            email: doc.email,
+            role: doc.role,
+            created_at: doc.created_at.try_to_rfc3339_string().unwrap_or_default(),
+        }
+    }
+}
+
+pub struct AuthCore {
+    store: Store,
+    keys: Arc<KeyRing>,
+    tokens: TokenSettings,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+impl AuthCore {
+    pub fn new(
+        store: Store,
+        keys: Arc<KeyRing>,
+        tokens: TokenSettings,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self { store, keys, tokens, access_ttl, refresh_ttl }
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<User, AuthError> {
+        self.create_user(email, password, Role::User).await
+    }
+
+    /// Creates the configured admin unless a user with that email exists.
+    pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<(), AuthError> {
+        match self.create_user(email, password, Role::Admin).await {
+            Ok(user) => {
+                tracing::info!(user = %user.id, email = %user.email, "seeded admin created");
+                Ok(())
+            }
+            Err(AuthError::UserExists) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AuthError> {
+        let email = validate::email(email)?;
+        validate::password(password)?;
+        let doc = UserDoc {
+            id: uuid::Uuid::now_v7().to_string(),
+            email,
+            password_hash: password::hash(password.to_string()).await?,
+            role,
+            created_at: DateTime::now(),
+        };
+        match self.store.insert_user(&doc).await {
+            Ok(()) => Ok(doc.into()),
+            Err(StoreError::Duplicate) => Err(AuthError::UserExists),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<TokenPair, AuthError> {
+        // A malformed email cannot belong to anyone: answer like any unknown user.
+        let user = match validate::email(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map(|user| user.password_hash.clone());
+        if !password::verify(password.to_string(), hash).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = user.ok_or(AuthError::InvalidCredentials)?;
+        self.issue(&user, uuid::Uuid::now_v7().to_string()).await
+    }
+
+    /// Spends a refresh token for a new pair. A token that was already spent
+    /// is a sign of theft: the whole family it belongs to is revoked.
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair, AuthError> {
+        let hash = tokens::hash_refresh(token);
+        let Some(spent) = self.store.spend_refresh(&hash).await? else {
+            if let Some(known) = self.store.refresh_by_hash(&hash).await?
+                && known.state == TokenState::Spent
+            {
+                let revoked = self.store.revoke_family(&known.family_id).await?;
+                tracing::warn!(
+                    user = %known.user_id,
+                    family = %known.family_id,
+                    revoked,
+                    "refresh token reused, family revoked"
+                );
+            }
+            return Err(AuthError::InvalidToken);
+        };
+        if spent.expires_at < DateTime::now() {
+            return Err(AuthError::InvalidToken);
+        }
+        let Some(user) = self.store.user_by_id(&spent.user_id).await? else {
+            self.store.revoke_family(&spent.family_id).await?;
+            return Err(AuthError::InvalidToken);
+        };
+        self.issue(&user, spent.family_id).await
+    }
+
+    /// Revokes the session a refresh token belongs to, if it is the caller's.
+    pub async fn sign_out(&self, caller: &Caller, token: &str) -> Result<(), AuthError> {
+        let hash = tokens::hash_refresh(token);
+        if let Some(known) = self.store.refresh_by_hash(&hash).await?
+            && known.user_id == caller.user_id
+        {
+            self.store.revoke_family(&known.family_id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn me(&self, caller: &Caller) -> Result<User, AuthError> {
+        self.store
+            .user_by_id(&caller.user_id)
+            .await?
+            .map(User::from)
+            .ok_or_else(|| AuthError::NotFound("user no longer exists".into()))
+    }
+
+    pub fn public_keys(&self) -> Vec<PublicJwk> {
+        self.keys.public_keys()
+    }
+
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<(Vec<User>, Option<String>), AuthError> {
+        require_admin(caller)?;
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            1..=MAX_PAGE_SIZE => page_size,
+            _ => {
+                return Err(AuthError::InvalidArgument(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE}"
+                )));
+            }
+        };
+        let after = (!page_token.is_empty()).then_some(page_token);
+        let mut users = self.store.list_users(after, i64::from(size) + 1).await?;
+        let next = if users.len() > size as usize {
+            users.truncate(size as usize);
+            users.last().map(|user| user.id.clone())
+        } else {
+            None
+        };
+        Ok((users.into_iter().map(User::from).collect(), next))
+    }
+
+    pub async fn update_role(&self, caller: &Caller, id: &str, role: Role) -> Result<User, AuthError> {
+        require_admin(caller)?;
+        if id == caller.user_id {
+            return Err(AuthError::Forbidden("admins cannot change their own role".into()));
+        }
+        let user = self.store.set_role(id, role).await?.ok_or_else(|| user_not_found(id))?;
+        tracing::info!(user = %id, role = role.as_str(), by = %caller.user_id, "role changed");
+        Ok(user.into())
+    }
+
+    pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<(), AuthError> {
+        require_admin(caller)?;
+        if id == caller.user_id {
+            return Err(AuthError::Forbidden("admins cannot delete themselves".into()));
+        }
+        if !self.store.delete_user(id).await? {
+            return Err(user_not_found(id));
+        }
+        tracing::info!(user = %id, by = %caller.user_id, "user deleted");
+        Ok(())
+    }
+
+    async fn issue(&self, user: &UserDoc, family_id: String) -> Result<TokenPair, AuthError> {
+        let access_token = tokens::access_token(&self.keys, &self.tokens, user, self.access_ttl)?;
+        let (refresh_token, doc) = tokens::refresh_token(user, family_id, self.refresh_ttl)?;
+        self.store.insert_refresh(&doc).await?;
+        Ok(TokenPair { access_token, expires_in: self.access_ttl.as_secs(), refresh_token })
+    }
+}
+
+fn require_admin(caller: &Caller) -> Result<(), AuthError> {
+    caller.require_admin().map_err(|_| AuthError::Forbidden("this action needs the admin role".into()))
+}
+
+fn user_not_found(id: &str) -> AuthError {
+    AuthError::NotFound(format!("no user with id {id}"))
+}

@@ -1,0 +1,149 @@
+//! The gRPC face of auth-svc: converts messages and calls [`AuthCore`].
+
+use std::sync::Arc;
+
+use smsops_common::{
+    ApiError,
+    auth::{KeySource, PublicJwk, Role, TokenVerifier},
+};
+use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
+use tonic::{Request, Response, Status};
+
+use crate::core::{AuthCore, KeyRing, TokenPair, User};
+
+pub struct AuthGrpc {
+    core: Arc<AuthCore>,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl AuthGrpc {
+    pub fn new(core: Arc<AuthCore>, verifier: Arc<TokenVerifier>) -> Self {
+        Self { core, verifier }
+    }
+}
+
+/// auth-svc verifies tokens with its own key ring rather than calling itself.
+pub struct LocalKeys(pub Arc<KeyRing>);
+
+impl KeySource for LocalKeys {
+    fn fetch(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<PublicJwk>, ApiError>> + Send + '_>>
+    {
+        let keys = self.0.public_keys();
+        Box::pin(async move { Ok(keys) })
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthGrpc {
+    async fn sign_up(&self, request: Request<pb::SignUpRequest>) -> Result<Response<pb::User>, Status> {
+        let req = request.into_inner();
+        let user = self.core.sign_up(&req.email, &req.password).await?;
+        Ok(Response::new(user_to_pb(user)))
+    }
+
+    async fn sign_in(&self, request: Request<pb::SignInRequest>) -> Result<Response<pb::TokenPair>, Status> {
+        let req = request.into_inner();
+        let pair = self.core.sign_in(&req.email, &req.password).await?;
+        Ok(Response::new(pair_to_pb(pair)))
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::TokenPair>, Status> {
+        let pair = self.core.refresh(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(pair_to_pb(pair)))
+    }
+
+    async fn sign_out(
+        &self,
+        request: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        self.core.sign_out(&caller, &request.into_inner().refresh_token).await?;
+        Ok(Response::new(pb::SignOutResponse {}))
+    }
+
+    async fn me(&self, request: Request<pb::MeRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        Ok(Response::new(user_to_pb(self.core.me(&caller).await?)))
+    }
+
+    async fn get_public_keys(
+        &self,
+        _request: Request<pb::GetPublicKeysRequest>,
+    ) -> Result<Response<pb::PublicKeys>, Status> {
+        let keys = self
+            .core
+            .public_keys()
+            .into_iter()
+            .map(|key| pb::PublicKey { kid: key.kid, x: key.x })
+            .collect();
+        Ok(Response::new(pb::PublicKeys { keys }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let (users, next) = self.core.list_users(&caller, req.page_size, &req.page_token).await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.into_iter().map(user_to_pb).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_user_role(
+        &self,
+        request: Request<pb::UpdateUserRoleRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let role = role_from_pb(req.role)
+            .ok_or_else(|| ApiError::invalid_argument("role must be admin or user"))?;
+        let user = self.core.update_role(&caller, &req.id, role).await?;
+        Ok(Response::new(user_to_pb(user)))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        self.core.delete_user(&caller, &request.into_inner().id).await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+}
+
+pub fn role_to_pb(role: Role) -> pb::Role {
+    match role {
+        Role::User => pb::Role::User,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+pub fn role_from_pb(role: i32) -> Option<Role> {
+    match pb::Role::try_from(role).ok()? {
+        pb::Role::User => Some(Role::User),
+        pb::Role::Admin => Some(Role::Admin),
+        pb::Role::Unspecified => None,
+    }
+}
+
+fn user_to_pb(user: User) -> pb::User {
+    pb::User {
+        id: user.id,
+        email: user.email,
+        role: role_to_pb(user.role).into(),
+        created_at: user.created_at,
+    }
+}
+
+fn pair_to_pb(pair: TokenPair) -> pb::TokenPair {
+    pb::TokenPair {
+        access_token: pair.access_token,
+        expires_in: pair.expires_in,
+        refresh_token: pair.refresh_token,
+    }
+}

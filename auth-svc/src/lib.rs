@@ -1,0 +1,7 @@
+//! auth-svc: users, sign-up/sign-in, access and refresh tokens (MongoDB).
+
+pub mod config;
+pub mod core;
+pub mod grpc;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,79 @@
+//! Builds auth-svc from its config and runs it until asked to stop.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use smsops_common::{
+    auth::TokenVerifier,
+    grpc::standard_routes,
+    mongo,
+    shutdown,
+    startup::{StartupError, bind, serve_grpc},
+};
+use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tonic::transport::server::Router;
+
+use crate::{
+    config::AuthConfig,
+    core::{AuthCore, KeyRing},
+    grpc::{AuthGrpc, LocalKeys},
+    store::Store,
+};
+
+pub struct Application {
+    grpc_addr: SocketAddr,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Loads keys, connects to MongoDB, creates indexes, seeds the admin and
+    /// binds the gRPC listener. Nothing is served until `run_*` is called.
+    pub async fn build(config: AuthConfig) -> Result<Self, StartupError> {
+        let keys = KeyRing::load(&config.signing_key, &config.extra_keys)
+            .map_err(|err| StartupError::Setup(err.to_string()))?;
+        tracing::info!(kid = keys.signing_kid(), published = keys.public_keys().len(), "keys loaded");
+        let keys = Arc::new(keys);
+        let client = mongo::connect(&config.mongo_url, "auth-svc")
+            .await
+            .map_err(|err| StartupError::Database(err.to_string()))?;
+        let store = Store::open(&client, &config.database)
+            .await
+            .map_err(|err| StartupError::Database(err.to_string()))?;
+        let core = Arc::new(AuthCore::new(
+            store,
+            keys.clone(),
+            config.tokens.clone(),
+            config.access_ttl,
+            config.refresh_ttl,
+        ));
+        if let Some(admin) = &config.admin {
+            core.ensure_admin(&admin.email, &admin.password)
+                .await
+                .map_err(|err| StartupError::Setup(format!("seeding the admin: {err}")))?;
+        }
+        let verifier = Arc::new(TokenVerifier::new(config.tokens.clone(), Arc::new(LocalKeys(keys))));
+        let (health, routes) =
+            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
+        health.set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+        let router = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .add_service(AuthServiceServer::new(AuthGrpc::new(core, verifier)));
+        let (listener, grpc_addr) = bind(config.grpc_addr).await?;
+        tracing::info!(addr = %grpc_addr, "grpc listening");
+        Ok(Self { grpc_addr, listener, router })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves, then lets in-flight calls finish.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        serve_grpc(self.router, self.listener, stop).await
+    }
+}

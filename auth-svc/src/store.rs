@@ -1,0 +1,152 @@
+//! Users and refresh tokens in MongoDB.
+
+use futures::TryStreamExt;
+use mongodb::{
+    Client, Collection, IndexModel,
+    bson::{DateTime, doc},
+    options::{IndexOptions, ReturnDocument},
+};
+use serde::{Deserialize, Serialize};
+use smsops_common::{auth::Role, mongo::StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// Lower-cased, so the unique index makes emails unique ignoring case.
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: DateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Active,
+    Spent,
+    Revoked,
+}
+
+/// A refresh token, stored by the SHA-256 of its value, never the value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshDoc {
+    #[serde(rename = "_id")]
+    pub hash: String,
+    /// Every token rotated from one sign-in shares a family; reusing a spent
+    /// token revokes the whole family.
+    pub family_id: String,
+    pub user_id: String,
+    pub state: TokenState,
+    pub created_at: DateTime,
+    pub expires_at: DateTime,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    users: Collection<UserDoc>,
+    tokens: Collection<RefreshDoc>,
+}
+
+impl Store {
+    /// Opens the collections and creates their indexes (idempotent).
+    pub async fn open(client: &Client, database: &str) -> Result<Self, StoreError> {
+        let db = client.database(database);
+        let store = Self { users: db.collection("users"), tokens: db.collection("refresh_tokens") };
+        let unique = IndexOptions::builder().unique(true).name("email_unique".to_string()).build();
+        store
+            .users
+            .create_index(IndexModel::builder().keys(doc! { "email": 1 }).options(unique).build())
+            .await?;
+        for key in ["family_id", "user_id"] {
+            store.tokens.create_index(IndexModel::builder().keys(doc! { key: 1 }).build()).await?;
+        }
+        // Expired tokens are useless; let the server remove them.
+        let ttl = IndexOptions::builder()
+            .expire_after(std::time::Duration::from_secs(0))
+            .name("expires_ttl".to_string())
+            .build();
+        store
+            .tokens
+            .create_index(IndexModel::builder().keys(doc! { "expires_at": 1 }).options(ttl).build())
+            .await?;
+        Ok(store)
+    }
+
+    pub async fn insert_user(&self, user: &UserDoc) -> Result<(), StoreError> {
+        self.users.insert_one(user).await.map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>, StoreError> {
+        Ok(self.users.find_one(doc! { "email": email }).await?)
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserDoc>, StoreError> {
+        Ok(self.users.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Users in id order (ids are UUIDv7, so that is creation order), after `after`.
+    pub async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserDoc>, StoreError> {
+        let filter = match after {
+            Some(after) => doc! { "_id": { "$gt": after } },
+            None => doc! {},
+        };
+        let cursor = self.users.find(filter).sort(doc! { "_id": 1 }).limit(limit).await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    pub async fn set_role(&self, id: &str, role: Role) -> Result<Option<UserDoc>, StoreError> {
+        Ok(self
+            .users
+            .find_one_and_update(doc! { "_id": id }, doc! { "$set": { "role": role.as_str() } })
+            .return_document(ReturnDocument::After)
+            .await?)
+    }
+
+    pub async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = self.users.delete_one(doc! { "_id": id }).await?;
+        self.tokens
+            .update_many(doc! { "user_id": id }, doc! { "$set": { "state": "revoked" } })
+            .await?;
+        Ok(deleted.deleted_count == 1)
+    }
+
+    pub async fn insert_refresh(&self, token: &RefreshDoc) -> Result<(), StoreError> {
+        self.tokens.insert_one(token).await.map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Atomically marks an active token spent and returns it as it was; `None`
+    /// when no active token has this hash, so two concurrent uses of one
+    /// token can never both succeed.
+    pub async fn spend_refresh(&self, hash: &str) -> Result<Option<RefreshDoc>, StoreError> {
+        Ok(self
+            .tokens
+            .find_one_and_update(
+                doc! { "_id": hash, "state": "active" },
+                doc! { "$set": { "state": "spent" } },
+            )
+            .return_document(ReturnDocument::Before)
+            .await?)
+    }
+
+    pub async fn refresh_by_hash(&self, hash: &str) -> Result<Option<RefreshDoc>, StoreError> {
+        Ok(self.tokens.find_one(doc! { "_id": hash }).await?)
+    }
+
+    pub async fn revoke_family(&self, family_id: &str) -> Result<u64, StoreError> {
+        let result = self
+            .tokens
+            .update_many(
+                doc! { "family_id": family_id, "state": { "$ne": "revoked" } },
+                doc! { "$set": { "state": "revoked" } },
+            )
+            .await?;
+        Ok(result.modified_count)
+    }
+}

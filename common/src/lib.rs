@@ -1,0 +1,13 @@
+//! What every smsops service shares. Nothing here knows about a particular
+//! service's domain; it is the common shape they all stand on.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod mongo;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,46 @@
+//! What can stop a service from starting, and binding its listener.
+
+use std::{future::Future, net::SocketAddr};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// Binds a listener; port 0 picks a free port, read it back from the listener.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Serves a gRPC router on a bound listener until `stop` resolves, then lets
+/// in-flight calls finish.
+pub async fn serve_grpc(
+    router: Router,
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await
+        .map_err(|err| StartupError::Serve(err.to_string()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
