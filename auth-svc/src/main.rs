@@ -1,17 +1,20 @@
 use auth_svc::{config::AuthConfig, core::keys, startup::Application};
+use smsops_common::startup::{StartupError, exit_on_error};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [command, path] = args.as_slice()
         && command == "gen-key"
     {
         // `auth-svc gen-key PATH`: writes a new Ed25519 signing key (PKCS#8 PEM).
-        return Ok(keys::write_new_key(std::path::Path::new(path))?);
+        let written = keys::write_new_key(std::path::Path::new(path));
+        return exit_on_error("auth-svc", written.map_err(|err| StartupError::Setup(err.to_string())));
     }
     smsops_common::telemetry::init("auth-svc");
-    let config = AuthConfig::from_env()?;
-    let app = Application::build(config).await?;
-    app.run_until_stopped().await?;
-    Ok(())
+    exit_on_error("auth-svc", run().await);
+}
+
+async fn run() -> Result<(), StartupError> {
+    Application::build(AuthConfig::from_env()?).await?.run_until_stopped().await
 }

@@ -44,3 +44,13 @@ pub async fn serve_grpc(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Ends the process with a readable message (not a `Debug` dump) when
+/// start-up or serving failed.
+pub fn exit_on_error(service: &str, result: Result<(), StartupError>) {
+    if let Err(err) = result {
+        tracing::error!(error = %err, "exiting");
+        eprintln!("{service}: {err}");
+        std::process::exit(1);
+    }
+}

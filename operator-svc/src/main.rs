@@ -1,10 +1,12 @@
 use operator_svc::{config::OperatorConfig, startup::Application};
+use smsops_common::startup::{StartupError, exit_on_error};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
     smsops_common::telemetry::init("operator-svc");
-    let config = OperatorConfig::from_env()?;
-    let app = Application::build(config).await?;
-    app.run_until_stopped().await?;
-    Ok(())
+    exit_on_error("operator-svc", run().await);
+}
+
+async fn run() -> Result<(), StartupError> {
+    Application::build(OperatorConfig::from_env()?).await?.run_until_stopped().await
 }

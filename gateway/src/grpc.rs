@@ -1,0 +1,61 @@
+//! The gRPC clients the gateway calls, one lazily connecting channel per service.
+
+use std::{sync::Arc, time::Duration};
+
+use smsops_common::{
+    auth::{AuthServiceKeys, TokenVerifier},
+    config::ConfigError,
+    grpc::lazy_channel,
+};
+use smsops_proto::{
+    auth::v1::auth_service_client::AuthServiceClient,
+    operator::v1::operator_service_client::OperatorServiceClient,
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::config::GatewayConfig;
+
+/// How long `/readyz` waits for one service's health answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Services {
+    pub auth: AuthServiceClient<Channel>,
+    pub operator: OperatorServiceClient<Channel>,
+    pub verifier: Arc<TokenVerifier>,
+    downstream: Vec<(&'static str, Channel)>,
+}
+
+impl Services {
+    pub fn connect(config: &GatewayConfig) -> Result<Self, ConfigError> {
+        let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
+        let verifier = Arc::new(TokenVerifier::new(
+            config.tokens.clone(),
+            Arc::new(AuthServiceKeys::new(auth.clone())),
+        ));
+        Ok(Self {
+            auth: AuthServiceClient::new(auth.clone()),
+            operator: OperatorServiceClient::new(operator.clone()),
+            verifier,
+            downstream: vec![("auth-svc", auth), ("operator-svc", operator)],
+        })
+    }
+
+    /// The services that do not answer their gRPC health check as serving,
+    /// each with the reason.
+    pub async fn not_ready(&self) -> Vec<(&'static str, String)> {
+        let checks = self.downstream.iter().map(|(name, channel)| async move {
+            let mut client = HealthClient::new(channel.clone());
+            let request = HealthCheckRequest { service: String::new() };
+            let outcome = tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await;
+            match outcome {
+                Err(_) => Some((*name, "no answer in time".to_string())),
+                Ok(Err(status)) => Some((*name, status.message().to_string())),
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => None,
+                Ok(Ok(_)) => Some((*name, "not serving".to_string())),
+            }
+        });
+        futures::future::join_all(checks).await.into_iter().flatten().collect()
+    }
+}

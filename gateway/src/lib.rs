@@ -1,0 +1,10 @@
+//! The smsops gateway: REST and JSON in front, gRPC behind. It checks tokens,
+//! roles and rate limits and holds no business logic and no database.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod grpc;
+pub mod openapi;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,15 @@
+//! REST routes under `/api/v1`. Handlers only convert JSON to gRPC and back.
+
+pub mod auth;
+pub mod health;
+pub mod pairs;
+pub mod users;
+
+use actix_web::{Resource, web};
+
+use crate::error::method_not_allowed;
+
+/// A resource whose unsupported methods answer 405 with the usual error body.
+pub(crate) fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}

@@ -1,0 +1,176 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use smsops_proto::operator::v1 as pb;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    error::{ErrorBody, HttpError},
+    extract::{Admin, Authed},
+    grpc::Services,
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairView {
+    pub id: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[schema(example = "GB")]
+    pub country: String,
+    #[schema(example = "Vodafone")]
+    pub operator: String,
+    pub is_high_priority: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Id of the user who created the pair.
+    pub created_by: String,
+}
+
+impl From<pb::Pair> for PairView {
+    fn from(pair: pb::Pair) -> Self {
+        Self {
+            id: pair.id,
+            country: pair.country,
+            operator: pair.operator,
+            is_high_priority: pair.is_high_priority,
+            created_at: pair.created_at,
+            updated_at: pair.updated_at,
+            created_by: pair.created_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairPage {
+    pub items: Vec<PairView>,
+    /// Pass as `page_token` for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PairQuery {
+    /// ISO 3166-1 alpha-2, any case.
+    pub country: Option<String>,
+    pub high_priority: Option<bool>,
+    /// 1 to 200, default 50.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPair {
+    /// ISO 3166-1 alpha-2, any case; stored upper case.
+    #[schema(example = "gb")]
+    pub country: String,
+    /// 1 to 50 characters after trimming; unique per country ignoring case.
+    #[schema(example = "Vodafone")]
+    pub operator: String,
+    #[serde(default)]
+    pub is_high_priority: bool,
+}
+
+/// Fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairPatch {
+    pub country: Option<String>,
+    pub operator: Option<String>,
+    pub is_high_priority: Option<bool>,
+}
+
+/// List pairs, oldest first, with optional filters and cursor paging.
+#[utoipa::path(get, path = "/api/v1/country-operators", tag = "country-operators", params(PairQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = PairPage), (status = 400, description = "invalid_argument, invalid_country", body = ErrorBody)))]
+pub async fn list(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    query: web::Query<PairQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let query = query.into_inner();
+    let request = pb::ListPairsRequest {
+        country: query.country,
+        is_high_priority: query.high_priority,
+        page_size: query.page_size.unwrap_or(0),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    let page = services.operator.clone().list_pairs(caller.authorize(tonic::Request::new(request))).await?;
+    let page = page.into_inner();
+    Ok(HttpResponse::Ok().json(PairPage {
+        items: page.items.into_iter().map(PairView::from).collect(),
+        next_page_token: Some(page.next_page_token).filter(|token| !token.is_empty()),
+    }))
+}
+
+/// Create a pair (admin).
+#[utoipa::path(post, path = "/api/v1/country-operators", tag = "country-operators", request_body = NewPair,
+    security(("bearer" = [])),
+    responses((status = 201, body = PairView),
+        (status = 400, description = "invalid_country, invalid_operator", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 409, description = "pair_exists", body = ErrorBody)))]
+pub async fn create(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    body: web::Json<NewPair>,
+) -> Result<HttpResponse, HttpError> {
+    let body = body.into_inner();
+    let request = pb::CreatePairRequest {
+        country: body.country,
+        operator: body.operator,
+        is_high_priority: body.is_high_priority,
+    };
+    let pair = services.operator.clone().create_pair(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::Created().json(PairView::from(pair.into_inner())))
+}
+
+/// One pair.
+#[utoipa::path(get, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+    security(("bearer" = [])),
+    responses((status = 200, body = PairView), (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn get(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::GetPairRequest { id: id.into_inner() };
+    let pair = services.operator.clone().get_pair(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::Ok().json(PairView::from(pair.into_inner())))
+}
+
+/// Change some fields of a pair (admin).
+#[utoipa::path(patch, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+    request_body = PairPatch, security(("bearer" = [])),
+    responses((status = 200, body = PairView), (status = 400, body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "pair_exists", body = ErrorBody)))]
+pub async fn update(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+    body: web::Json<PairPatch>,
+) -> Result<HttpResponse, HttpError> {
+    let body = body.into_inner();
+    let request = pb::UpdatePairRequest {
+        id: id.into_inner(),
+        country: body.country,
+        operator: body.operator,
+        is_high_priority: body.is_high_priority,
+    };
+    let pair = services.operator.clone().update_pair(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::Ok().json(PairView::from(pair.into_inner())))
+}
+
+/// Delete a pair (admin).
+#[utoipa::path(delete, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn delete(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::DeletePairRequest { id: id.into_inner() };
+    services.operator.clone().delete_pair(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

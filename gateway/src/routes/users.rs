@@ -1,0 +1,112 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use smsops_proto::auth::v1 as pb;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    error::{ErrorBody, HttpError},
+    extract::Admin,
+    grpc::Services,
+};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleView {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub role: RoleView,
+    pub created_at: String,
+}
+
+impl From<pb::User> for UserView {
+    fn from(user: pb::User) -> Self {
+        let role = match pb::Role::try_from(user.role) {
+            Ok(pb::Role::Admin) => RoleView::Admin,
+            Ok(pb::Role::User | pb::Role::Unspecified) | Err(_) => RoleView::User,
+        };
+        Self { id: user.id, email: user.email, role, created_at: user.created_at }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    /// Pass as `page_token` for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// 1 to 200, default 50.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    pub role: RoleView,
+}
+
+/// List users (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
+    responses((status = 200, body = UserPage), (status = 403, description = "forbidden", body = ErrorBody)))]
+pub async fn list(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    query: web::Query<UserQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let query = query.into_inner();
+    let request = pb::ListUsersRequest {
+        page_size: query.page_size.unwrap_or(0),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    let page = services.auth.clone().list_users(caller.authorize(tonic::Request::new(request))).await?;
+    let page = page.into_inner();
+    Ok(HttpResponse::Ok().json(UserPage {
+        items: page.users.into_iter().map(UserView::from).collect(),
+        next_page_token: Some(page.next_page_token).filter(|token| !token.is_empty()),
+    }))
+}
+
+/// Change a user's role (admin; not your own).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = RoleBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn update_role(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, HttpError> {
+    let role = match body.role {
+        RoleView::User => pb::Role::User,
+        RoleView::Admin => pb::Role::Admin,
+    };
+    let request = pb::UpdateUserRoleRequest { id: id.into_inner(), role: role.into() };
+    let user =
+        services.auth.clone().update_user_role(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user.into_inner())))
+}
+
+/// Delete a user (admin; not yourself). Their refresh tokens stop working.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 204), (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn delete(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::DeleteUserRequest { id: id.into_inner() };
+    services.auth.clone().delete_user(caller.authorize(tonic::Request::new(request))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,129 @@
+//! Builds the gateway from its config and runs it until asked to stop.
+
+use std::{future::Future, net::SocketAddr};
+
+use actix_governor::{Governor, GovernorConfigBuilder};
+use actix_web::{App, HttpServer, dev::Server, middleware, web};
+use smsops_common::{
+    shutdown,
+    startup::{StartupError, bind},
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    config::GatewayConfig,
+    error::{json_error, not_found, query_error},
+    extract::ClientIp,
+    grpc::Services,
+    openapi::ApiDoc,
+    routes::{auth, health, pairs, resource, users},
+};
+
+/// Request bodies above this size are refused with 413 `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct Application {
+    http_addr: SocketAddr,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the HTTP listener and prepares the server; the services behind
+    /// it may still be down (their routes answer 503 until they are up).
+    pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
+        let services = web::Data::new(Services::connect(&config)?);
+        let period_ms = (60_000 / u64::from(config.auth_rate.per_minute)).max(1);
+        let limiter = GovernorConfigBuilder::default()
+            .milliseconds_per_request(period_ms)
+            .burst_size(config.auth_rate.burst)
+            .key_extractor(ClientIp { trust_forwarded_for: config.trust_forwarded_for })
+            .finish()
+            .ok_or_else(|| StartupError::Setup("invalid auth rate limit".into()))?;
+        let (listener, http_addr) = bind(config.http_addr).await?;
+        let listener = listener.into_std().map_err(|source| StartupError::Bind { addr: http_addr, source })?;
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(services.clone())
+                .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+                .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"))
+                .service(resource("/healthz").route(web::get().to(health::healthz)))
+                .service(resource("/readyz").route(web::get().to(health::readyz)))
+                .service(web::redirect("/docs", "/docs/"))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()),
+                )
+                .service(
+                    web::scope("/api/v1")
+                        .service(
+                            resource("/auth/sign-up")
+                                .wrap(Governor::new(&limiter))
+                                .route(web::post().to(auth::sign_up)),
+                        )
+                        .service(
+                            resource("/auth/sign-in")
+                                .wrap(Governor::new(&limiter))
+                                .route(web::post().to(auth::sign_in)),
+                        )
+                        .service(resource("/auth/refresh").route(web::post().to(auth::refresh)))
+                        .service(resource("/auth/sign-out").route(web::post().to(auth::sign_out)))
+                        .service(resource("/auth/me").route(web::get().to(auth::me)))
+                        .service(resource("/users").route(web::get().to(users::list)))
+                        .service(
+                            resource("/users/{id}")
+                                .route(web::patch().to(users::update_role))
+                                .route(web::delete().to(users::delete)),
+                        )
+                        .service(
+                            resource("/country-operators")
+                                .route(web::get().to(pairs::list))
+                                .route(web::post().to(pairs::create)),
+                        )
+                        .service(
+                            resource("/country-operators/{id}")
+                                .route(web::get().to(pairs::get))
+                                .route(web::patch().to(pairs::update))
+                                .route(web::delete().to(pairs::delete)),
+                        ),
+                )
+                .default_service(web::to(not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: http_addr, source })?;
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        tracing::info!(addr = %http_addr, "http listening");
+        Ok(Self { http_addr, server: server.run() })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result.map_err(|err| StartupError::Serve(err.to_string()))?,
+            () = stop => {
+                // The server future must keep being polled to act on the stop command.
+                let (_, result) = tokio::join!(handle.stop(true), server);
+                result.map_err(|err| StartupError::Serve(err.to_string()))?;
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
