@@ -4,7 +4,10 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["smsops/auth/v1/auth.proto", "smsops/operator/v1/operator.proto"];
+const PROTOS: &[&str] = &[
+    "smsops/auth/v1/auth.proto",
+    "smsops/operator/v1/operator.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -27,7 +27,9 @@ pub struct AdminSeed {
 
 impl std::fmt::Debug for AdminSeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminSeed").field("email", &self.email).finish_non_exhaustive()
+        f.debug_struct("AdminSeed")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,18 +42,33 @@ impl AuthConfig {
             (Some(email), Some(password)) => Some(AdminSeed { email, password }),
             (None, None) => None,
             (Some(_), None) => {
-                return Err(ConfigError::new("SMSOPS_ADMIN_PASSWORD", "required with SMSOPS_ADMIN_EMAIL"));
+                return Err(ConfigError::new(
+                    "SMSOPS_ADMIN_PASSWORD",
+                    "required with SMSOPS_ADMIN_EMAIL",
+                ));
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new("SMSOPS_ADMIN_EMAIL", "required with SMSOPS_ADMIN_PASSWORD"));
+                return Err(ConfigError::new(
+                    "SMSOPS_ADMIN_EMAIL",
+                    "required with SMSOPS_ADMIN_PASSWORD",
+                ));
             }
         };
         Ok(Self {
-            grpc_addr: config::or("SMSOPS_AUTH_ADDR", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            grpc_addr: config::or(
+                "SMSOPS_AUTH_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
             mongo_url: config::mongo_url()?,
             database: config::string_or("SMSOPS_AUTH_DB", "smsops_auth")?,
-            signing_key: config::or("SMSOPS_AUTH_SIGNING_KEY", PathBuf::from("data/keys/signing.pem"))?,
-            extra_keys: config::list("SMSOPS_AUTH_EXTRA_KEYS")?.into_iter().map(PathBuf::from).collect(),
+            signing_key: config::or(
+                "SMSOPS_AUTH_SIGNING_KEY",
+                PathBuf::from("data/keys/signing.pem"),
+            )?,
+            extra_keys: config::list("SMSOPS_AUTH_EXTRA_KEYS")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
             tokens: TokenSettings::from_env()?,
             access_ttl: config::secs_or("SMSOPS_AUTH_ACCESS_TTL_SECS", 15 * 60)?,
             refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,

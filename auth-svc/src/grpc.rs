@@ -28,8 +28,7 @@ pub struct LocalKeys(pub Arc<KeyRing>);
 impl KeySource for LocalKeys {
     fn fetch(
         &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<PublicJwk>, ApiError>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<PublicJwk>, ApiError>> + Send + '_>> {
         let keys = self.0.public_keys();
         Box::pin(async move { Ok(keys) })
     }
@@ -37,20 +36,32 @@ impl KeySource for LocalKeys {
 
 #[tonic::async_trait]
 impl AuthService for AuthGrpc {
-    async fn sign_up(&self, request: Request<pb::SignUpRequest>) -> Result<Response<pb::User>, Status> {
+    async fn sign_up(
+        &self,
+        request: Request<pb::SignUpRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let req = request.into_inner();
         let user = self.core.sign_up(&req.email, &req.password).await?;
         Ok(Response::new(user_to_pb(user)))
     }
 
-    async fn sign_in(&self, request: Request<pb::SignInRequest>) -> Result<Response<pb::TokenPair>, Status> {
+    async fn sign_in(
+        &self,
+        request: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::TokenPair>, Status> {
         let req = request.into_inner();
         let pair = self.core.sign_in(&req.email, &req.password).await?;
         Ok(Response::new(pair_to_pb(pair)))
     }
 
-    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::TokenPair>, Status> {
-        let pair = self.core.refresh(&request.into_inner().refresh_token).await?;
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::TokenPair>, Status> {
+        let pair = self
+            .core
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
         Ok(Response::new(pair_to_pb(pair)))
     }
 
@@ -59,7 +70,9 @@ impl AuthService for AuthGrpc {
         request: Request<pb::SignOutRequest>,
     ) -> Result<Response<pb::SignOutResponse>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
-        self.core.sign_out(&caller, &request.into_inner().refresh_token).await?;
+        self.core
+            .sign_out(&caller, &request.into_inner().refresh_token)
+            .await?;
         Ok(Response::new(pb::SignOutResponse {}))
     }
 
@@ -76,7 +89,10 @@ impl AuthService for AuthGrpc {
             .core
             .public_keys()
             .into_iter()
-            .map(|key| pb::PublicKey { kid: key.kid, x: key.x })
+            .map(|key| pb::PublicKey {
+                kid: key.kid,
+                x: key.x,
+            })
             .collect();
         Ok(Response::new(pb::PublicKeys { keys }))
     }
@@ -87,7 +103,10 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
         let req = request.into_inner();
-        let (users, next) = self.core.list_users(&caller, req.page_size, &req.page_token).await?;
+        let (users, next) = self
+            .core
+            .list_users(&caller, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: users.into_iter().map(user_to_pb).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -111,7 +130,9 @@ impl AuthService for AuthGrpc {
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
-        self.core.delete_user(&caller, &request.into_inner().id).await?;
+        self.core
+            .delete_user(&caller, &request.into_inner().id)
+            .await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 }

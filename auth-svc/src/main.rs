@@ -9,12 +9,18 @@ async fn main() {
     {
         // `auth-svc gen-key PATH`: writes a new Ed25519 signing key (PKCS#8 PEM).
         let written = keys::write_new_key(std::path::Path::new(path));
-        return exit_on_error("auth-svc", written.map_err(|err| StartupError::Setup(err.to_string())));
+        return exit_on_error(
+            "auth-svc",
+            written.map_err(|err| StartupError::Setup(err.to_string())),
+        );
     }
     smsops_common::telemetry::init("auth-svc");
     exit_on_error("auth-svc", run().await);
 }
 
 async fn run() -> Result<(), StartupError> {
-    Application::build(AuthConfig::from_env()?).await?.run_until_stopped().await
+    Application::build(AuthConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
 }

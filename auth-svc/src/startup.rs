@@ -5,8 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use smsops_common::{
     auth::TokenVerifier,
     grpc::standard_routes,
-    mongo,
-    shutdown,
+    mongo, shutdown,
     startup::{StartupError, bind, serve_grpc},
 };
 use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAME};
@@ -32,7 +31,11 @@ impl Application {
     pub async fn build(config: AuthConfig) -> Result<Self, StartupError> {
         let keys = KeyRing::load(&config.signing_key, &config.extra_keys)
             .map_err(|err| StartupError::Setup(err.to_string()))?;
-        tracing::info!(kid = keys.signing_kid(), published = keys.public_keys().len(), "keys loaded");
+        tracing::info!(
+            kid = keys.signing_kid(),
+            published = keys.public_keys().len(),
+            "keys loaded"
+        );
         let keys = Arc::new(keys);
         let client = mongo::connect(&config.mongo_url, "auth-svc")
             .await
@@ -52,16 +55,25 @@ impl Application {
                 .await
                 .map_err(|err| StartupError::Setup(format!("seeding the admin: {err}")))?;
         }
-        let verifier = Arc::new(TokenVerifier::new(config.tokens.clone(), Arc::new(LocalKeys(keys))));
+        let verifier = Arc::new(TokenVerifier::new(
+            config.tokens.clone(),
+            Arc::new(LocalKeys(keys)),
+        ));
         let (health, routes) =
             standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health.set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(AuthServiceServer::new(AuthGrpc::new(core, verifier)));
         let (listener, grpc_addr) = bind(config.grpc_addr).await?;
         tracing::info!(addr = %grpc_addr, "grpc listening");
-        Ok(Self { grpc_addr, listener, router })
+        Ok(Self {
+            grpc_addr,
+            listener,
+            router,
+        })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

@@ -52,14 +52,28 @@ impl Store {
     /// Opens the collections and creates their indexes (idempotent).
     pub async fn open(client: &Client, database: &str) -> Result<Self, StoreError> {
         let db = client.database(database);
-        let store = Self { users: db.collection("users"), tokens: db.collection("refresh_tokens") };
-        let unique = IndexOptions::builder().unique(true).name("email_unique".to_string()).build();
+        let store = Self {
+            users: db.collection("users"),
+            tokens: db.collection("refresh_tokens"),
+        };
+        let unique = IndexOptions::builder()
+            .unique(true)
+            .name("email_unique".to_string())
+            .build();
         store
             .users
-            .create_index(IndexModel::builder().keys(doc! { "email": 1 }).options(unique).build())
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "email": 1 })
+                    .options(unique)
+                    .build(),
+            )
             .await?;
         for key in ["family_id", "user_id"] {
-            store.tokens.create_index(IndexModel::builder().keys(doc! { key: 1 }).build()).await?;
+            store
+                .tokens
+                .create_index(IndexModel::builder().keys(doc! { key: 1 }).build())
+                .await?;
         }
         // Expired tokens are useless; let the server remove them.
         let ttl = IndexOptions::builder()
@@ -68,13 +82,21 @@ impl Store {
             .build();
         store
             .tokens
-            .create_index(IndexModel::builder().keys(doc! { "expires_at": 1 }).options(ttl).build())
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "expires_at": 1 })
+                    .options(ttl)
+                    .build(),
+            )
             .await?;
         Ok(store)
     }
 
     pub async fn insert_user(&self, user: &UserDoc) -> Result<(), StoreError> {
-        self.users.insert_one(user).await.map_err(StoreError::classify)?;
+        self.users
+            .insert_one(user)
+            .await
+            .map_err(StoreError::classify)?;
         Ok(())
     }
 
@@ -96,14 +118,22 @@ impl Store {
             Some(after) => doc! { "_id": { "$gt": after } },
             None => doc! {},
         };
-        let cursor = self.users.find(filter).sort(doc! { "_id": 1 }).limit(limit).await?;
+        let cursor = self
+            .users
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .limit(limit)
+            .await?;
         Ok(cursor.try_collect().await?)
     }
 
     pub async fn set_role(&self, id: &str, role: Role) -> Result<Option<UserDoc>, StoreError> {
         Ok(self
             .users
-            .find_one_and_update(doc! { "_id": id }, doc! { "$set": { "role": role.as_str() } })
+            .find_one_and_update(
+                doc! { "_id": id },
+                doc! { "$set": { "role": role.as_str() } },
+            )
             .return_document(ReturnDocument::After)
             .await?)
     }
@@ -111,13 +141,19 @@ impl Store {
     pub async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
         let deleted = self.users.delete_one(doc! { "_id": id }).await?;
         self.tokens
-            .update_many(doc! { "user_id": id }, doc! { "$set": { "state": "revoked" } })
+            .update_many(
+                doc! { "user_id": id },
+                doc! { "$set": { "state": "revoked" } },
+            )
             .await?;
         Ok(deleted.deleted_count == 1)
     }
 
     pub async fn insert_refresh(&self, token: &RefreshDoc) -> Result<(), StoreError> {
-        self.tokens.insert_one(token).await.map_err(StoreError::classify)?;
+        self.tokens
+            .insert_one(token)
+            .await
+            .map_err(StoreError::classify)?;
         Ok(())
     }
 

@@ -29,7 +29,7 @@ const LEEWAY_SECS: u64 = 30;
 
 /// The least time between two key fetches, so tokens with made-up `kid`s
 /// cannot turn every request into a call to auth-svc.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,7 +113,9 @@ pub struct AuthServiceKeys {
 
 impl AuthServiceKeys {
     pub fn new(channel: Channel) -> Self {
-        Self { client: AuthServiceClient::new(channel) }
+        Self {
+            client: AuthServiceClient::new(channel),
+        }
     }
 }
 
@@ -126,7 +128,14 @@ impl KeySource for AuthServiceKeys {
                 .await
                 .map_err(|status| ApiError::from_status(&status))?
                 .into_inner();
-            Ok(keys.keys.into_iter().map(|key| PublicJwk { kid: key.kid, x: key.x }).collect())
+            Ok(keys
+                .keys
+                .into_iter()
+                .map(|key| PublicJwk {
+                    kid: key.kid,
+                    x: key.x,
+                })
+                .collect())
         })
     }
 }
@@ -159,8 +168,10 @@ impl TokenVerifier {
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
-                self.refresh().await?;
-                self.key(&kid).await.ok_or_else(|| bad_token("token signed by an unknown key"))?
+                self.refresh(&kid).await?;
+                self.key(&kid)
+                    .await
+                    .ok_or_else(|| bad_token("token signed by an unknown key"))?
             }
         };
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -176,14 +187,23 @@ impl TokenVerifier {
     /// Verifies an `Authorization: Bearer …` value and returns the caller.
     pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let value = authorization.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = bearer(value).ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
+        let token =
+            bearer(value).ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
         let claims = self.verify(token).await?;
-        Ok(Caller { user_id: claims.sub, email: claims.email, role: claims.role, token: token.into() })
+        Ok(Caller {
+            user_id: claims.sub,
+            email: claims.email,
+            role: claims.role,
+            token: token.into(),
+        })
     }
 
     /// The caller of a gRPC request, from its `authorization` metadata.
     pub async fn caller_of<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
-        let value = request.metadata().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+        let value = request
+            .metadata()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
         self.caller(value).await
     }
 
@@ -191,10 +211,16 @@ impl TokenVerifier {
         self.keys.read().await.get(kid).cloned()
     }
 
-    async fn refresh(&self) -> Result<(), ApiError> {
+    async fn refresh(&self, kid: &str) -> Result<(), ApiError> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
+        // Another request may have fetched this kid while we waited for the lock.
+        if self.key(kid).await.is_some() {
             return Ok(());
+        }
+        // Space fetches out rather than skip them: a token from a freshly
+        // rotated key waits a moment instead of being refused.
+        if let Some(wait) = last.and_then(|at| MIN_REFRESH_INTERVAL.checked_sub(at.elapsed())) {
+            tokio::time::sleep(wait).await;
         }
         let fetched = self.source.fetch().await.map_err(|err| {
             tracing::warn!(error = %err, "token key fetch failed");

@@ -16,7 +16,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(name: &str, reason: impl Into<String>) -> Self {
-        Self { name: name.to_string(), reason: reason.into() }
+        Self {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -130,7 +133,10 @@ mod tests {
     #[test]
     fn bad_value_names_the_variable() {
         let err = parse::<u16>("SMSOPS_X_PORT", Some("eighty".into())).unwrap_err();
-        assert!(err.to_string().starts_with("SMSOPS_X_PORT: invalid value \"eighty\""));
+        assert!(
+            err.to_string()
+                .starts_with("SMSOPS_X_PORT: invalid value \"eighty\"")
+        );
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Conflict | ErrorCode::UserExists | ErrorCode::PairExists => {
                 Code::AlreadyExists
-            },
+            }
             ErrorCode::RateLimited => Code::ResourceExhausted,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Timeout => Code::DeadlineExceeded,
@@ -170,7 +170,10 @@ impl FromStr for ErrorCode {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ErrorCode::ALL.into_iter().find(|code| code.as_str() == s).ok_or(())
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -184,7 +187,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -238,7 +244,9 @@ impl ApiError {
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
         let mut status = Status::new(err.code.grpc_code(), err.message);
-        status.metadata_mut().insert(CODE_METADATA, MetadataValue::from_static(err.code.as_str()));
+        status
+            .metadata_mut()
+            .insert(CODE_METADATA, MetadataValue::from_static(err.code.as_str()));
         status
     }
 }

@@ -41,7 +41,10 @@ impl ClientTimeouts {
 
 impl Default for ClientTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(2), request: Duration::from_secs(10) }
+        Self {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(10),
+        }
     }
 }
 

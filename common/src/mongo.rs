@@ -19,10 +19,14 @@ pub async fn connect(url: &str, app_name: &str) -> Result<Client, Error> {
     let mut options = ClientOptions::parse(url).await?;
     options.app_name = Some(app_name.to_string());
     options.connect_timeout = options.connect_timeout.or(Some(Duration::from_secs(3)));
-    options.server_selection_timeout =
-        options.server_selection_timeout.or(Some(Duration::from_secs(5)));
+    options.server_selection_timeout = options
+        .server_selection_timeout
+        .or(Some(Duration::from_secs(5)));
     let client = Client::with_options(options)?;
-    client.database("admin").run_command(doc! { "ping": 1 }).await?;
+    client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await?;
     Ok(client)
 }
 
@@ -39,7 +43,11 @@ pub enum StoreError {
 impl StoreError {
     /// Sorts a driver error into a duplicate key or anything else.
     pub fn classify(err: Error) -> Self {
-        if is_duplicate_key(&err) { Self::Duplicate } else { Self::Mongo(err) }
+        if is_duplicate_key(&err) {
+            Self::Duplicate
+        } else {
+            Self::Mongo(err)
+        }
     }
 }
 
@@ -74,6 +82,8 @@ pub fn is_duplicate_key(err: &Error) -> bool {
 pub fn is_unreachable(err: &Error) -> bool {
     matches!(
         err.kind.as_ref(),
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
     )
 }

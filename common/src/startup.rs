@@ -13,7 +13,10 @@ pub enum StartupError {
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("database: {0}")]
     Database(String),
     #[error("{0}")]
@@ -24,9 +27,12 @@ pub enum StartupError {
 
 /// Binds a listener; port 0 picks a free port, read it back from the listener.
 pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
     Ok((listener, bound))
 }
 

@@ -34,13 +34,22 @@ impl GatewayConfig {
             burst: config::or("SMSOPS_GATEWAY_AUTH_BURST", 10)?,
         };
         if auth_rate.per_minute == 0 || auth_rate.per_minute > 60_000 {
-            return Err(ConfigError::new("SMSOPS_GATEWAY_AUTH_RATE_PER_MIN", "must be 1..=60000"));
+            return Err(ConfigError::new(
+                "SMSOPS_GATEWAY_AUTH_RATE_PER_MIN",
+                "must be 1..=60000",
+            ));
         }
         if auth_rate.burst == 0 {
-            return Err(ConfigError::new("SMSOPS_GATEWAY_AUTH_BURST", "must be greater than 0"));
+            return Err(ConfigError::new(
+                "SMSOPS_GATEWAY_AUTH_BURST",
+                "must be greater than 0",
+            ));
         }
         Ok(Self {
-            http_addr: config::or("SMSOPS_GATEWAY_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            http_addr: config::or(
+                "SMSOPS_GATEWAY_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
             auth_url: config::auth_url()?,
             operator_url: config::string_or("SMSOPS_OPERATOR_URL", "http://127.0.0.1:50052")?,
             tokens: TokenSettings::from_env()?,

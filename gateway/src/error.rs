@@ -39,7 +39,10 @@ impl ResponseError for HttpError {
         if self.0.code == ErrorCode::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"smsops\""));
         }
-        response.json(ErrorBody { code: self.0.code.as_str(), message: self.0.message.clone() })
+        response.json(ErrorBody {
+            code: self.0.code.as_str(),
+            message: self.0.message.clone(),
+        })
     }
 }
 
@@ -63,35 +66,52 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> HttpError {
 /// unknown fields all become a 4xx with a code, never a 500.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let http = match &err {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
-            error(ErrorCode::PayloadTooLarge, format!("request body is larger than {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            error(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
-        }
-        JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-            error(ErrorCode::InvalidArgument, format!("invalid request body: {inner}"))
-        }
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => error(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => error(
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(inner) if inner.is_data() => error(
+            ErrorCode::InvalidArgument,
+            format!("invalid request body: {inner}"),
+        ),
         JsonPayloadError::Deserialize(inner) => {
             error(ErrorCode::InvalidJson, format!("malformed JSON: {inner}"))
         }
-        other => error(ErrorCode::InvalidJson, format!("unreadable request body: {other}")),
+        other => error(
+            ErrorCode::InvalidJson,
+            format!("unreadable request body: {other}"),
+        ),
     };
     http.into()
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    error(ErrorCode::InvalidArgument, format!("invalid query string: {err}")).into()
+    error(
+        ErrorCode::InvalidArgument,
+        format!("invalid query string: {err}"),
+    )
+    .into()
 }
 
 /// For paths no route matches.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    error(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path()))
-        .error_response()
+    error(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
 }
 
 /// For known paths called with a method they do not support.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    error(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path()))
-        .error_response()
+    error(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
 }

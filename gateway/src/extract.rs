@@ -10,13 +10,15 @@ use actix_governor::{
     },
 };
 use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, dev::Payload,
-    dev::ServiceRequest, http::header, web,
+    FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, dev::Payload, dev::ServiceRequest,
+    http::header, web,
 };
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 
 use crate::{
-    error::{ErrorBody, HttpError},
+    error::{ErrorBody, HttpError, error},
     grpc::Services,
 };
 
@@ -28,10 +30,14 @@ pub struct Admin(pub Caller);
 
 fn verify(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, HttpError>>>> {
     let services = req.app_data::<web::Data<Services>>().cloned();
-    let authorization =
-        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     Box::pin(async move {
-        let services = services.ok_or_else(|| ApiError::internal("services missing from app data"))?;
+        let services =
+            services.ok_or_else(|| ApiError::internal("services missing from app data"))?;
         Ok(services.verifier.caller(authorization.as_deref()).await?)
     })
 }
@@ -92,9 +98,44 @@ impl KeyExtractor for ClientIp {
         // Whole seconds, rounded up: "0" would invite an immediate retry.
         let wait = negative.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response.insert_header((header::RETRY_AFTER, secs.max(1))).json(ErrorBody {
-            code: ErrorCode::RateLimited.as_str(),
-            message: format!("too many attempts from this address, retry in {}s", secs.max(1)),
+        response
+            .insert_header((header::RETRY_AFTER, secs.max(1)))
+            .json(ErrorBody {
+                code: ErrorCode::RateLimited.as_str(),
+                message: format!(
+                    "too many attempts from this address, retry in {}s",
+                    secs.max(1)
+                ),
+            })
+    }
+}
+
+/// A JSON request body that must be an object. `web::Json` alone would also
+/// accept a positional array for a struct, which no client means to send.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            if !value.is_object() {
+                return Err(error(
+                    ErrorCode::InvalidArgument,
+                    "request body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value).map(Body).map_err(|err| {
+                error(
+                    ErrorCode::InvalidArgument,
+                    format!("invalid request body: {err}"),
+                )
+                .into()
+            })
         })
     }
 }

@@ -12,7 +12,9 @@ use smsops_proto::{
     operator::v1::operator_service_client::OperatorServiceClient,
 };
 use tonic::transport::Channel;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::config::GatewayConfig;
 
@@ -47,15 +49,23 @@ impl Services {
     pub async fn not_ready(&self) -> Vec<(&'static str, String)> {
         let checks = self.downstream.iter().map(|(name, channel)| async move {
             let mut client = HealthClient::new(channel.clone());
-            let request = HealthCheckRequest { service: String::new() };
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
             let outcome = tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await;
             match outcome {
                 Err(_) => Some((*name, "no answer in time".to_string())),
                 Ok(Err(status)) => Some((*name, status.message().to_string())),
-                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => None,
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+                    None
+                }
                 Ok(Ok(_)) => Some((*name, "not serving".to_string())),
             }
         });
-        futures::future::join_all(checks).await.into_iter().flatten().collect()
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }

@@ -8,5 +8,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), StartupError> {
-    Application::build(GatewayConfig::from_env()?).await?.run_until_stopped().await
+    Application::build(GatewayConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
 }

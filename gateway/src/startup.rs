@@ -37,16 +37,25 @@ impl Application {
         let limiter = GovernorConfigBuilder::default()
             .milliseconds_per_request(period_ms)
             .burst_size(config.auth_rate.burst)
-            .key_extractor(ClientIp { trust_forwarded_for: config.trust_forwarded_for })
+            .key_extractor(ClientIp {
+                trust_forwarded_for: config.trust_forwarded_for,
+            })
             .finish()
             .ok_or_else(|| StartupError::Setup("invalid auth rate limit".into()))?;
         let (listener, http_addr) = bind(config.http_addr).await?;
-        let listener = listener.into_std().map_err(|source| StartupError::Bind { addr: http_addr, source })?;
+        let listener = listener.into_std().map_err(|source| StartupError::Bind {
+            addr: http_addr,
+            source,
+        })?;
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
-                .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(json_error),
+                )
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"))
@@ -94,12 +103,18 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)
-        .map_err(|source| StartupError::Bind { addr: http_addr, source })?;
+        .map_err(|source| StartupError::Bind {
+            addr: http_addr,
+            source,
+        })?;
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
         tracing::info!(addr = %http_addr, "http listening");
-        Ok(Self { http_addr, server: server.run() })
+        Ok(Self {
+            http_addr,
+            server: server.run(),
+        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {

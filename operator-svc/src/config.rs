@@ -21,7 +21,10 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            grpc_addr: config::or("SMSOPS_OPERATOR_ADDR", SocketAddr::from(([127, 0, 0, 1], 50052)))?,
+            grpc_addr: config::or(
+                "SMSOPS_OPERATOR_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50052)),
+            )?,
             mongo_url: config::mongo_url()?,
             database: config::string_or("SMSOPS_OPERATOR_DB", "sms_config")?,
             collection: config::string_or("SMSOPS_OPERATOR_COLLECTION", "country_operator")?,

@@ -22,14 +22,23 @@ impl OperatorGrpc {
 
 #[tonic::async_trait]
 impl OperatorService for OperatorGrpc {
-    async fn create_pair(&self, request: Request<pb::CreatePairRequest>) -> Result<Response<pb::Pair>, Status> {
+    async fn create_pair(
+        &self,
+        request: Request<pb::CreatePairRequest>,
+    ) -> Result<Response<pb::Pair>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
         let req = request.into_inner();
-        let pair = self.core.create(&caller, &req.country, &req.operator, req.is_high_priority).await?;
+        let pair = self
+            .core
+            .create(&caller, &req.country, &req.operator, req.is_high_priority)
+            .await?;
         Ok(Response::new(pair_to_pb(pair)))
     }
 
-    async fn get_pair(&self, request: Request<pb::GetPairRequest>) -> Result<Response<pb::Pair>, Status> {
+    async fn get_pair(
+        &self,
+        request: Request<pb::GetPairRequest>,
+    ) -> Result<Response<pb::Pair>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
         let pair = self.core.get(&caller, &request.into_inner().id).await?;
         Ok(Response::new(pair_to_pb(pair)))
@@ -54,7 +63,10 @@ impl OperatorService for OperatorGrpc {
         }))
     }
 
-    async fn update_pair(&self, request: Request<pb::UpdatePairRequest>) -> Result<Response<pb::Pair>, Status> {
+    async fn update_pair(
+        &self,
+        request: Request<pb::UpdatePairRequest>,
+    ) -> Result<Response<pb::Pair>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
         let req = request.into_inner();
         let patch = PairPatch {

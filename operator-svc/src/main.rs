@@ -8,5 +8,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), StartupError> {
-    Application::build(OperatorConfig::from_env()?).await?.run_until_stopped().await
+    Application::build(OperatorConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
 }

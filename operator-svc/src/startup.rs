@@ -5,8 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
-    mongo,
-    shutdown,
+    mongo, shutdown,
     startup::{StartupError, bind, serve_grpc},
 };
 use smsops_proto::operator::v1::operator_service_server::{OperatorServiceServer, SERVICE_NAME};
@@ -32,18 +31,28 @@ impl Application {
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
-        let verifier =
-            Arc::new(TokenVerifier::new(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth))));
+        let verifier = Arc::new(TokenVerifier::new(
+            config.tokens.clone(),
+            Arc::new(AuthServiceKeys::new(auth)),
+        ));
         let (health, routes) =
             standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health.set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
         let core = Arc::new(OperatorCore::new(store));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(OperatorServiceServer::new(OperatorGrpc::new(core, verifier)));
+            .add_service(OperatorServiceServer::new(OperatorGrpc::new(
+                core, verifier,
+            )));
         let (listener, grpc_addr) = bind(config.grpc_addr).await?;
         tracing::info!(addr = %grpc_addr, "grpc listening");
-        Ok(Self { grpc_addr, listener, router })
+        Ok(Self {
+            grpc_addr,
+            listener,
+            router,
+        })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

@@ -40,22 +40,33 @@ pub struct Store {
 
 impl Store {
     /// Opens the collection and creates its indexes (idempotent).
-    pub async fn open(client: &Client, database: &str, collection: &str) -> Result<Self, StoreError> {
+    pub async fn open(
+        client: &Client,
+        database: &str,
+        collection: &str,
+    ) -> Result<Self, StoreError> {
         let pairs = client.database(database).collection(collection);
-        let unique =
-            IndexOptions::builder().unique(true).name("country_operator_unique".to_string()).build();
+        let unique = IndexOptions::builder()
+            .unique(true)
+            .name("country_operator_unique".to_string())
+            .build();
         let model = IndexModel::builder()
             .keys(doc! { "country": 1, "operator_key": 1 })
             .options(unique)
             .build();
         pairs.create_index(model).await?;
-        let by_priority = IndexModel::builder().keys(doc! { "is_high_priority": 1, "_id": 1 }).build();
+        let by_priority = IndexModel::builder()
+            .keys(doc! { "is_high_priority": 1, "_id": 1 })
+            .build();
         pairs.create_index(by_priority).await?;
         Ok(Self { pairs })
     }
 
     pub async fn insert(&self, pair: &PairDoc) -> Result<(), StoreError> {
-        self.pairs.insert_one(pair).await.map_err(StoreError::classify)?;
+        self.pairs
+            .insert_one(pair)
+            .await
+            .map_err(StoreError::classify)?;
         Ok(())
     }
 
@@ -81,11 +92,20 @@ impl Store {
         if let Some(after) = after {
             filter.insert("_id", doc! { "$gt": after });
         }
-        let cursor = self.pairs.find(filter).sort(doc! { "_id": 1 }).limit(limit).await?;
+        let cursor = self
+            .pairs
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .limit(limit)
+            .await?;
         Ok(cursor.try_collect().await?)
     }
 
-    pub async fn update(&self, id: &str, update: PairUpdate) -> Result<Option<PairDoc>, StoreError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        update: PairUpdate,
+    ) -> Result<Option<PairDoc>, StoreError> {
         let mut set = doc! { "updated_at": DateTime::now() };
         if let Some(country) = update.country {
             set.insert("country", country);
@@ -107,6 +127,11 @@ impl Store {
     }
 
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.pairs.delete_one(doc! { "_id": id }).await?.deleted_count == 1)
+        Ok(self
+            .pairs
+            .delete_one(doc! { "_id": id })
+            .await?
+            .deleted_count
+            == 1)
     }
 }

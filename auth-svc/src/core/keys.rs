@@ -22,9 +22,15 @@ use smsops_common::auth::PublicJwk;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read key file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write key file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key file {path} is not an Ed25519 PEM key: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot generate a key")]
@@ -43,7 +49,10 @@ impl KeyRing {
         let pem = read(signing)?;
         let (label, der) = parse_pem(&pem).map_err(|reason| invalid(signing, reason))?;
         if label != "PRIVATE KEY" {
-            return Err(invalid(signing, "the signing key must be a PKCS#8 private key".into()));
+            return Err(invalid(
+                signing,
+                "the signing key must be a PKCS#8 private key".into(),
+            ));
         }
         let signing_public = public_of_private(&der).map_err(|reason| invalid(signing, reason))?;
         let signing_kid = kid(&signing_public);
@@ -54,7 +63,11 @@ impl KeyRing {
                 public.push(jwk(&key));
             }
         }
-        Ok(Self { signing_kid, signing: EncodingKey::from_ed_der(&der), public })
+        Ok(Self {
+            signing_kid,
+            signing: EncodingKey::from_ed_der(&der),
+            public,
+        })
     }
 
     pub fn signing_kid(&self) -> &str {
@@ -86,8 +99,14 @@ pub fn generate_pem() -> Result<String, KeyError> {
 
 /// Writes a new key to `path` (owner-readable only), creating parent folders.
 pub fn write_new_key(path: &Path) -> Result<(), KeyError> {
-    let write_err = |source| KeyError::Write { path: path.to_path_buf(), source };
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    let write_err = |source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(write_err)?;
     }
     let pem = generate_pem()?;
@@ -100,12 +119,17 @@ pub fn write_new_key(path: &Path) -> Result<(), KeyError> {
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn invalid(path: &Path, reason: String) -> KeyError {
-    KeyError::Invalid { path: path.to_path_buf(), reason }
+    KeyError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn parse_pem(pem: &str) -> Result<(String, Vec<u8>), String> {
@@ -118,7 +142,9 @@ fn parse_pem(pem: &str) -> Result<(String, Vec<u8>), String> {
         .to_string();
     let end = format!("-----END {label}-----");
     let body: String = lines.take_while(|line| *line != end).collect();
-    let der = STANDARD.decode(body).map_err(|err| format!("bad base64: {err}"))?;
+    let der = STANDARD
+        .decode(body)
+        .map_err(|err| format!("bad base64: {err}"))?;
     Ok((label, der))
 }
 
@@ -129,7 +155,9 @@ fn public_of_private(pkcs8: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow it.
-const SPKI_ED25519_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const SPKI_ED25519_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 fn public_of_pem(pem: &str) -> Result<Vec<u8>, String> {
     let (label, der) = parse_pem(pem)?;
@@ -150,7 +178,10 @@ fn kid(public: &[u8]) -> String {
 }
 
 fn jwk(public: &[u8]) -> PublicJwk {
-    PublicJwk { kid: kid(public), x: URL_SAFE_NO_PAD.encode(public) }
+    PublicJwk {
+        kid: kid(public),
+        x: URL_SAFE_NO_PAD.encode(public),
+    }
 }
 
 #[cfg(test)]
@@ -163,16 +194,21 @@ mod tests {
         let path = dir.join("signing.pem");
         write_new_key(&path).unwrap();
         let first = KeyRing::load(&path, &[]).unwrap();
-        let second = KeyRing::load(&path, &[path.clone()]).unwrap();
+        let second = KeyRing::load(&path, std::slice::from_ref(&path)).unwrap();
         assert_eq!(first.signing_kid(), second.signing_kid());
         assert_eq!(second.public_keys().len(), 1);
-        assert!(write_new_key(&path).is_err(), "an existing key is never overwritten");
+        assert!(
+            write_new_key(&path).is_err(),
+            "an existing key is never overwritten"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn garbage_is_refused() {
         assert!(public_of_pem("hello").is_err());
-        assert!(public_of_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err());
+        assert!(
+            public_of_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err()
+        );
     }
 }

@@ -60,7 +60,13 @@ impl AuthCore {
         access_ttl: Duration,
         refresh_ttl: Duration,
     ) -> Self {
-        Self { store, keys, tokens, access_ttl, refresh_ttl }
+        Self {
+            store,
+            keys,
+            tokens,
+            access_ttl,
+            refresh_ttl,
+        }
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<User, AuthError> {
@@ -79,7 +85,12 @@ impl AuthCore {
         }
     }
 
-    async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AuthError> {
+    async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AuthError> {
         let email = validate::email(email)?;
         validate::password(password)?;
         let doc = UserDoc {
@@ -188,12 +199,23 @@ impl AuthCore {
         Ok((users.into_iter().map(User::from).collect(), next))
     }
 
-    pub async fn update_role(&self, caller: &Caller, id: &str, role: Role) -> Result<User, AuthError> {
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        id: &str,
+        role: Role,
+    ) -> Result<User, AuthError> {
         require_admin(caller)?;
         if id == caller.user_id {
-            return Err(AuthError::Forbidden("admins cannot change their own role".into()));
+            return Err(AuthError::Forbidden(
+                "admins cannot change their own role".into(),
+            ));
         }
-        let user = self.store.set_role(id, role).await?.ok_or_else(|| user_not_found(id))?;
+        let user = self
+            .store
+            .set_role(id, role)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
         tracing::info!(user = %id, role = role.as_str(), by = %caller.user_id, "role changed");
         Ok(user.into())
     }
@@ -201,7 +223,9 @@ impl AuthCore {
     pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<(), AuthError> {
         require_admin(caller)?;
         if id == caller.user_id {
-            return Err(AuthError::Forbidden("admins cannot delete themselves".into()));
+            return Err(AuthError::Forbidden(
+                "admins cannot delete themselves".into(),
+            ));
         }
         if !self.store.delete_user(id).await? {
             return Err(user_not_found(id));
@@ -214,12 +238,18 @@ impl AuthCore {
         let access_token = tokens::access_token(&self.keys, &self.tokens, user, self.access_ttl)?;
         let (refresh_token, doc) = tokens::refresh_token(user, family_id, self.refresh_ttl)?;
         self.store.insert_refresh(&doc).await?;
-        Ok(TokenPair { access_token, expires_in: self.access_ttl.as_secs(), refresh_token })
+        Ok(TokenPair {
+            access_token,
+            expires_in: self.access_ttl.as_secs(),
+            refresh_token,
+        })
     }
 }
 
 fn require_admin(caller: &Caller) -> Result<(), AuthError> {
-    caller.require_admin().map_err(|_| AuthError::Forbidden("this action needs the admin role".into()))
+    caller
+        .require_admin()
+        .map_err(|_| AuthError::Forbidden("this action needs the admin role".into()))
 }
 
 fn user_not_found(id: &str) -> AuthError {

@@ -2,18 +2,20 @@
 
 use std::sync::LazyLock;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use argon2::{
     Argon2,
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
 };
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::AuthError;
 
 /// A hash of a password nobody has, verified against when the user does not
 /// exist, so an unknown email takes as long as a wrong password.
 static DECOY: LazyLock<String> = LazyLock::new(|| {
-    let Ok(salt) = new_salt() else { return String::new() };
+    let Ok(salt) = new_salt() else {
+        return String::new();
+    };
     Argon2::default()
         .hash_password(b"smsops decoy password", &salt)
         .map(|hash| hash.to_string())
@@ -38,7 +40,11 @@ pub async fn verify(password: String, hash: Option<String>) -> Result<bool, Auth
     let matches = tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(|| DECOY.clone());
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .map_err(|err| AuthError::Internal(format!("stored password hash unreadable: {err}")))
     })
     .await

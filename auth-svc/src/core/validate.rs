@@ -9,14 +9,16 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The canonical (trimmed, lower-case) form of a valid email address.
 pub fn email(raw: &str) -> Result<String, AuthError> {
     let email = raw.trim().to_lowercase();
-    let bad = |why: &str| AuthError::InvalidEmail(format!("{why}"));
+    let bad = |why: &str| AuthError::InvalidEmail(why.to_string());
     if email.is_empty() {
         return Err(bad("email is required"));
     }
     if email.len() > 254 {
         return Err(bad("email is longer than 254 characters"));
     }
-    let (local, domain) = email.rsplit_once('@').ok_or_else(|| bad("email needs an @"))?;
+    let (local, domain) = email
+        .rsplit_once('@')
+        .ok_or_else(|| bad("email needs an @"))?;
     if local.is_empty() || local.len() > 64 || local.contains('@') {
         return Err(bad("email has an invalid local part"));
     }
@@ -59,7 +61,16 @@ mod tests {
     fn emails() {
         assert_eq!(email("  Alice@Example.COM ").unwrap(), "alice@example.com");
         assert!(email("bj\u{f6}rn@b\u{fc}cher.de").is_ok());
-        for bad in ["", "alice", "@example.com", "alice@", "alice@example", "a b@example.com", "a@-x.com", "a@x..com"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "a@-x.com",
+            "a@x..com",
+        ] {
             assert!(email(bad).is_err(), "{bad:?} should be refused");
         }
     }

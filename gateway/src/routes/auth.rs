@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::Authed,
+    extract::{Authed, Body},
     grpc::Services,
     routes::users::UserView,
 };
@@ -57,10 +57,12 @@ impl From<pb::TokenPair> for TokenView {
         (status = 429, description = "rate_limited", body = ErrorBody)))]
 pub async fn sign_up(
     services: web::Data<Services>,
-    body: web::Json<Credentials>,
+    Body(body): Body<Credentials>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
-    let request = pb::SignUpRequest { email: body.email, password: body.password };
+    let request = pb::SignUpRequest {
+        email: body.email,
+        password: body.password,
+    };
     let user = services.auth.clone().sign_up(request).await?.into_inner();
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
@@ -73,10 +75,12 @@ pub async fn sign_up(
         (status = 429, description = "rate_limited", body = ErrorBody)))]
 pub async fn sign_in(
     services: web::Data<Services>,
-    body: web::Json<Credentials>,
+    Body(body): Body<Credentials>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
-    let request = pb::SignInRequest { email: body.email, password: body.password };
+    let request = pb::SignInRequest {
+        email: body.email,
+        password: body.password,
+    };
     let pair = services.auth.clone().sign_in(request).await?.into_inner();
     Ok(HttpResponse::Ok().json(TokenView::from(pair)))
 }
@@ -86,9 +90,11 @@ pub async fn sign_in(
     responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody)))]
 pub async fn refresh(
     services: web::Data<Services>,
-    body: web::Json<RefreshBody>,
+    Body(body): Body<RefreshBody>,
 ) -> Result<HttpResponse, HttpError> {
-    let request = pb::RefreshRequest { refresh_token: body.into_inner().refresh_token };
+    let request = pb::RefreshRequest {
+        refresh_token: body.refresh_token,
+    };
     let pair = services.auth.clone().refresh(request).await?.into_inner();
     Ok(HttpResponse::Ok().json(TokenView::from(pair)))
 }
@@ -100,10 +106,16 @@ pub async fn refresh(
 pub async fn sign_out(
     services: web::Data<Services>,
     Authed(caller): Authed,
-    body: web::Json<RefreshBody>,
+    Body(body): Body<RefreshBody>,
 ) -> Result<HttpResponse, HttpError> {
-    let request = pb::SignOutRequest { refresh_token: body.into_inner().refresh_token };
-    services.auth.clone().sign_out(caller.authorize(tonic::Request::new(request))).await?;
+    let request = pb::SignOutRequest {
+        refresh_token: body.refresh_token,
+    };
+    services
+        .auth
+        .clone()
+        .sign_out(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

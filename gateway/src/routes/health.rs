@@ -28,8 +28,13 @@ pub async fn readyz(services: web::Data<Services>) -> Result<HttpResponse, HttpE
     if failing.is_empty() {
         return Ok(HttpResponse::Ok().json(Status { status: "ready" }));
     }
-    let names: Vec<String> =
-        failing.iter().map(|(name, reason)| format!("{name} ({reason})")).collect();
+    let names: Vec<String> = failing
+        .iter()
+        .map(|(name, reason)| format!("{name} ({reason})"))
+        .collect();
     tracing::warn!(services = %names.join(", "), "not ready");
-    Err(error(ErrorCode::Unavailable, format!("not ready: {}", names.join(", "))))
+    Err(error(
+        ErrorCode::Unavailable,
+        format!("not ready: {}", names.join(", ")),
+    ))
 }

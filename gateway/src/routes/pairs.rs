@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::{Admin, Authed},
+    extract::{Admin, Authed, Body},
     grpc::Services,
 };
 
@@ -94,7 +94,11 @@ pub async fn list(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = services.operator.clone().list_pairs(caller.authorize(tonic::Request::new(request))).await?;
+    let page = services
+        .operator
+        .clone()
+        .list_pairs(caller.authorize(tonic::Request::new(request)))
+        .await?;
     let page = page.into_inner();
     Ok(HttpResponse::Ok().json(PairPage {
         items: page.items.into_iter().map(PairView::from).collect(),
@@ -112,15 +116,18 @@ pub async fn list(
 pub async fn create(
     services: web::Data<Services>,
     Admin(caller): Admin,
-    body: web::Json<NewPair>,
+    Body(body): Body<NewPair>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
     let request = pb::CreatePairRequest {
         country: body.country,
         operator: body.operator,
         is_high_priority: body.is_high_priority,
     };
-    let pair = services.operator.clone().create_pair(caller.authorize(tonic::Request::new(request))).await?;
+    let pair = services
+        .operator
+        .clone()
+        .create_pair(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::Created().json(PairView::from(pair.into_inner())))
 }
 
@@ -133,8 +140,14 @@ pub async fn get(
     Authed(caller): Authed,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let request = pb::GetPairRequest { id: id.into_inner() };
-    let pair = services.operator.clone().get_pair(caller.authorize(tonic::Request::new(request))).await?;
+    let request = pb::GetPairRequest {
+        id: id.into_inner(),
+    };
+    let pair = services
+        .operator
+        .clone()
+        .get_pair(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::Ok().json(PairView::from(pair.into_inner())))
 }
 
@@ -148,16 +161,19 @@ pub async fn update(
     services: web::Data<Services>,
     Admin(caller): Admin,
     id: web::Path<String>,
-    body: web::Json<PairPatch>,
+    Body(body): Body<PairPatch>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
     let request = pb::UpdatePairRequest {
         id: id.into_inner(),
         country: body.country,
         operator: body.operator,
         is_high_priority: body.is_high_priority,
     };
-    let pair = services.operator.clone().update_pair(caller.authorize(tonic::Request::new(request))).await?;
+    let pair = services
+        .operator
+        .clone()
+        .update_pair(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::Ok().json(PairView::from(pair.into_inner())))
 }
 
@@ -170,7 +186,13 @@ pub async fn delete(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let request = pb::DeletePairRequest { id: id.into_inner() };
-    services.operator.clone().delete_pair(caller.authorize(tonic::Request::new(request))).await?;
+    let request = pb::DeletePairRequest {
+        id: id.into_inner(),
+    };
+    services
+        .operator
+        .clone()
+        .delete_pair(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

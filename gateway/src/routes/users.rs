@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::Admin,
+    extract::{Admin, Body},
     grpc::Services,
 };
 
@@ -30,7 +30,12 @@ impl From<pb::User> for UserView {
             Ok(pb::Role::Admin) => RoleView::Admin,
             Ok(pb::Role::User | pb::Role::Unspecified) | Err(_) => RoleView::User,
         };
-        Self { id: user.id, email: user.email, role, created_at: user.created_at }
+        Self {
+            id: user.id,
+            email: user.email,
+            role,
+            created_at: user.created_at,
+        }
     }
 }
 
@@ -68,7 +73,11 @@ pub async fn list(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = services.auth.clone().list_users(caller.authorize(tonic::Request::new(request))).await?;
+    let page = services
+        .auth
+        .clone()
+        .list_users(caller.authorize(tonic::Request::new(request)))
+        .await?;
     let page = page.into_inner();
     Ok(HttpResponse::Ok().json(UserPage {
         items: page.users.into_iter().map(UserView::from).collect(),
@@ -85,15 +94,21 @@ pub async fn update_role(
     services: web::Data<Services>,
     Admin(caller): Admin,
     id: web::Path<String>,
-    body: web::Json<RoleBody>,
+    Body(body): Body<RoleBody>,
 ) -> Result<HttpResponse, HttpError> {
     let role = match body.role {
         RoleView::User => pb::Role::User,
         RoleView::Admin => pb::Role::Admin,
     };
-    let request = pb::UpdateUserRoleRequest { id: id.into_inner(), role: role.into() };
-    let user =
-        services.auth.clone().update_user_role(caller.authorize(tonic::Request::new(request))).await?;
+    let request = pb::UpdateUserRoleRequest {
+        id: id.into_inner(),
+        role: role.into(),
+    };
+    let user = services
+        .auth
+        .clone()
+        .update_user_role(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user.into_inner())))
 }
 
@@ -106,7 +121,13 @@ pub async fn delete(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let request = pb::DeleteUserRequest { id: id.into_inner() };
-    services.auth.clone().delete_user(caller.authorize(tonic::Request::new(request))).await?;
+    let request = pb::DeleteUserRequest {
+        id: id.into_inner(),
+    };
+    services
+        .auth
+        .clone()
+        .delete_user(caller.authorize(tonic::Request::new(request)))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -98,7 +98,11 @@ impl OperatorCore {
     }
 
     pub async fn get(&self, _caller: &Caller, id: &str) -> Result<Pair, OperatorError> {
-        self.store.get(id).await?.map(Pair::from).ok_or_else(|| not_found(id))
+        self.store
+            .get(id)
+            .await?
+            .map(Pair::from)
+            .ok_or_else(|| not_found(id))
     }
 
     pub async fn list(
@@ -119,7 +123,12 @@ impl OperatorCore {
         let after = decode_page_token(&query.page_token)?;
         let mut docs = self
             .store
-            .list(country.as_deref(), query.is_high_priority, after.as_deref(), i64::from(size) + 1)
+            .list(
+                country.as_deref(),
+                query.is_high_priority,
+                after.as_deref(),
+                i64::from(size) + 1,
+            )
             .await?;
         let next = if docs.len() > size as usize {
             docs.truncate(size as usize);
@@ -138,7 +147,11 @@ impl OperatorCore {
     ) -> Result<Pair, OperatorError> {
         require_admin(caller)?;
         let country = patch.country.as_deref().map(validate_country).transpose()?;
-        let operator = patch.operator.as_deref().map(validate_operator).transpose()?;
+        let operator = patch
+            .operator
+            .as_deref()
+            .map(validate_operator)
+            .transpose()?;
         let update = PairUpdate {
             operator_key: operator.as_deref().map(operator_key),
             country,
@@ -227,7 +240,13 @@ mod tests {
     #[test]
     fn operators() {
         assert_eq!(validate_operator("  Vodafone ").unwrap(), "Vodafone");
-        assert_eq!(validate_operator(&"\u{41c}".repeat(50)).unwrap().chars().count(), 50);
+        assert_eq!(
+            validate_operator(&"\u{41c}".repeat(50))
+                .unwrap()
+                .chars()
+                .count(),
+            50
+        );
         assert!(validate_operator(&"x".repeat(51)).is_err());
         assert!(validate_operator("   ").is_err());
         assert!(validate_operator("a\u{0}b").is_err());
@@ -238,7 +257,10 @@ mod tests {
     fn page_tokens() {
         assert_eq!(decode_page_token("").unwrap(), None);
         let token = URL_SAFE_NO_PAD.encode("0193-abc");
-        assert_eq!(decode_page_token(&token).unwrap().as_deref(), Some("0193-abc"));
+        assert_eq!(
+            decode_page_token(&token).unwrap().as_deref(),
+            Some("0193-abc")
+        );
         assert!(decode_page_token("***").is_err());
     }
 }

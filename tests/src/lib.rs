@@ -1,0 +1,379 @@
+//! The test harness: starts the real services in-process on port 0 against a
+//! real MongoDB-wire server, with fresh database names per test, and talks to
+//! the gateway over HTTP like any client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod mongo;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use smsops_common::{config::TokenSettings, grpc::ClientTimeouts};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-0123";
+pub const USER_PASSWORD: &str = "user-password-0123";
+
+/// Knobs a test may turn before the stack starts.
+#[derive(Clone)]
+pub struct Options {
+    pub auth_rate_per_minute: u32,
+    pub auth_burst: u32,
+    pub rpc_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auth_rate_per_minute: 60_000,
+            auth_burst: 1_000,
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A service running in this process, stopped when asked or when dropped.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn spawn<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel();
+    Running {
+        stop: Some(stop),
+        task: tokio::spawn(run(stopped)),
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub admin_email: String,
+    pub key_dir: PathBuf,
+    pub mongo_url: String,
+    pub auth_db: String,
+    pub operator_db: String,
+    pub auth_addr: SocketAddr,
+    pub operator_addr: SocketAddr,
+    options: Options,
+    auth: Option<Running>,
+    operator: Option<Running>,
+    gateway: Option<Running>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let mongo_url = mongo::url();
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let key_dir = std::env::temp_dir().join(format!("smsops-test-{run_id}"));
+        auth_svc::core::keys::write_new_key(&key_dir.join("signing.pem")).unwrap();
+        let mut app = Self {
+            base_url: String::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            admin_email: format!("admin-{run_id}@smsops.test"),
+            key_dir,
+            mongo_url,
+            auth_db: format!("test_auth_{run_id}"),
+            operator_db: format!("test_config_{run_id}"),
+            auth_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            operator_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            options,
+            auth: None,
+            operator: None,
+            gateway: None,
+        };
+        app.start_auth(app.key_dir.join("signing.pem"), vec![])
+            .await;
+        app.start_operator().await;
+        app.start_gateway().await;
+        app
+    }
+
+    fn tokens() -> TokenSettings {
+        TokenSettings {
+            issuer: "smsops".into(),
+            audience: "smsops-api".into(),
+        }
+    }
+
+    fn timeouts(&self) -> ClientTimeouts {
+        ClientTimeouts {
+            connect: Duration::from_secs(1),
+            request: self.options.rpc_timeout,
+        }
+    }
+
+    /// Starts auth-svc (again, on the same port if it ran before).
+    pub async fn start_auth(&mut self, signing_key: PathBuf, extra_keys: Vec<PathBuf>) {
+        let config = auth_svc::config::AuthConfig {
+            grpc_addr: self.auth_addr,
+            mongo_url: self.mongo_url.clone(),
+            database: self.auth_db.clone(),
+            signing_key,
+            extra_keys,
+            tokens: Self::tokens(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(3600),
+            admin: Some(auth_svc::config::AdminSeed {
+                email: self.admin_email.clone(),
+                password: ADMIN_PASSWORD.into(),
+            }),
+        };
+        let app = auth_svc::startup::Application::build(config).await.unwrap();
+        self.auth_addr = app.grpc_addr();
+        self.auth = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    pub async fn stop_auth(&mut self) {
+        if let Some(running) = self.auth.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Starts operator-svc (again, on the same port if it ran before).
+    pub async fn start_operator(&mut self) {
+        let config = operator_svc::config::OperatorConfig {
+            grpc_addr: self.operator_addr,
+            mongo_url: self.mongo_url.clone(),
+            database: self.operator_db.clone(),
+            collection: "country_operator".into(),
+            auth_url: format!("http://{}", self.auth_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+        };
+        let app = operator_svc::startup::Application::build(config)
+            .await
+            .unwrap();
+        self.operator_addr = app.grpc_addr();
+        self.operator = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    pub async fn stop_operator(&mut self) {
+        if let Some(running) = self.operator.take() {
+            running.stop().await;
+        }
+    }
+
+    async fn start_gateway(&mut self) {
+        let config = gateway::config::GatewayConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth_url: format!("http://{}", self.auth_addr),
+            operator_url: format!("http://{}", self.operator_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+            auth_rate: gateway::config::RateLimit {
+                per_minute: self.options.auth_rate_per_minute,
+                burst: self.options.auth_burst,
+            },
+            trust_forwarded_for: false,
+            workers: 1,
+        };
+        let app = gateway::startup::Application::build(config).await.unwrap();
+        self.base_url = format!("http://{}", app.http_addr());
+        self.gateway = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    /// Stops everything and drops this test's databases and key files.
+    pub async fn cleanup(mut self) {
+        for running in [self.gateway.take(), self.operator.take(), self.auth.take()]
+            .into_iter()
+            .flatten()
+        {
+            running.stop().await;
+        }
+        let client = mongodb::Client::with_uri_str(&self.mongo_url)
+            .await
+            .unwrap();
+        for db in [&self.auth_db, &self.operator_db] {
+            client.database(db).drop().await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&self.key_dir);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends a request; `body` is JSON when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/sign-up",
+            None,
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/sign-in",
+            None,
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// An access and refresh token for the seeded admin.
+    pub async fn admin_tokens(&self) -> Tokens {
+        let reply = self.sign_in(&self.admin_email, ADMIN_PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        Tokens::from(&reply.body)
+    }
+
+    /// Signs up a new `user` and signs it in.
+    pub async fn new_user(&self) -> (String, Tokens) {
+        let email = format!("user-{}@smsops.test", uuid::Uuid::new_v4().simple());
+        let reply = self.sign_up(&email, USER_PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let reply = self.sign_in(&email, USER_PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        (
+            reply_id(
+                &self
+                    .get("/api/v1/auth/me", &Tokens::from(&reply.body).access)
+                    .await,
+            ),
+            Tokens::from(&reply.body),
+        )
+    }
+}
+
+fn reply_id(reply: &Reply) -> String {
+    reply.body["id"].as_str().unwrap().to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl From<&Value> for Tokens {
+    fn from(body: &Value) -> Self {
+        Self {
+            access: body["access_token"].as_str().unwrap().to_string(),
+            refresh: body["refresh_token"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("<no code>")
+    }
+
+    pub fn id(&self) -> String {
+        reply_id(self)
+    }
+
+    /// Asserts the status and error code together, showing the body when not.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {}",
+            self.body
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests through the gateway: actix → tonic → MongoDB wire protocol.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod flow;
+mod readiness;
+mod roles;
+mod tokens;
