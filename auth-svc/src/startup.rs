@@ -5,12 +5,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use smsops_common::{
     auth::TokenVerifier,
     grpc::standard_routes,
-    mongo, shutdown,
-    startup::{StartupError, bind, serve_grpc},
+    mongo,
+    startup::{GrpcServer, StartupError},
 };
 use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAME};
-use tokio::net::TcpListener;
-use tonic::transport::server::Router;
 
 use crate::{
     config::AuthConfig,
@@ -20,9 +18,7 @@ use crate::{
 };
 
 pub struct Application {
-    grpc_addr: SocketAddr,
-    listener: TcpListener,
-    router: Router,
+    server: GrpcServer,
 }
 
 impl Application {
@@ -67,25 +63,21 @@ impl Application {
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(AuthServiceServer::new(AuthGrpc::new(core, verifier)));
-        let (listener, grpc_addr) = bind(config.grpc_addr).await?;
-        tracing::info!(addr = %grpc_addr, "grpc listening");
         Ok(Self {
-            grpc_addr,
-            listener,
-            router,
+            server: GrpcServer::bind(config.grpc_addr, router).await?,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.server.addr()
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.run_until(shutdown::signal()).await
+        self.server.run_until_stopped().await
     }
 
     /// Serves until `stop` resolves, then lets in-flight calls finish.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        serve_grpc(self.router, self.listener, stop).await
+        self.server.run_until(stop).await
     }
 }

@@ -36,19 +36,44 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Startup
     Ok((listener, bound))
 }
 
-/// Serves a gRPC router on a bound listener until `stop` resolves, then lets
-/// in-flight calls finish.
-pub async fn serve_grpc(
-    router: Router,
+/// A gRPC server with its listener bound, ready to serve.
+pub struct GrpcServer {
+    addr: SocketAddr,
     listener: TcpListener,
-    stop: impl Future<Output = ()>,
-) -> Result<(), StartupError> {
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await
-        .map_err(|err| StartupError::Serve(err.to_string()))?;
-    tracing::info!("stopped");
-    Ok(())
+    router: Router,
+}
+
+impl GrpcServer {
+    /// Binds `addr` (port 0 picks a free port) for `router`.
+    pub async fn bind(addr: SocketAddr, router: Router) -> Result<Self, StartupError> {
+        let (listener, addr) = bind(addr).await?;
+        tracing::info!(addr = %addr, "grpc listening");
+        Ok(Self {
+            addr,
+            listener,
+            router,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(crate::shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves, then lets in-flight calls finish.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        self.router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop)
+            .await
+            .map_err(|err| StartupError::Serve(err.to_string()))?;
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 /// Ends the process with a readable message (not a `Debug` dump) when

@@ -8,7 +8,12 @@ use tracing_subscriber::{EnvFilter, fmt};
 pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_env("SMSOPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("SMSOPS_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    // Colour only on a terminal: `make up` writes logs to files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
     let result = if json {
         builder.json().try_init()
     } else {

@@ -5,19 +5,15 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
-    mongo, shutdown,
-    startup::{StartupError, bind, serve_grpc},
+    mongo,
+    startup::{GrpcServer, StartupError},
 };
 use smsops_proto::operator::v1::operator_service_server::{OperatorServiceServer, SERVICE_NAME};
-use tokio::net::TcpListener;
-use tonic::transport::server::Router;
 
 use crate::{config::OperatorConfig, core::OperatorCore, grpc::OperatorGrpc, store::Store};
 
 pub struct Application {
-    grpc_addr: SocketAddr,
-    listener: TcpListener,
-    router: Router,
+    server: GrpcServer,
 }
 
 impl Application {
@@ -46,25 +42,21 @@ impl Application {
             .add_service(OperatorServiceServer::new(OperatorGrpc::new(
                 core, verifier,
             )));
-        let (listener, grpc_addr) = bind(config.grpc_addr).await?;
-        tracing::info!(addr = %grpc_addr, "grpc listening");
         Ok(Self {
-            grpc_addr,
-            listener,
-            router,
+            server: GrpcServer::bind(config.grpc_addr, router).await?,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.server.addr()
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.run_until(shutdown::signal()).await
+        self.server.run_until_stopped().await
     }
 
     /// Serves until `stop` resolves, then lets in-flight calls finish.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        serve_grpc(self.router, self.listener, stop).await
+        self.server.run_until(stop).await
     }
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod flow;
+mod grpc;
 mod readiness;
 mod roles;
 mod tokens;

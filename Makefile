@@ -1,0 +1,22 @@
+# The two commands: `make up` runs the stack locally, `make test` runs every check CI runs.
+# The cargo target dir lives outside the clone so CI and fresh clones reuse it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/smsops/target
+
+.PHONY: up test deps fmt lint unit-and-e2e
+
+up: deps
+	bash deploy/local/up.sh
+
+test: deps fmt lint unit-and-e2e
+
+deps:
+	bash deploy/local/deps.sh
+
+fmt:
+	cargo fmt --all --check
+
+lint:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+unit-and-e2e:
+	cargo test --workspace --locked

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# `make up`: builds the stack in release mode and runs it on this machine.
+#
+# Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, then auth-svc,
+# operator-svc and the gateway; waits for /readyz; prints the URLs and the
+# seeded admin login; then follows the logs. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/smsops/target}"
+DATA_DIR="${SMSOPS_DATA_DIR:-$PWD/data}"
+LOG_DIR="$DATA_DIR/logs"
+mkdir -p "$LOG_DIR" "$DATA_DIR/keys"
+
+export SMSOPS_MONGO_URL="${SMSOPS_MONGO_URL:-mongodb://127.0.0.1:27017}"
+export SMSOPS_GATEWAY_ADDR="${SMSOPS_GATEWAY_ADDR:-127.0.0.1:8080}"
+export SMSOPS_AUTH_SIGNING_KEY="${SMSOPS_AUTH_SIGNING_KEY:-$DATA_DIR/keys/signing.pem}"
+export SMSOPS_ADMIN_EMAIL="${SMSOPS_ADMIN_EMAIL:-admin@smsops.local}"
+if [ -z "${SMSOPS_ADMIN_PASSWORD:-}" ]; then
+  # A random admin password, made once per data dir and kept there.
+  if [ ! -s "$DATA_DIR/admin-password" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/admin-password")
+  fi
+  SMSOPS_ADMIN_PASSWORD="$(cat "$DATA_DIR/admin-password")"
+fi
+export SMSOPS_ADMIN_PASSWORD
+
+echo "==> building (release)"
+cargo build --release --locked -p auth-svc -p operator-svc -p gateway
+BIN="$CARGO_TARGET_DIR/release"
+
+PIDS=()
+stop_all() {
+  trap - INT TERM EXIT
+  if [ "${#PIDS[@]}" -gt 0 ]; then
+    echo
+    echo "==> stopping"
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+}
+trap stop_all INT TERM EXIT
+
+start() { # name command...
+  local name="$1"; shift
+  "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+  PIDS+=("$!")
+  echo "    $name (pid $!, log $LOG_DIR/$name.log)"
+}
+
+# host:port of the first host in a mongodb:// URL
+mongo_hostport() {
+  local rest="${1#mongodb://}"
+  rest="${rest#*@}"
+  rest="${rest%%/*}"
+  rest="${rest%%,*}"
+  case "$rest" in *:*) echo "$rest" ;; *) echo "$rest:27017" ;; esac
+}
+answers() { # host:port
+  (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+
+echo "==> starting"
+MONGO="$(mongo_hostport "$SMSOPS_MONGO_URL")"
+if answers "$MONGO"; then
+  echo "    MongoDB already answers at $MONGO"
+else
+  mkdir -p "$DATA_DIR/mongo"
+  start secantusd-rs secantusd-rs --host "${MONGO%:*}" --port "${MONGO##*:}" --storage-path "$DATA_DIR/mongo"
+  for _ in $(seq 1 100); do answers "$MONGO" && break; sleep 0.1; done
+fi
+
+if [ ! -f "$SMSOPS_AUTH_SIGNING_KEY" ]; then
+  "$BIN/auth-svc" gen-key "$SMSOPS_AUTH_SIGNING_KEY"
+  echo "    generated signing key $SMSOPS_AUTH_SIGNING_KEY"
+fi
+
+start auth-svc "$BIN/auth-svc"
+start operator-svc "$BIN/operator-svc"
+start gateway "$BIN/gateway"
+
+URL="http://$SMSOPS_GATEWAY_ADDR"
+echo "==> waiting for $URL/readyz"
+ready=""
+for _ in $(seq 1 120); do
+  if curl -fsS "$URL/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  for pid in "${PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "a process exited during start-up; last log lines:" >&2
+      tail -n 5 "$LOG_DIR"/*.log >&2
+      exit 1
+    fi
+  done
+  sleep 0.5
+done
+if [ -z "$ready" ]; then
+  echo "not ready after 60 s:" >&2
+  curl -sS "$URL/readyz" >&2 || true
+  exit 1
+fi
+
+cat <<INFO
+
+  smsops is up
+  API:      $URL/api/v1
+  API docs: $URL/docs/
+  admin:    $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
+  logs:     $LOG_DIR  (following below; Ctrl-C stops everything)
+
+INFO
+tail -n 0 -F "$LOG_DIR"/*.log &
+PIDS+=("$!")
+# Stop everything as soon as any one of them exits.
+wait -n "${PIDS[@]}"
