@@ -1,0 +1,19 @@
+//! Runtime fault switches, set with `POST /_sandbox/faults`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added before every Twilio and Telegram answer.
+    pub latency_ms: u64,
+    /// Share of Twilio requests answered 500 without taking the message.
+    pub error_5xx_share: f64,
+    /// Share of Twilio requests whose message is taken but whose answer
+    /// never comes in time (the client times out): the uncertain case.
+    pub timeout_share: f64,
+    /// The next N Twilio requests get 429 / 20429 without taking the message.
+    pub twilio_429_burst: u32,
+    /// The next N Telegram requests get 429 with retry_after.
+    pub telegram_429_burst: u32,
+}

@@ -1,0 +1,112 @@
+//! Routes, shared state and the inspection endpoints under `/_sandbox`.
+
+use std::sync::Mutex;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use serde_json::json;
+
+use crate::{
+    config::Config, faults::Faults, telegram, telegram::TelegramLog, twilio, twilio::TwilioLog,
+};
+
+pub struct State {
+    pub config: Config,
+    pub faults: Mutex<Faults>,
+    pub twilio: Mutex<TwilioLog>,
+    pub telegram: Mutex<TelegramLog>,
+    pub http: reqwest::Client,
+}
+
+/// A uniform number in [0, 1).
+pub fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
+    let state = web::Data::new(State {
+        config,
+        faults: Mutex::new(Faults::default()),
+        twilio: Mutex::new(TwilioLog::default()),
+        telegram: Mutex::new(TelegramLog::default()),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::default().limit(1 << 20))
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                web::post().to(twilio::create_message),
+            )
+            .route(
+                "/{token}/sendMessage",
+                web::post().to(telegram::send_message),
+            )
+            .route(
+                "/_sandbox/health",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }),
+            )
+            .route("/_sandbox/faults", web::get().to(get_faults))
+            .route("/_sandbox/faults", web::post().to(set_faults))
+            .route("/_sandbox/twilio/messages", web::get().to(twilio_messages))
+            .route("/_sandbox/twilio/messages", web::delete().to(reset_twilio))
+            .route(
+                "/_sandbox/telegram/messages",
+                web::get().to(telegram_messages),
+            )
+            .route(
+                "/_sandbox/telegram/messages",
+                web::delete().to(reset_telegram),
+            )
+    })
+    .workers(2)
+    .bind(addr)?;
+    for bound in server.addrs() {
+        // Tests and scripts read this line to learn the port.
+        println!("sandbox listening on {bound}");
+    }
+    server.run().await
+}
+
+async fn get_faults(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.faults.lock().unwrap().clone())
+}
+
+async fn set_faults(state: web::Data<State>, faults: web::Json<Faults>) -> HttpResponse {
+    *state.faults.lock().unwrap() = faults.into_inner();
+    HttpResponse::Ok().json(state.faults.lock().unwrap().clone())
+}
+
+async fn twilio_messages(state: web::Data<State>) -> HttpResponse {
+    let log = state.twilio.lock().unwrap();
+    HttpResponse::Ok().json(json!({
+        "count": log.messages.len(),
+        "duplicates": log.duplicates(),
+        "messages": log.messages,
+    }))
+}
+
+async fn reset_twilio(state: web::Data<State>) -> HttpResponse {
+    state.twilio.lock().unwrap().reset();
+    HttpResponse::NoContent().finish()
+}
+
+async fn telegram_messages(state: web::Data<State>) -> HttpResponse {
+    let log = state.telegram.lock().unwrap();
+    HttpResponse::Ok().json(json!({
+        "count": log.messages.len(),
+        "duplicates": log.duplicates(),
+        "messages": log.messages,
+    }))
+}
+
+async fn reset_telegram(state: web::Data<State>) -> HttpResponse {
+    state.telegram.lock().unwrap().reset();
+    HttpResponse::NoContent().finish()
+}

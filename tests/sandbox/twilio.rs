@@ -1,0 +1,354 @@
+//! Twilio's Programmable Messaging API: `POST /2010-04-01/Accounts/{sid}/Messages.json`,
+//! then signed status callbacks, as Twilio sends them.
+
+use std::{collections::HashMap, time::Duration};
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use aws_lc_rs::hmac;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::server::{State, random_unit};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TwilioMessage {
+    pub sid: String,
+    pub to: String,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    pub body: String,
+    pub status_callback: Option<String>,
+    /// Where the message ends: delivered, undelivered or failed.
+    pub outcome: String,
+    pub error_code: Option<u32>,
+    /// How many times this exact (To, Body) was submitted.
+    pub submissions: u32,
+    pub date_created: String,
+}
+
+#[derive(Default)]
+pub struct TwilioLog {
+    pub messages: Vec<TwilioMessage>,
+    index: HashMap<(String, String), usize>,
+    bucket: Option<(f64, std::time::Instant)>,
+}
+
+impl TwilioLog {
+    pub fn duplicates(&self) -> u32 {
+        self.messages
+            .iter()
+            .map(|m| m.submissions.saturating_sub(1))
+            .sum()
+    }
+
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// A token bucket of `rate` per second (burst `rate`); false when empty.
+    fn take_token(&mut self, rate: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let (tokens, at) = self.bucket.unwrap_or((f64::from(rate), now));
+        let tokens = (tokens + at.elapsed().as_secs_f64() * f64::from(rate)).min(f64::from(rate));
+        if tokens >= 1.0 {
+            self.bucket = Some((tokens - 1.0, now));
+            true
+        } else {
+            self.bucket = Some((tokens, now));
+            false
+        }
+    }
+}
+
+/// Twilio's error body.
+fn error(status: u16, code: u32, message: &str) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap()).json(json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status,
+    }))
+}
+
+fn is_e164(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or("");
+    (2..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+fn authorized(req: &HttpRequest, sid: &str, token: &str) -> bool {
+    let Some(value) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    decoded == format!("{sid}:{token}").into_bytes()
+}
+
+pub async fn create_message(
+    state: web::Data<State>,
+    account: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let faults = state.faults.lock().unwrap().clone();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let config = &state.config.twilio;
+    if *account != config.account_sid || !authorized(&req, &config.account_sid, &config.auth_token)
+    {
+        return error(401, 20003, "Authenticate");
+    }
+    {
+        let mut current = state.faults.lock().unwrap();
+        if current.twilio_429_burst > 0 {
+            current.twilio_429_burst -= 1;
+            return error(429, 20429, "Too Many Requests");
+        }
+    }
+    if !state
+        .twilio
+        .lock()
+        .unwrap()
+        .take_token(config.rate_per_second)
+    {
+        return error(429, 20429, "Too Many Requests");
+    }
+    if random_unit() < faults.error_5xx_share {
+        return error(500, 20500, "Internal Server Error");
+    }
+    let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(_) => return error(400, 21610, "Unable to parse the request body"),
+    };
+    let to = form.get("To").cloned().unwrap_or_default();
+    let from = form.get("From").cloned();
+    let service = form.get("MessagingServiceSid").cloned();
+    let text = form.get("Body").cloned().unwrap_or_default();
+    if to.is_empty() {
+        return error(400, 21604, "A 'To' phone number is required.");
+    }
+    if !is_e164(&to) {
+        return error(
+            400,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+    if from.is_none() && service.is_none() {
+        return error(400, 21603, "A 'From' phone number is required.");
+    }
+    if text.is_empty() {
+        return error(400, 21602, "Message body is required.");
+    }
+    if text.chars().count() > 1600 {
+        return error(
+            400,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+        );
+    }
+
+    let rule = state.config.rule_for(&to).clone();
+    let roll = random_unit();
+    let (outcome, error_code) = if roll < rule.delivered {
+        ("delivered", None)
+    } else if roll < rule.delivered + rule.undelivered {
+        ("undelivered", pick(&rule.undelivered_codes))
+    } else {
+        ("failed", pick(&rule.failed_codes))
+    };
+    let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+    let now = chrono::Utc::now().to_rfc2822();
+    let callback = form.get("StatusCallback").cloned();
+    {
+        let mut log = state.twilio.lock().unwrap();
+        let key = (to.clone(), text.clone());
+        if let Some(&at) = log.index.get(&key) {
+            log.messages[at].submissions += 1;
+        } else {
+            let at = log.messages.len();
+            log.index.insert(key, at);
+            log.messages.push(TwilioMessage {
+                sid: sid.clone(),
+                to: to.clone(),
+                from: from.clone(),
+                messaging_service_sid: service.clone(),
+                body: text.clone(),
+                status_callback: callback.clone(),
+                outcome: outcome.into(),
+                error_code,
+                submissions: 1,
+                date_created: now.clone(),
+            });
+        }
+    }
+    if let Some(url) = callback {
+        let params = CallbackParams {
+            sid: sid.clone(),
+            account: config.account_sid.clone(),
+            from: from.clone().or(service.clone()).unwrap_or_default(),
+            to: to.clone(),
+        };
+        let http = state.http.clone();
+        let token = config.auth_token.clone();
+        let latency = Duration::from_millis(rule.callback_latency_ms);
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(latency).await;
+            params.send(&http, &url, &token, "sent", None).await;
+            tokio::time::sleep(latency).await;
+            params.send(&http, &url, &token, outcome, error_code).await;
+        });
+    }
+    if random_unit() < faults.timeout_share {
+        // Taken, but the answer comes too late for any sane client timeout.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+    let status = if service.is_some() {
+        "accepted"
+    } else {
+        "queued"
+    };
+    HttpResponse::Created().json(json!({
+        "account_sid": config.account_sid,
+        "api_version": "2010-04-01",
+        "body": text,
+        "date_created": now,
+        "date_sent": null,
+        "date_updated": now,
+        "direction": "outbound-api",
+        "error_code": null,
+        "error_message": null,
+        "from": from,
+        "messaging_service_sid": service,
+        "num_media": "0",
+        "num_segments": segments(&text).to_string(),
+        "price": null,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": status,
+        "subresource_uris": {"media": format!("/2010-04-01/Accounts/{}/Messages/{sid}/Media.json", config.account_sid)},
+        "to": to,
+        "uri": format!("/2010-04-01/Accounts/{}/Messages/{sid}.json", config.account_sid),
+    }))
+}
+
+fn pick(codes: &[u32]) -> Option<u32> {
+    if codes.is_empty() {
+        return None;
+    }
+    let at = (random_unit() * codes.len() as f64) as usize;
+    codes.get(at.min(codes.len() - 1)).copied()
+}
+
+/// GSM-7 messages split at 153 characters once over 160; others at 67 over 70.
+fn segments(text: &str) -> usize {
+    let chars = text.chars().count();
+    let gsm = text.is_ascii();
+    let (single, multi) = if gsm { (160, 153) } else { (70, 67) };
+    if chars <= single {
+        1
+    } else {
+        chars.div_ceil(multi)
+    }
+}
+
+struct CallbackParams {
+    sid: String,
+    account: String,
+    from: String,
+    to: String,
+}
+
+impl CallbackParams {
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        token: &str,
+        status: &str,
+        code: Option<u32>,
+    ) {
+        let mut params: Vec<(String, String)> = vec![
+            ("AccountSid".into(), self.account.clone()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("From".into(), self.from.clone()),
+            ("MessageSid".into(), self.sid.clone()),
+            ("MessageStatus".into(), status.into()),
+            ("SmsSid".into(), self.sid.clone()),
+            ("SmsStatus".into(), status.into()),
+            ("To".into(), self.to.clone()),
+        ];
+        if let Some(code) = code {
+            params.push(("ErrorCode".into(), code.to_string()));
+        }
+        let signature = signature(token, url, &params);
+        // Twilio does not retry a failed status callback, and neither do we.
+        let _ = http
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await;
+    }
+}
+
+/// Twilio's request signature: HMAC-SHA1, keyed with the auth token, over the
+/// full URL followed by every POST parameter name and value, sorted by name.
+pub fn signature(token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (name, value) in sorted {
+        data.push_str(name);
+        data.push_str(value);
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
+    STANDARD.encode(hmac::sign(&key, data.as_bytes()).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_twilio_documentation() {
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            signature("12345", url, &params),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+    }
+
+    #[test]
+    fn e164() {
+        assert!(is_e164("+447700900123"));
+        assert!(!is_e164("447700900123"));
+        assert!(!is_e164("+0123"));
+        assert!(!is_e164("+1234567890123456"));
+    }
+}
