@@ -121,6 +121,16 @@ pub fn mongo_url() -> Result<String, ConfigError> {
     string_or("SMSOPS_MONGO_URL", "mongodb://127.0.0.1:27017")
 }
 
+/// The MySQL server (no database part); each service names its own database.
+pub fn mysql_url() -> Result<String, ConfigError> {
+    string_or("SMSOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+}
+
+/// The RabbitMQ broker.
+pub fn amqp_url() -> Result<String, ConfigError> {
+    string_or("SMSOPS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+}
+
 /// Where auth-svc answers gRPC; the services fetch token keys from it.
 pub fn auth_url() -> Result<String, ConfigError> {
     string_or("SMSOPS_AUTH_URL", "http://127.0.0.1:50051")

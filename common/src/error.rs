@@ -19,13 +19,17 @@ pub enum ErrorCode {
     InvalidPassword,
     InvalidCountry,
     InvalidOperator,
+    InvalidPhone,
+    InvalidBody,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unauthorized,
     InvalidCredentials,
     InvalidToken,
     Forbidden,
+    InvalidSignature,
     NotFound,
+    PairNotFound,
     MethodNotAllowed,
     Conflict,
     UserExists,
@@ -37,20 +41,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEmail,
         ErrorCode::InvalidPassword,
         ErrorCode::InvalidCountry,
         ErrorCode::InvalidOperator,
+        ErrorCode::InvalidPhone,
+        ErrorCode::InvalidBody,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unauthorized,
         ErrorCode::InvalidCredentials,
         ErrorCode::InvalidToken,
         ErrorCode::Forbidden,
+        ErrorCode::InvalidSignature,
         ErrorCode::NotFound,
+        ErrorCode::PairNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::UserExists,
@@ -70,12 +78,16 @@ impl ErrorCode {
             ErrorCode::InvalidPassword => "invalid_password",
             ErrorCode::InvalidCountry => "invalid_country",
             ErrorCode::InvalidOperator => "invalid_operator",
+            ErrorCode::InvalidPhone => "invalid_phone",
+            ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::InvalidCredentials => "invalid_credentials",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::PairNotFound => "pair_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
@@ -96,12 +108,14 @@ impl ErrorCode {
             | ErrorCode::InvalidEmail
             | ErrorCode::InvalidPassword
             | ErrorCode::InvalidCountry
-            | ErrorCode::InvalidOperator => 400,
+            | ErrorCode::InvalidOperator
+            | ErrorCode::InvalidPhone
+            | ErrorCode::InvalidBody => 400,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials | ErrorCode::InvalidToken => {
                 401
             }
-            ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::Forbidden | ErrorCode::InvalidSignature => 403,
+            ErrorCode::NotFound | ErrorCode::PairNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::UserExists | ErrorCode::PairExists => 409,
             ErrorCode::PayloadTooLarge => 413,
@@ -122,13 +136,15 @@ impl ErrorCode {
             | ErrorCode::InvalidPassword
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
+            | ErrorCode::InvalidPhone
+            | ErrorCode::InvalidBody
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials | ErrorCode::InvalidToken => {
                 Code::Unauthenticated
             }
-            ErrorCode::Forbidden => Code::PermissionDenied,
-            ErrorCode::NotFound => Code::NotFound,
+            ErrorCode::Forbidden | ErrorCode::InvalidSignature => Code::PermissionDenied,
+            ErrorCode::NotFound | ErrorCode::PairNotFound => Code::NotFound,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Conflict | ErrorCode::UserExists | ErrorCode::PairExists => {
                 Code::AlreadyExists

@@ -11,6 +11,7 @@ pub struct GatewayConfig {
     pub http_addr: SocketAddr,
     pub auth_url: String,
     pub operator_url: String,
+    pub sms_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
     /// Sign-in and sign-up attempts allowed per client IP.
@@ -52,6 +53,7 @@ impl GatewayConfig {
             )?,
             auth_url: config::auth_url()?,
             operator_url: config::string_or("SMSOPS_OPERATOR_URL", "http://127.0.0.1:50052")?,
+            sms_url: config::string_or("SMSOPS_SMS_URL", "http://127.0.0.1:50053")?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
             auth_rate,

@@ -10,6 +10,7 @@ use smsops_common::{
 use smsops_proto::{
     auth::v1::auth_service_client::AuthServiceClient,
     operator::v1::operator_service_client::OperatorServiceClient,
+    sms::v1::sms_service_client::SmsServiceClient,
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{
@@ -24,6 +25,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Services {
     pub auth: AuthServiceClient<Channel>,
     pub operator: OperatorServiceClient<Channel>,
+    pub sms: SmsServiceClient<Channel>,
     pub verifier: Arc<TokenVerifier>,
     downstream: Vec<(&'static str, Channel)>,
 }
@@ -32,6 +34,7 @@ impl Services {
     pub fn connect(config: &GatewayConfig) -> Result<Self, ConfigError> {
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
+        let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
         let verifier = Arc::new(TokenVerifier::new(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
@@ -39,8 +42,13 @@ impl Services {
         Ok(Self {
             auth: AuthServiceClient::new(auth.clone()),
             operator: OperatorServiceClient::new(operator.clone()),
+            sms: SmsServiceClient::new(sms.clone()),
             verifier,
-            downstream: vec![("auth-svc", auth), ("operator-svc", operator)],
+            downstream: vec![
+                ("auth-svc", auth),
+                ("operator-svc", operator),
+                ("sms-svc", sms),
+            ],
         })
     }
 

@@ -17,7 +17,7 @@ use crate::{
     extract::ClientIp,
     grpc::Services,
     openapi::ApiDoc,
-    routes::{auth, health, pairs, resource, users},
+    routes::{auth, health, pairs, resource, sms, users, webhooks},
 };
 
 /// Request bodies above this size are refused with 413 `payload_too_large`.
@@ -96,7 +96,17 @@ impl Application {
                                 .route(web::get().to(pairs::get))
                                 .route(web::patch().to(pairs::update))
                                 .route(web::delete().to(pairs::delete)),
-                        ),
+                        )
+                        .service(
+                            resource("/sms")
+                                .route(web::get().to(sms::list))
+                                .route(web::post().to(sms::send)),
+                        )
+                        .service(resource("/sms/{id}").route(web::get().to(sms::get))),
+                )
+                .service(
+                    resource("/webhooks/twilio/status")
+                        .route(web::post().to(webhooks::twilio_status)),
                 )
                 .default_service(web::to(not_found))
         })

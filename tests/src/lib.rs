@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod amqp;
 pub mod mongo;
+pub mod proxy;
+pub mod sandbox;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -22,6 +25,11 @@ pub struct Options {
     pub auth_rate_per_minute: u32,
     pub auth_burst: u32,
     pub rpc_timeout: Duration,
+    /// Where sms-svc finds Twilio; the default goes nowhere.
+    pub twilio_base_url: String,
+    /// Where sms-svc finds RabbitMQ (a test may put a proxy in between).
+    pub amqp_url: String,
+    pub provider_timeout: Duration,
 }
 
 impl Default for Options {
@@ -30,6 +38,9 @@ impl Default for Options {
             auth_rate_per_minute: 60_000,
             auth_burst: 1_000,
             rpc_timeout: Duration::from_secs(5),
+            twilio_base_url: "http://127.0.0.1:9".into(),
+            amqp_url: amqp::URL.into(),
+            provider_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -76,9 +87,14 @@ pub struct TestApp {
     pub operator_db: String,
     pub auth_addr: SocketAddr,
     pub operator_addr: SocketAddr,
+    pub sms_addr: SocketAddr,
+    pub sms_db: String,
+    /// This test's own `sms.events` exchange.
+    pub exchange: String,
     options: Options,
     auth: Option<Running>,
     operator: Option<Running>,
+    sms: Option<Running>,
     gateway: Option<Running>,
 }
 
@@ -105,15 +121,20 @@ impl TestApp {
             operator_db: format!("test_config_{run_id}"),
             auth_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             operator_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sms_addr: free_addr(),
+            sms_db: format!("test_sms_{run_id}"),
+            exchange: format!("sms.events.test.{run_id}"),
             options,
             auth: None,
             operator: None,
+            sms: None,
             gateway: None,
         };
         app.start_auth(app.key_dir.join("signing.pem"), vec![])
             .await;
         app.start_operator().await;
         app.start_gateway().await;
+        app.start_sms().await;
         app
     }
 
@@ -194,11 +215,55 @@ impl TestApp {
         }
     }
 
+    /// Starts sms-svc (again, on the same port if it ran before).
+    pub async fn start_sms(&mut self) {
+        let config = sms_svc::config::SmsConfig {
+            grpc_addr: self.sms_addr,
+            mysql_url: "mysql://root@127.0.0.1:3306".into(),
+            database: self.sms_db.clone(),
+            amqp_url: self.options.amqp_url.clone(),
+            exchange: self.exchange.clone(),
+            auth_url: format!("http://{}", self.auth_addr),
+            operator_url: format!("http://{}", self.operator_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+            twilio: sms_svc::config::TwilioConfig {
+                base_url: self.options.twilio_base_url.clone(),
+                account_sid: sandbox::ACCOUNT_SID.into(),
+                auth_token: sandbox::AUTH_TOKEN.into(),
+                from: Some("+15005550006".into()),
+                messaging_service_sid: None,
+                status_callback_url: Some(self.url("/webhooks/twilio/status")),
+            },
+            delivery: sms_svc::config::DeliveryConfig {
+                request_timeout: self.options.provider_timeout,
+                backoff_base: Duration::from_millis(20),
+                ..Default::default()
+            },
+            pair_cache_ttl: Duration::from_secs(30),
+        };
+        let app = sms_svc::startup::Application::build(config).await.unwrap();
+        self.sms = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    pub async fn stop_sms(&mut self) {
+        if let Some(running) = self.sms.take() {
+            running.stop().await;
+        }
+    }
+
     async fn start_gateway(&mut self) {
         let config = gateway::config::GatewayConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             auth_url: format!("http://{}", self.auth_addr),
             operator_url: format!("http://{}", self.operator_addr),
+            sms_url: format!("http://{}", self.sms_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
             auth_rate: gateway::config::RateLimit {
@@ -307,6 +372,12 @@ impl TestApp {
             Tokens::from(&reply.body),
         )
     }
+}
+
+/// A free loopback port, for a service that others must know before it starts.
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 fn reply_id(reply: &Reply) -> String {

@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod health;
 pub mod pairs;
+pub mod sms;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{Resource, web};
 

@@ -7,4 +7,5 @@ mod flow;
 mod grpc;
 mod readiness;
 mod roles;
+mod sms;
 mod tokens;

@@ -1,0 +1,200 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use smsops_proto::sms::v1 as pb;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    error::{ErrorBody, HttpError},
+    extract::{Authed, Body},
+    grpc::Services,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSms {
+    pub country_operator_id: String,
+    /// E.164, e.g. `+447700900123`.
+    #[schema(example = "+447700900123")]
+    pub to: String,
+    /// 1 to 1600 characters.
+    pub body: String,
+    /// The same key always returns the same message, sent once.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsView {
+    pub id: String,
+    pub country_operator_id: String,
+    pub country: String,
+    pub operator: String,
+    pub is_high_priority: bool,
+    pub session_id: Option<String>,
+    pub to: String,
+    pub body_length: u32,
+    pub segments: u32,
+    /// accepted, queued, sent, delivered, undelivered or failed.
+    pub status: String,
+    pub provider: String,
+    pub provider_sid: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn some(value: String) -> Option<String> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
+impl From<pb::Sms> for SmsView {
+    fn from(sms: pb::Sms) -> Self {
+        Self {
+            id: sms.id,
+            country_operator_id: sms.country_operator_id,
+            country: sms.country,
+            operator: sms.operator,
+            is_high_priority: sms.is_high_priority,
+            session_id: some(sms.session_id),
+            to: sms.to,
+            body_length: sms.body_length,
+            segments: sms.segments,
+            status: sms.status,
+            provider: sms.provider,
+            provider_sid: some(sms.provider_sid),
+            error_code: some(sms.error_code),
+            error_message: some(sms.error_message),
+            created_at: sms.created_at,
+            updated_at: sms.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChangeView {
+    pub status: String,
+    pub error_code: Option<String>,
+    pub provider_status: Option<String>,
+    pub occurred_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsDetailView {
+    #[serde(flatten)]
+    pub sms: SmsView,
+    /// Every status the message moved to, oldest first.
+    pub history: Vec<StatusChangeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsPage {
+    /// Newest first.
+    pub items: Vec<SmsView>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SmsQuery {
+    pub country_operator_id: Option<String>,
+    pub status: Option<String>,
+    pub session_id: Option<String>,
+    /// RFC 3339; created at or after.
+    pub since: Option<String>,
+    /// RFC 3339; created before.
+    pub until: Option<String>,
+    /// 1 to 500, default 50.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+/// Send one SMS. 202: it is recorded and handed to the provider; follow its
+/// status with `GET /sms/{id}`.
+#[utoipa::path(post, path = "/api/v1/sms", tag = "sms", request_body = NewSms, security(("bearer" = [])),
+    responses((status = 202, body = SmsView),
+        (status = 400, description = "invalid_phone, invalid_body", body = ErrorBody),
+        (status = 404, description = "pair_not_found", body = ErrorBody)))]
+pub async fn send(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    Body(body): Body<NewSms>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::SendSmsRequest {
+        country_operator_id: body.country_operator_id,
+        to: body.to,
+        body: body.body,
+        idempotency_key: body.idempotency_key.unwrap_or_default(),
+        session_id: String::new(),
+    };
+    let sms = services
+        .sms
+        .clone()
+        .send_sms(caller.authorize(tonic::Request::new(request)))
+        .await?;
+    Ok(HttpResponse::Accepted().json(SmsView::from(sms.into_inner())))
+}
+
+/// One message with its status history.
+#[utoipa::path(get, path = "/api/v1/sms/{id}", tag = "sms", security(("bearer" = [])),
+    responses((status = 200, body = SmsDetailView), (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn get(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::GetSmsRequest {
+        id: id.into_inner(),
+    };
+    let detail = services
+        .sms
+        .clone()
+        .get_sms(caller.authorize(tonic::Request::new(request)))
+        .await?;
+    let detail = detail.into_inner();
+    let sms = detail.sms.map(SmsView::from).ok_or_else(|| {
+        HttpError(smsops_common::ApiError::internal(
+            "sms-svc answered without a message",
+        ))
+    })?;
+    let history = detail
+        .history
+        .into_iter()
+        .map(|change| StatusChangeView {
+            status: change.status,
+            error_code: some(change.error_code),
+            provider_status: some(change.provider_status),
+            occurred_at: change.occurred_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SmsDetailView { sms, history }))
+}
+
+/// Message history, newest first, with filters and cursor paging.
+#[utoipa::path(get, path = "/api/v1/sms", tag = "sms", params(SmsQuery), security(("bearer" = [])),
+    responses((status = 200, body = SmsPage), (status = 400, description = "invalid_argument", body = ErrorBody)))]
+pub async fn list(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    query: web::Query<SmsQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let query = query.into_inner();
+    let request = pb::ListSmsRequest {
+        country_operator_id: query.country_operator_id,
+        status: query.status,
+        session_id: query.session_id,
+        since: query.since,
+        until: query.until,
+        page_size: query.page_size.unwrap_or(0),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    let page = services
+        .sms
+        .clone()
+        .list_sms(caller.authorize(tonic::Request::new(request)))
+        .await?;
+    let page = page.into_inner();
+    Ok(HttpResponse::Ok().json(SmsPage {
+        items: page.items.into_iter().map(SmsView::from).collect(),
+        next_page_token: some(page.next_page_token),
+    }))
+}

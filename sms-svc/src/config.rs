@@ -1,0 +1,112 @@
+use std::{net::SocketAddr, time::Duration};
+
+use smsops_common::{
+    config::{self, ConfigError, TokenSettings},
+    grpc::ClientTimeouts,
+};
+
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// MySQL server; the database is created if missing.
+    pub mysql_url: String,
+    pub database: String,
+    pub amqp_url: String,
+    /// Durable topic exchange the events go to.
+    pub exchange: String,
+    pub auth_url: String,
+    pub operator_url: String,
+    pub tokens: TokenSettings,
+    pub timeouts: ClientTimeouts,
+    pub twilio: TwilioConfig,
+    pub delivery: DeliveryConfig,
+    /// How long a pair looked up in operator-svc is reused.
+    pub pair_cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    /// The public URL Twilio calls with status updates (the gateway's
+    /// `/webhooks/twilio/status`); signatures are checked against it.
+    pub status_callback_url: Option<String>,
+}
+
+/// How sending to a provider is retried and guarded.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryConfig {
+    pub request_timeout: Duration,
+    /// Attempts for a message the provider provably did not take.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker refuses before letting one trial through.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(100),
+            breaker_threshold: 20,
+            breaker_cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SmsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let twilio = TwilioConfig {
+            base_url: config::string_or("SMSOPS_TWILIO_BASE_URL", "https://api.twilio.com")?,
+            account_sid: config::string_or("SMSOPS_TWILIO_ACCOUNT_SID", "")?,
+            auth_token: config::string_or("SMSOPS_TWILIO_AUTH_TOKEN", "")?,
+            from: config::optional("SMSOPS_TWILIO_FROM")?,
+            messaging_service_sid: config::optional("SMSOPS_TWILIO_MESSAGING_SERVICE_SID")?,
+            status_callback_url: config::optional("SMSOPS_TWILIO_STATUS_CALLBACK_URL")?,
+        };
+        if twilio.account_sid.is_empty() || twilio.auth_token.is_empty() {
+            return Err(ConfigError::new(
+                "SMSOPS_TWILIO_ACCOUNT_SID",
+                "SMSOPS_TWILIO_ACCOUNT_SID and SMSOPS_TWILIO_AUTH_TOKEN are required",
+            ));
+        }
+        if twilio.from.is_none() && twilio.messaging_service_sid.is_none() {
+            return Err(ConfigError::new(
+                "SMSOPS_TWILIO_FROM",
+                "set SMSOPS_TWILIO_FROM or SMSOPS_TWILIO_MESSAGING_SERVICE_SID",
+            ));
+        }
+        let defaults = DeliveryConfig::default();
+        Ok(Self {
+            grpc_addr: config::or("SMSOPS_SMS_ADDR", SocketAddr::from(([127, 0, 0, 1], 50053)))?,
+            mysql_url: config::mysql_url()?,
+            database: config::string_or("SMSOPS_SMS_DB", "smsops_sms")?,
+            amqp_url: config::amqp_url()?,
+            exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
+            auth_url: config::auth_url()?,
+            operator_url: config::string_or("SMSOPS_OPERATOR_URL", "http://127.0.0.1:50052")?,
+            tokens: TokenSettings::from_env()?,
+            timeouts: ClientTimeouts::from_env()?,
+            twilio,
+            delivery: DeliveryConfig {
+                request_timeout: config::millis_or("SMSOPS_SMS_PROVIDER_TIMEOUT_MS", 10_000)?,
+                max_attempts: config::or("SMSOPS_SMS_MAX_ATTEMPTS", defaults.max_attempts)?,
+                backoff_base: config::millis_or("SMSOPS_SMS_BACKOFF_MS", 100)?,
+                breaker_threshold: config::or(
+                    "SMSOPS_SMS_BREAKER_THRESHOLD",
+                    defaults.breaker_threshold,
+                )?,
+                breaker_cooldown: config::secs_or("SMSOPS_SMS_BREAKER_COOLDOWN_SECS", 10)?,
+            },
+            pair_cache_ttl: config::secs_or("SMSOPS_SMS_PAIR_CACHE_SECS", 30)?,
+        })
+    }
+}

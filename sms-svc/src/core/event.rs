@@ -1,0 +1,92 @@
+//! The SMS event: what every status change publishes (see docs/events.md).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::store::MessageRow;
+
+/// The JSON body of an event on the `sms.events` exchange.
+#[derive(Debug, Serialize)]
+pub struct SmsEvent<'a> {
+    pub event_id: &'a str,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub occurred_at: String,
+    pub message_id: &'a str,
+    pub session_id: Option<&'a str>,
+    pub country_operator_id: &'a str,
+    pub country: &'a str,
+    pub operator: &'a str,
+    pub is_high_priority: bool,
+    pub status: &'a str,
+    pub error_code: Option<&'a str>,
+    pub provider: &'a str,
+    pub provider_sid: Option<&'a str>,
+}
+
+/// An event ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    pub routing_key: String,
+    pub event_type: String,
+    pub traceparent: String,
+    pub payload: String,
+}
+
+impl OutboxEvent {
+    /// The event for `row` as it is now (its status is the new one).
+    pub fn for_message(row: &MessageRow, at: DateTime<Utc>) -> Self {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let event_type = format!("sms.{}", row.status);
+        let event = SmsEvent {
+            event_id: &event_id,
+            event_type: &event_type,
+            occurred_at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            message_id: &row.id,
+            session_id: row.session_id.as_deref(),
+            country_operator_id: &row.pair_id,
+            country: &row.country,
+            operator: &row.operator,
+            is_high_priority: row.is_high_priority,
+            status: &row.status,
+            error_code: row.error_code.as_deref(),
+            provider: &row.provider,
+            provider_sid: row.provider_sid.as_deref(),
+        };
+        let payload = serde_json::to_string(&event).unwrap_or_default();
+        Self {
+            routing_key: event_type.clone(),
+            traceparent: traceparent(&row.id, &event_id),
+            event_type,
+            event_id,
+            payload,
+        }
+    }
+}
+
+/// W3C trace context: every event of one message shares the message's trace
+/// id (its UUID's 32 hex digits), so a tracer shows them as one trace.
+fn traceparent(message_id: &str, event_id: &str) -> String {
+    let trace: String = message_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let span: String = event_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .skip(16)
+        .collect();
+    format!("00-{trace}-{span}-01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_well_formed() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let value = traceparent(&id, &uuid::Uuid::now_v7().to_string());
+        let parts: Vec<&str> = value.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!((parts[1].len(), parts[2].len()), (32, 16));
+    }
+}

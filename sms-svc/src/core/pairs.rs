@@ -1,0 +1,76 @@
+//! Country-operator pairs from operator-svc, cached briefly: every message
+//! names one, and asking operator-svc each time would double the work.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use smsops_common::{ApiError, ErrorCode, auth::Caller};
+use smsops_proto::operator::v1::{GetPairRequest, operator_service_client::OperatorServiceClient};
+use tonic::transport::Channel;
+
+use super::SmsError;
+
+#[derive(Debug, Clone)]
+pub struct PairInfo {
+    pub id: String,
+    pub country: String,
+    pub operator: String,
+    pub is_high_priority: bool,
+}
+
+pub struct PairDirectory {
+    client: OperatorServiceClient<Channel>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (PairInfo, Instant)>>,
+}
+
+impl PairDirectory {
+    pub fn new(channel: Channel, ttl: Duration) -> Self {
+        Self {
+            client: OperatorServiceClient::new(channel),
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<PairInfo, SmsError> {
+        if id.trim().is_empty() {
+            return Err(SmsError::InvalidArgument(
+                "country_operator_id is required".into(),
+            ));
+        }
+        if let Ok(cache) = self.cache.lock()
+            && let Some((pair, at)) = cache.get(id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(pair.clone());
+        }
+        let request = caller.authorize(tonic::Request::new(GetPairRequest { id: id.to_string() }));
+        let pair = match self.client.clone().get_pair(request).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                return Err(match err.code {
+                    ErrorCode::NotFound => SmsError::PairNotFound(id.to_string()),
+                    _ => SmsError::Upstream(err),
+                });
+            }
+        };
+        let info = PairInfo {
+            id: pair.id,
+            country: pair.country,
+            operator: pair.operator,
+            is_high_priority: pair.is_high_priority,
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(id.to_string(), (info.clone(), Instant::now()));
+        }
+        Ok(info)
+    }
+}

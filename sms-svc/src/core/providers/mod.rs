@@ -1,0 +1,241 @@
+//! SMS providers. Each implements [`Provider`] in its own module (build the
+//! request, read the answer, read and verify status callbacks); everything
+//! else — timeouts, retries, the circuit breaker — is [`Dispatcher`]'s, so
+//! adding a provider touches one folder.
+
+pub mod breaker;
+pub mod twilio;
+
+use std::{sync::Arc, time::Duration};
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+
+pub use breaker::Breaker;
+
+use super::Status;
+use crate::config::DeliveryConfig;
+
+/// A message on its way to a provider.
+pub struct OutgoingSms<'a> {
+    pub to: &'a str,
+    pub body: &'a str,
+}
+
+/// What a provider's HTTP answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderReply {
+    /// The provider took the message.
+    Accepted {
+        sid: String,
+        status: Status,
+        provider_status: String,
+    },
+    /// The provider refused it for good (bad number, bad credentials, ...).
+    Rejected { code: String, message: String },
+    /// Over the provider's rate: provably not taken, safe to retry.
+    RateLimited,
+    /// The provider failed; it may or may not have taken the message.
+    ServerError { status: u16 },
+}
+
+/// A status update read from a provider's callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackUpdate {
+    pub sid: String,
+    pub status: Status,
+    pub provider_status: String,
+    pub error_code: Option<String>,
+}
+
+pub trait Provider: Send + Sync + 'static {
+    /// Stored with every message, e.g. "twilio".
+    fn name(&self) -> &'static str;
+    fn build_request(
+        &self,
+        http: &reqwest::Client,
+        sms: &OutgoingSms<'_>,
+    ) -> reqwest::RequestBuilder;
+    fn parse_response(&self, status: u16, body: &[u8]) -> ProviderReply;
+    /// Whether a callback really comes from the provider. `url` is the full
+    /// public URL it was sent to.
+    fn verify_callback(&self, url: &str, params: &[(String, String)], signature: &str) -> bool;
+    fn parse_callback(&self, params: &[(String, String)]) -> Option<CallbackUpdate>;
+    /// The public URL the provider calls back, if configured.
+    fn callback_url(&self) -> Option<&str>;
+}
+
+/// Our own error codes for sends that never got a clear answer.
+pub mod codes {
+    /// Timeout or 5xx: the provider may have the message; never resent.
+    pub const UNCERTAIN: &str = "provider_uncertain";
+    /// Still over the provider's rate after every retry.
+    pub const RATE_LIMITED: &str = "provider_rate_limited";
+    /// Could not connect after every retry.
+    pub const UNREACHABLE: &str = "provider_unreachable";
+    /// The circuit breaker is open: the provider has been failing.
+    pub const CIRCUIT_OPEN: &str = "provider_unavailable";
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Accepted {
+        sid: String,
+        status: Status,
+        provider_status: String,
+    },
+    Rejected {
+        code: String,
+        message: String,
+    },
+    /// The message may have been taken; it is never sent again.
+    Uncertain {
+        message: String,
+    },
+    /// Provably not taken.
+    NotTaken {
+        code: &'static str,
+        message: String,
+    },
+}
+
+pub struct Dispatcher {
+    provider: Arc<dyn Provider>,
+    http: reqwest::Client,
+    config: DeliveryConfig,
+    breaker: Breaker,
+}
+
+impl Dispatcher {
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        config: DeliveryConfig,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(3)))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let breaker = Breaker::new(
+            provider.name(),
+            config.breaker_threshold,
+            config.breaker_cooldown,
+        );
+        Ok(Self {
+            provider,
+            http,
+            config,
+            breaker,
+        })
+    }
+
+    pub fn provider(&self) -> &dyn Provider {
+        self.provider.as_ref()
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Sends once, retrying only while the provider provably did not take
+    /// the message (connect errors, 429), with exponential backoff and jitter.
+    pub async fn send(&self, sms: &OutgoingSms<'_>) -> SendOutcome {
+        let mut last = SendOutcome::NotTaken {
+            code: codes::UNREACHABLE,
+            message: "not attempted".into(),
+        };
+        for attempt in 1..=self.config.max_attempts.max(1) {
+            if attempt > 1 {
+                tokio::time::sleep(self.backoff(attempt)).await;
+            }
+            if !self.breaker.allow() {
+                return SendOutcome::NotTaken {
+                    code: codes::CIRCUIT_OPEN,
+                    message: format!("{} is failing; circuit breaker open", self.provider.name()),
+                };
+            }
+            let request = self.provider.build_request(&self.http, sms);
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) if err.is_connect() => {
+                    self.breaker.failure();
+                    last = SendOutcome::NotTaken {
+                        code: codes::UNREACHABLE,
+                        message: err.to_string(),
+                    };
+                    continue;
+                }
+                Err(err) => {
+                    self.breaker.failure();
+                    return SendOutcome::Uncertain {
+                        message: describe(&err),
+                    };
+                }
+            };
+            let status = response.status().as_u16();
+            let body = match response.bytes().await {
+                Ok(body) => body,
+                Err(err) => {
+                    self.breaker.failure();
+                    return SendOutcome::Uncertain {
+                        message: describe(&err),
+                    };
+                }
+            };
+            match self.provider.parse_response(status, &body) {
+                ProviderReply::Accepted {
+                    sid,
+                    status,
+                    provider_status,
+                } => {
+                    self.breaker.success();
+                    return SendOutcome::Accepted {
+                        sid,
+                        status,
+                        provider_status,
+                    };
+                }
+                ProviderReply::Rejected { code, message } => {
+                    self.breaker.success();
+                    return SendOutcome::Rejected { code, message };
+                }
+                ProviderReply::RateLimited => {
+                    last = SendOutcome::NotTaken {
+                        code: codes::RATE_LIMITED,
+                        message: format!("{} rate limit", self.provider.name()),
+                    };
+                }
+                ProviderReply::ServerError { status } => {
+                    self.breaker.failure();
+                    return SendOutcome::Uncertain {
+                        message: format!("provider answered {status}"),
+                    };
+                }
+            }
+        }
+        last
+    }
+
+    /// Full jitter over an exponential step, capped at 5 s.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << (attempt - 1).min(10));
+        let cap = step.min(Duration::from_secs(5));
+        let mut bytes = [0u8; 4];
+        let unit = match SystemRandom::new().fill(&mut bytes) {
+            Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+            Err(_) => 0.5,
+        };
+        cap.mul_f64(0.5 + unit / 2.0)
+    }
+}
+
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "provider did not answer in time".into()
+    } else {
+        err.to_string()
+    }
+}

@@ -1,0 +1,164 @@
+//! The gRPC face of sms-svc: checks the caller's token, converts messages and
+//! calls [`SmsCore`].
+
+use std::sync::Arc;
+
+use chrono::SecondsFormat;
+use smsops_common::{ApiError, auth::TokenVerifier};
+use smsops_proto::sms::v1::{
+    self as pb, send_sms_result::Result as SendResult, sms_service_server::SmsService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    core::{ListQuery, SendRequest, SmsCore},
+    store::{HistoryRow, MessageRow},
+};
+
+pub struct SmsGrpc {
+    core: Arc<SmsCore>,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl SmsGrpc {
+    pub fn new(core: Arc<SmsCore>, verifier: Arc<TokenVerifier>) -> Self {
+        Self { core, verifier }
+    }
+}
+
+fn send_request(req: pb::SendSmsRequest) -> SendRequest {
+    SendRequest {
+        pair_id: req.country_operator_id,
+        to: req.to,
+        body: req.body,
+        idempotency_key: req.idempotency_key,
+        session_id: req.session_id,
+    }
+}
+
+#[tonic::async_trait]
+impl SmsService for SmsGrpc {
+    async fn send_sms(
+        &self,
+        request: Request<pb::SendSmsRequest>,
+    ) -> Result<Response<pb::Sms>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let row = self
+            .core
+            .send(&caller, send_request(request.into_inner()))
+            .await?;
+        Ok(Response::new(sms_to_pb(row)))
+    }
+
+    async fn send_sms_batch(
+        &self,
+        request: Request<pb::SendSmsBatchRequest>,
+    ) -> Result<Response<pb::SendSmsBatchResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let requests = request
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(send_request)
+            .collect();
+        let results = self
+            .core
+            .send_batch(&caller, requests)
+            .await?
+            .into_iter()
+            .map(|result| pb::SendSmsResult {
+                result: Some(match result {
+                    Ok(row) => SendResult::Sms(sms_to_pb(row)),
+                    Err(err) => {
+                        let err = ApiError::from(err);
+                        SendResult::Error(pb::SendError {
+                            code: err.code.as_str().into(),
+                            message: err.message,
+                        })
+                    }
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::SendSmsBatchResponse { results }))
+    }
+
+    async fn get_sms(
+        &self,
+        request: Request<pb::GetSmsRequest>,
+    ) -> Result<Response<pb::SmsDetail>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let (row, history) = self.core.get(&caller, &request.into_inner().id).await?;
+        Ok(Response::new(pb::SmsDetail {
+            sms: Some(sms_to_pb(row)),
+            history: history.into_iter().map(history_to_pb).collect(),
+        }))
+    }
+
+    async fn list_sms(
+        &self,
+        request: Request<pb::ListSmsRequest>,
+    ) -> Result<Response<pb::ListSmsResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let query = ListQuery {
+            pair_id: req.country_operator_id,
+            status: req.status,
+            session_id: req.session_id,
+            since: req.since,
+            until: req.until,
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let (rows, next) = self.core.list(&caller, query).await?;
+        Ok(Response::new(pb::ListSmsResponse {
+            items: rows.into_iter().map(sms_to_pb).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn handle_status_callback(
+        &self,
+        request: Request<pb::StatusCallbackRequest>,
+    ) -> Result<Response<pb::StatusCallbackResponse>, Status> {
+        let req = request.into_inner();
+        let params = req.params.into_iter().map(|p| (p.name, p.value)).collect();
+        self.core
+            .status_callback(&req.provider, &req.query, params, &req.signature)
+            .await?;
+        Ok(Response::new(pb::StatusCallbackResponse {}))
+    }
+}
+
+fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn sms_to_pb(row: MessageRow) -> pb::Sms {
+    pb::Sms {
+        id: row.id,
+        country_operator_id: row.pair_id,
+        country: row.country,
+        operator: row.operator,
+        is_high_priority: row.is_high_priority,
+        session_id: row.session_id.unwrap_or_default(),
+        to: row.to_number,
+        body_length: row.body_length,
+        segments: row.segments,
+        status: row.status,
+        provider: row.provider,
+        provider_sid: row.provider_sid.unwrap_or_default(),
+        error_code: row.error_code.unwrap_or_default(),
+        error_message: row.error_message.unwrap_or_default(),
+        created_at: time(row.created_at),
+        updated_at: time(row.updated_at),
+    }
+}
+
+fn history_to_pb(row: HistoryRow) -> pb::StatusChange {
+    pb::StatusChange {
+        status: row.status,
+        error_code: row.error_code.unwrap_or_default(),
+        provider_status: row.provider_status.unwrap_or_default(),
+        occurred_at: time(row.occurred_at),
+    }
+}

@@ -1,0 +1,109 @@
+//! Builds sms-svc from its config and runs it until asked to stop.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use smsops_common::{
+    auth::{AuthServiceKeys, TokenVerifier},
+    grpc::{lazy_channel, standard_routes},
+    startup::{GrpcServer, StartupError},
+};
+use smsops_proto::sms::v1::sms_service_server::{SERVICE_NAME, SmsServiceServer};
+use tonic_health::ServingStatus;
+
+use crate::{
+    config::SmsConfig,
+    core::{
+        SmsCore,
+        pairs::PairDirectory,
+        providers::{Dispatcher, twilio::Twilio},
+    },
+    grpc::SmsGrpc,
+    relay::Relay,
+    store::Store,
+};
+
+pub struct Application {
+    server: GrpcServer,
+    relay: Relay,
+}
+
+impl Application {
+    /// Creates the database and applies migrations, prepares the provider and
+    /// the outbox relay, and binds the gRPC listener. RabbitMQ may be down:
+    /// messages are still accepted and their events wait in the outbox.
+    pub async fn build(config: SmsConfig) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.mysql_url, &config.database)
+            .await
+            .map_err(|err| StartupError::Database(err.to_string()))?;
+        let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
+        let verifier = Arc::new(TokenVerifier::new(
+            config.tokens.clone(),
+            Arc::new(AuthServiceKeys::new(auth)),
+        ));
+        let dispatcher = Dispatcher::new(
+            Arc::new(Twilio::new(config.twilio.clone())),
+            config.delivery,
+        )
+        .map_err(|err| StartupError::Setup(format!("http client: {err}")))?;
+        let pairs = PairDirectory::new(operator, config.pair_cache_ttl);
+        let core = Arc::new(SmsCore::new(store.clone(), pairs, dispatcher));
+
+        let (health, routes) =
+            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+            .await;
+        // The provider's breaker shows in health as its own service name.
+        let provider_health = format!(
+            "{SERVICE_NAME}/provider/{}",
+            core.dispatcher().provider().name()
+        );
+        health
+            .set_service_status(&provider_health, ServingStatus::Serving)
+            .await;
+        let mut open = core.dispatcher().breaker().watch();
+        tokio::spawn(async move {
+            while open.changed().await.is_ok() {
+                let status = if *open.borrow() {
+                    ServingStatus::NotServing
+                } else {
+                    ServingStatus::Serving
+                };
+                health.set_service_status(&provider_health, status).await;
+            }
+        });
+
+        let relay = Relay::new(
+            store,
+            core.clone(),
+            config.amqp_url.clone(),
+            config.exchange.clone(),
+        );
+        let router = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .add_service(SmsServiceServer::new(SmsGrpc::new(core, verifier)));
+        Ok(Self {
+            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            relay,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(smsops_common::shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves; the relay keeps publishing until then.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(self.relay.run(relay_stopped));
+        let served = self.server.run_until(stop).await;
+        let _ = stop_relay.send(true);
+        let _ = relay.await;
+        served
+    }
+}

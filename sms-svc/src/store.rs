@@ -1,0 +1,411 @@
+//! Messages, their status history and the event outbox in MySQL. Every change
+//! to a message and the event that describes it commit in one transaction.
+
+use chrono::{DateTime, Utc};
+use smsops_common::{ApiError, ErrorCode};
+use sqlx::{
+    MySql, MySqlPool, Row, Transaction,
+    mysql::{MySqlConnectOptions, MySqlPoolOptions},
+};
+
+use crate::core::{OutboxEvent, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("duplicate key")]
+    Duplicate,
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Duplicate => ApiError::new(ErrorCode::Conflict, "already exists"),
+            StoreError::Sql(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::new(ErrorCode::Unavailable, "the message store is unavailable"),
+            StoreError::Sql(err) => ApiError::internal(err),
+            StoreError::Migrate(err) => ApiError::internal(err),
+        }
+    }
+}
+
+fn classify(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
+        _ => StoreError::Sql(err),
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub idempotency_key: Option<String>,
+    pub pair_id: String,
+    pub country: String,
+    pub operator: String,
+    pub is_high_priority: bool,
+    pub session_id: Option<String>,
+    pub to_number: String,
+    pub body_length: u32,
+    pub segments: u32,
+    pub status: String,
+    pub provider: String,
+    pub provider_sid: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub status: String,
+    pub error_code: Option<String>,
+    pub provider_status: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: u64,
+    pub event_id: String,
+    pub routing_key: String,
+    pub event_type: String,
+    pub traceparent: String,
+    pub payload: String,
+}
+
+/// A status change to apply to a message.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub status: Status,
+    pub provider_sid: Option<String>,
+    pub provider_status: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// What became of a status change.
+#[derive(Debug)]
+pub enum Applied {
+    /// The message moved; here it is as it is now.
+    Moved(Box<MessageRow>),
+    /// The message is already as far or further; nothing changed.
+    Stale(Box<MessageRow>),
+    /// No message matches.
+    Unknown,
+}
+
+/// Filters for listing messages, newest first.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub pair_id: Option<String>,
+    pub status: Option<Status>,
+    pub session_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_priority, session_id, \
+    to_number, body_length, segments, status, provider, provider_sid, error_code, error_message, \
+    created_at, updated_at";
+
+#[derive(Clone)]
+pub struct Store {
+    pool: MySqlPool,
+}
+
+impl Store {
+    /// Creates the database if missing, connects and applies migrations.
+    pub async fn connect(server_url: &str, database: &str) -> Result<Self, StoreError> {
+        let server: MySqlConnectOptions = server_url.parse()?;
+        let admin = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect_with(server.clone())
+            .await?;
+        let quoted = database.replace('`', "``");
+        sqlx::query(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{quoted}` CHARACTER SET utf8mb4"
+        ))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(server.database(database))
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn by_idempotency_key(&self, key: &str) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE idempotency_key = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryRow>, StoreError> {
+        let sql = "SELECT status, error_code, provider_status, occurred_at FROM sms_status_history \
+                   WHERE message_id = ? ORDER BY id";
+        Ok(sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?)
+    }
+
+    /// Records a new message as `accepted`, with its history and event.
+    pub async fn insert(&self, row: &MessageRow, event: &OutboxEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
+             is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
+             provider, provider_sid, error_code, error_message, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.idempotency_key)
+        .bind(&row.pair_id)
+        .bind(&row.country)
+        .bind(&row.operator)
+        .bind(row.is_high_priority)
+        .bind(&row.session_id)
+        .bind(&row.to_number)
+        .bind(row.body_length)
+        .bind(row.segments)
+        .bind(&row.status)
+        .bind(&row.provider)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        insert_history(
+            &mut tx,
+            &row.id,
+            Status::Accepted,
+            None,
+            None,
+            row.created_at,
+        )
+        .await?;
+        insert_outbox(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the message `id` forward to `change.status`, if that is forward.
+    pub async fn apply(
+        &self,
+        id: &str,
+        change: &Change,
+        event: impl FnOnce(&MessageRow) -> OutboxEvent,
+    ) -> Result<Applied, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ? FOR UPDATE");
+        self.apply_locked(sqlx::query_as(&sql).bind(id), change, event)
+            .await
+    }
+
+    /// Like [`Store::apply`], finding the message by the provider's id.
+    pub async fn apply_by_sid(
+        &self,
+        provider: &str,
+        sid: &str,
+        change: &Change,
+        event: impl FnOnce(&MessageRow) -> OutboxEvent,
+    ) -> Result<Applied, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sms_messages WHERE provider = ? AND provider_sid = ? FOR UPDATE"
+        );
+        self.apply_locked(sqlx::query_as(&sql).bind(provider).bind(sid), change, event)
+            .await
+    }
+
+    async fn apply_locked<'q>(
+        &self,
+        select: sqlx::query::QueryAs<'q, MySql, MessageRow, sqlx::mysql::MySqlArguments>,
+        change: &Change,
+        event: impl FnOnce(&MessageRow) -> OutboxEvent,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut row) = select.fetch_optional(&mut *tx).await? else {
+            return Ok(Applied::Unknown);
+        };
+        let current = Status::parse(&row.status).unwrap_or(Status::Accepted);
+        if change.status.rank() <= current.rank() {
+            tx.commit().await?;
+            return Ok(Applied::Stale(Box::new(row)));
+        }
+        let now = Utc::now();
+        row.status = change.status.as_str().to_string();
+        row.updated_at = now;
+        if change.provider_sid.is_some() {
+            row.provider_sid = change.provider_sid.clone();
+        }
+        if change.error_code.is_some() {
+            row.error_code = change.error_code.clone();
+            row.error_message = change.error_message.clone();
+        }
+        sqlx::query(
+            "UPDATE sms_messages SET status = ?, status_rank = ?, provider_sid = ?, error_code = ?, \
+             error_message = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&row.status)
+        .bind(change.status.rank())
+        .bind(&row.provider_sid)
+        .bind(&row.error_code)
+        .bind(&row.error_message)
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let provider_status = change.provider_status.as_deref();
+        insert_history(
+            &mut tx,
+            &row.id,
+            change.status,
+            change.error_code.as_deref(),
+            provider_status,
+            now,
+        )
+        .await?;
+        insert_outbox(&mut tx, &event(&row)).await?;
+        tx.commit().await?;
+        Ok(Applied::Moved(Box::new(row)))
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRow>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE 1 = 1");
+        if filter.pair_id.is_some() {
+            sql.push_str(" AND pair_id = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.session_id.is_some() {
+            sql.push_str(" AND session_id = ?");
+        }
+        if filter.since.is_some() {
+            sql.push_str(" AND created_at >= ?");
+        }
+        if filter.until.is_some() {
+            sql.push_str(" AND created_at < ?");
+        }
+        if filter.before_id.is_some() {
+            sql.push_str(" AND id < ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+        if let Some(pair) = &filter.pair_id {
+            query = query.bind(pair);
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(session) = &filter.session_id {
+            query = query.bind(session);
+        }
+        if let Some(since) = filter.since {
+            query = query.bind(since);
+        }
+        if let Some(until) = filter.until {
+            query = query.bind(until);
+        }
+        if let Some(before) = &filter.before_id {
+            query = query.bind(before);
+        }
+        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+    }
+
+    /// The oldest events not yet confirmed by the broker.
+    pub async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \
+                   FROM sms_outbox ORDER BY id LIMIT ?";
+        Ok(sqlx::query_as(sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Forgets events the broker has confirmed.
+    pub async fn outbox_done(&self, ids: &[u64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("DELETE FROM sms_outbox WHERE id IN ({marks})");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Events still waiting for the broker.
+    pub async fn outbox_len(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
+    }
+}
+
+async fn insert_history(
+    tx: &mut Transaction<'_, MySql>,
+    id: &str,
+    status: Status,
+    error_code: Option<&str>,
+    provider_status: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sms_status_history (message_id, status, error_code, provider_status, occurred_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(error_code)
+    .bind(provider_status)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_outbox(
+    tx: &mut Transaction<'_, MySql>,
+    event: &OutboxEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sms_outbox (event_id, routing_key, event_type, traceparent, payload, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&event.event_id)
+    .bind(&event.routing_key)
+    .bind(&event.event_type)
+    .bind(&event.traceparent)
+    .bind(&event.payload)
+    .bind(Utc::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! A test's view of RabbitMQ: a queue of its own bound to its own exchange.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::{
+    Connection, ConnectionProperties, ExchangeKind,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+        QueueBindOptions, QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use serde_json::Value;
+
+pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// One delivered event: its body and the AMQP properties a consumer relies on.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub body: Value,
+    pub message_id: String,
+    pub routing_key: String,
+    pub content_type: String,
+    pub type_header: String,
+    pub traceparent: String,
+    pub persistent: bool,
+}
+
+/// Collects every event published to `exchange` from now on.
+pub struct EventQueue {
+    consumer: lapin::Consumer,
+    _connection: Connection,
+}
+
+impl EventQueue {
+    pub async fn bind(exchange: &str) -> Self {
+        let connection = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .exchange_declare(
+                exchange.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let queue = format!("test.{}", uuid::Uuid::new_v4().simple());
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                "sms.#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "test".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Self {
+            consumer,
+            _connection: connection,
+        }
+    }
+
+    /// Waits until `done` says the events so far are enough, or `timeout`.
+    pub async fn collect_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&[Event]) -> bool,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done(&events) {
+            let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+            let Ok(Some(Ok(delivery))) = next else { break };
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+            let props = &delivery.properties;
+            let header = |name: &str| {
+                props
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get(name).cloned())
+                    .map(|v| match v {
+                        lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_default()
+            };
+            events.push(Event {
+                body: serde_json::from_slice(&delivery.data).unwrap(),
+                message_id: props
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                routing_key: delivery.routing_key.to_string(),
+                content_type: props
+                    .content_type()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                type_header: header("type"),
+                traceparent: header("traceparent"),
+                persistent: *props.delivery_mode() == Some(2),
+            });
+        }
+        events
+    }
+}
+
+pub async fn delete_exchange(exchange: &str) {
+    if let Ok(connection) = Connection::connect(URL, ConnectionProperties::default()).await
+        && let Ok(channel) = connection.create_channel().await
+    {
+        let _ = channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+    }
+}

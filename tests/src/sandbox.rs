@@ -1,0 +1,118 @@
+//! Starts the sandbox binary (Twilio and Telegram stand-ins) as a separate
+//! process on a free port, and reads what it received.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub const AUTH_TOKEN: &str = "sandbox-auth-token";
+
+pub struct Sandbox {
+    pub url: String,
+    child: Child,
+    config: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    /// Starts one with these outcome rules (the sandbox's JSON config).
+    pub fn start(config: Value) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "smsops-sandbox-{}.json",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, config.to_string()).unwrap();
+        // Cargo builds a package's binaries next to its test executables' folder.
+        let exe = std::env::current_exe().unwrap();
+        let binary = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .unwrap()
+            .join("sandbox");
+        let mut child = Command::new(&binary)
+            .args(["--addr", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let addr = line.split_whitespace().last().unwrap().to_string();
+        Self {
+            url: format!("http://{addr}"),
+            child,
+            config: path,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Everything delivered, callbacks after `latency_ms`.
+    pub fn start_default() -> Self {
+        Self::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 30}}))
+    }
+
+    pub async fn twilio_messages(&self) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/twilio/messages", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn telegram_messages(&self) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/telegram/messages", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let status = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Signs a status callback as Twilio would, for tests that forge or replay one.
+pub fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+    use aws_lc_rs::hmac;
+    use base64::Engine;
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (name, value) in sorted {
+        data.push_str(name);
+        data.push_str(value);
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, AUTH_TOKEN.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, data.as_bytes()).as_ref())
+}

@@ -1,0 +1,423 @@
+use std::{collections::HashSet, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use smsops_tests::{
+    Options, TestApp,
+    amqp::{Event, EventQueue},
+    proxy::TcpProxy,
+    sandbox::{Sandbox, twilio_signature},
+};
+
+async fn app_with(sandbox: &Sandbox, options: Options) -> TestApp {
+    TestApp::spawn_with(Options {
+        twilio_base_url: sandbox.url.clone(),
+        ..options
+    })
+    .await
+}
+
+async fn new_pair(app: &TestApp, admin: &str, country: &str, operator: &str) -> String {
+    let body = json!({"country": country, "operator": operator, "is_high_priority": true});
+    let reply = app
+        .post("/api/v1/country-operators", Some(admin), body)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.id()
+}
+
+async fn send(app: &TestApp, token: &str, pair: &str, to: &str, body: &str) -> smsops_tests::Reply {
+    app.post(
+        "/api/v1/sms",
+        Some(token),
+        json!({"country_operator_id": pair, "to": to, "body": body}),
+    )
+    .await
+}
+
+/// Polls a message until it reaches one of the final statuses.
+async fn wait_final(app: &TestApp, token: &str, id: &str) -> Value {
+    for _ in 0..100 {
+        let reply = app.get(&format!("/api/v1/sms/{id}"), token).await;
+        if ["delivered", "undelivered", "failed"]
+            .contains(&reply.body["status"].as_str().unwrap_or(""))
+        {
+            return reply.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("message {id} never reached a final status");
+}
+
+fn statuses_of(events: &[Event], message: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.body["message_id"] == message)
+        .map(|e| e.body["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_sms_is_delivered_and_every_status_is_an_event() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let (_, user) = app.new_user().await;
+    let pair = new_pair(&app, &admin, "GB", "Vodafone").await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+
+    let text = format!("hello {}", uuid::Uuid::new_v4());
+    let reply = send(&app, &user.access, &pair, "+447700900123", &text).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let id = reply.id();
+    assert_eq!(reply.body["status"], "queued");
+    assert!(
+        reply.body["provider_sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("SM")
+    );
+    assert_eq!(
+        (
+            reply.body["country"].as_str(),
+            reply.body["segments"].as_u64()
+        ),
+        (Some("GB"), Some(1))
+    );
+
+    let detail = wait_final(&app, &user.access, &id).await;
+    assert_eq!(detail["status"], "delivered", "{detail}");
+    let history: Vec<_> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].clone())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            json!("accepted"),
+            json!("queued"),
+            json!("sent"),
+            json!("delivered")
+        ]
+    );
+
+    let received = sandbox.twilio_messages().await;
+    assert_eq!(
+        (received["count"].as_u64(), received["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(received["messages"][0]["body"], text.as_str());
+    assert_eq!(received["messages"][0]["sid"], detail["provider_sid"]);
+
+    let events = queue
+        .collect_until(Duration::from_secs(10), |e| statuses_of(e, &id).len() >= 4)
+        .await;
+    assert_eq!(
+        statuses_of(&events, &id),
+        ["accepted", "queued", "sent", "delivered"]
+    );
+    for event in &events {
+        assert_eq!(event.message_id, event.body["event_id"].as_str().unwrap());
+        assert_eq!(
+            event.routing_key,
+            format!("sms.{}", event.body["status"].as_str().unwrap())
+        );
+        assert_eq!(event.type_header, event.routing_key);
+        assert_eq!(event.content_type, "application/json");
+        assert!(event.persistent);
+        let trace: Vec<&str> = event.traceparent.split('-').collect();
+        assert_eq!(
+            (trace.len(), trace[1].len()),
+            (4, 32),
+            "{}",
+            event.traceparent
+        );
+        assert_eq!(event.body["country_operator_id"], pair.as_str());
+        assert_eq!(
+            (
+                event.body["country"].as_str(),
+                event.body["operator"].as_str()
+            ),
+            (Some("GB"), Some("Vodafone"))
+        );
+        assert_eq!(event.body["is_high_priority"], true);
+        assert_eq!(event.body["provider"], "twilio");
+    }
+    assert_eq!(events[3].body["provider_sid"], detail["provider_sid"]);
+
+    let page = app
+        .get(
+            &format!("/api/v1/sms?country_operator_id={pair}&status=delivered"),
+            &user.access,
+        )
+        .await;
+    assert_eq!(page.body["items"][0]["id"], id.as_str());
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcome_rules_end_in_undelivered_and_failed_with_codes() {
+    let sandbox = Sandbox::start(json!({
+        "rules": [
+            {"prefix": "+4477009001", "delivered": 0.0, "undelivered": 1.0, "undelivered_codes": [30003], "callback_latency_ms": 20},
+            {"prefix": "+4477009002", "delivered": 0.0, "undelivered": 0.0, "failed": 1.0, "failed_codes": [30008], "callback_latency_ms": 20}
+        ]
+    }));
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", "EE").await;
+    let undelivered = send(&app, &admin, &pair, "+447700900111", "one").await.id();
+    let failed = send(&app, &admin, &pair, "+447700900222", "two").await.id();
+    let detail = wait_final(&app, &admin, &undelivered).await;
+    assert_eq!(
+        (detail["status"].as_str(), detail["error_code"].as_str()),
+        (Some("undelivered"), Some("30003"))
+    );
+    let detail = wait_final(&app, &admin, &failed).await;
+    assert_eq!(
+        (detail["status"].as_str(), detail["error_code"].as_str()),
+        (Some("failed"), Some("30008"))
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_checks_signatures_and_ignores_replays_and_late_statuses() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "FR", "Orange").await;
+    let id = send(&app, &admin, &pair, "+33612345678", "bonjour")
+        .await
+        .id();
+    let detail = wait_final(&app, &admin, &id).await;
+    let sid = detail["provider_sid"].as_str().unwrap().to_string();
+    let url = app.url("/webhooks/twilio/status");
+    let post = |params: Vec<(&'static str, String)>, signature: Option<String>| {
+        let mut request = app.http.post(&url).form(&params);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let late = vec![
+        ("MessageSid", sid.clone()),
+        ("MessageStatus", "sent".to_string()),
+    ];
+    let signed = |params: &[(&'static str, String)]| {
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        twilio_signature(&url, &borrowed)
+    };
+
+    assert_eq!(
+        post(late.clone(), None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let reply = post(late.clone(), Some("bm90IHRoZSBzaWduYXR1cmU=".into())).await;
+    assert_eq!(reply.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.json::<Value>().await.unwrap()["code"],
+        "invalid_signature"
+    );
+
+    // A late `sent`, correctly signed, is accepted and changes nothing.
+    assert_eq!(
+        post(late.clone(), Some(signed(&late))).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // A replayed final status is harmless too.
+    let replay = vec![
+        ("MessageSid", sid.clone()),
+        ("MessageStatus", "delivered".to_string()),
+    ];
+    assert_eq!(
+        post(replay.clone(), Some(signed(&replay))).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let after = app.get(&format!("/api/v1/sms/{id}"), &admin).await.body;
+    assert_eq!(after["status"], "delivered");
+    assert_eq!(after["history"].as_array().unwrap().len(), 4);
+
+    let unknown = vec![
+        ("MessageSid", "SMnotours".to_string()),
+        ("MessageStatus", "delivered".to_string()),
+    ];
+    let reply = post(unknown.clone(), Some(signed(&unknown))).await;
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sms_input_gets_documented_codes_and_keys_dedupe() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "DE", "O2").await;
+    for to in [
+        "",
+        "4915112345678",
+        "+0151",
+        "+49 151 1234",
+        "+491511234567890123",
+    ] {
+        send(&app, &admin, &pair, to, "hi")
+            .await
+            .assert_error(400, "invalid_phone");
+    }
+    send(&app, &admin, &pair, "+4915112345678", "")
+        .await
+        .assert_error(400, "invalid_body");
+    send(&app, &admin, &pair, "+4915112345678", &"x".repeat(1601))
+        .await
+        .assert_error(400, "invalid_body");
+    let reply = send(&app, &admin, &pair, "+4915112345678", &"x".repeat(1600)).await;
+    assert_eq!(
+        (reply.status, reply.body["segments"].as_u64()),
+        (StatusCode::ACCEPTED, Some(11))
+    );
+    send(&app, &admin, "no-such-pair", "+4915112345678", "hi")
+        .await
+        .assert_error(404, "pair_not_found");
+    app.get("/api/v1/sms/no-such-message", &admin)
+        .await
+        .assert_error(404, "not_found");
+    app.get("/api/v1/sms?status=lost", &admin)
+        .await
+        .assert_error(400, "invalid_argument");
+    app.call(Method::POST, "/api/v1/sms", None, Some(json!({})))
+        .await
+        .assert_error(401, "unauthorized");
+
+    // One idempotency key, one message, one send.
+    let body = json!({"country_operator_id": pair, "to": "+4915112345679", "body": "once", "idempotency_key": "order-42"});
+    let first = app.post("/api/v1/sms", Some(&admin), body.clone()).await;
+    let second = app.post("/api/v1/sms", Some(&admin), body).await;
+    assert_eq!(first.id(), second.id());
+    let received = sandbox.twilio_messages().await;
+    let sent_once = received["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["body"] == "once")
+        .count();
+    assert_eq!((sent_once, received["duplicates"].as_u64()), (1, Some(0)));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_429s_are_retried_and_timeouts_are_never_resent() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(
+        &sandbox,
+        Options {
+            provider_timeout: Duration::from_secs(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "US", "Verizon").await;
+
+    sandbox.set_faults(json!({"twilio_429_burst": 2})).await;
+    let reply = send(&app, &admin, &pair, "+12025550123", "through the burst").await;
+    assert_eq!(reply.body["status"], "queued", "{}", reply.body);
+
+    sandbox.set_faults(json!({"timeout_share": 1.0})).await;
+    let reply = send(&app, &admin, &pair, "+12025550124", "into the void").await;
+    assert_eq!(
+        (
+            reply.body["status"].as_str(),
+            reply.body["error_code"].as_str()
+        ),
+        (Some("failed"), Some("provider_uncertain"))
+    );
+    sandbox.set_faults(json!({})).await;
+
+    let received = sandbox.twilio_messages().await;
+    assert_eq!(
+        (received["count"].as_u64(), received["duplicates"].as_u64()),
+        (Some(2), Some(0)),
+        "{received}"
+    );
+    app.cleanup().await;
+}
+
+/// The broker goes away for 5 s while 300 messages are sent: sends still
+/// succeed, their events wait in the outbox, and every one of them arrives
+/// once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_is_lost_when_the_broker_goes_away() {
+    let sandbox = Sandbox::start_default();
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let options = Options {
+        amqp_url: format!("amqp://guest:guest@{}/%2f", proxy.addr),
+        ..Options::default()
+    };
+    let app = app_with(&sandbox, options).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "NG", "MTN").await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+
+    proxy.cut();
+    let mut ids = Vec::new();
+    let started = std::time::Instant::now();
+    for chunk in 0..15 {
+        let texts: Vec<String> = (0..20).map(|i| format!("outage {chunk}-{i}")).collect();
+        let sends = texts
+            .iter()
+            .map(|text| send(&app, &admin, &pair, "+2348031234567", text));
+        for reply in futures::future::join_all(sends).await {
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+            ids.push(reply.id());
+        }
+        if started.elapsed() >= Duration::from_secs(5) {
+            proxy.restore();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    proxy.restore();
+
+    let wanted: HashSet<(String, String)> = ids
+        .iter()
+        .flat_map(|id| {
+            ["accepted", "queued", "sent", "delivered"].map(|s| (id.clone(), s.to_string()))
+        })
+        .collect();
+    let events = queue
+        .collect_until(Duration::from_secs(60), |events| {
+            let seen: HashSet<(String, String)> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.body["message_id"].as_str().unwrap().to_string(),
+                        e.body["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            wanted.is_subset(&seen)
+        })
+        .await;
+    let mut by_key = std::collections::HashMap::new();
+    for event in &events {
+        let key = (
+            event.body["message_id"].as_str().unwrap().to_string(),
+            event.body["status"].as_str().unwrap().to_string(),
+        );
+        by_key
+            .entry(key)
+            .or_insert_with(HashSet::new)
+            .insert(event.message_id.clone());
+    }
+    let missing = wanted.iter().filter(|k| !by_key.contains_key(*k)).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} events never arrived",
+        wanted.len()
+    );
+    // Duplicates are allowed only as the same event, with the same event_id.
+    assert!(by_key.values().all(|event_ids| event_ids.len() == 1));
+    app.cleanup().await;
+}
