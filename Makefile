@@ -20,3 +20,8 @@ lint:
 
 unit-and-e2e:
 	cargo test --workspace --locked
+
+.PHONY: bench-sms
+bench-sms: deps
+	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms
+	$(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)

@@ -30,3 +30,29 @@ if ! have secantusd-rs; then
   CARGO_TARGET_DIR="$HOME/.cache/smsops/secantus-target" \
     cargo install secantus-mdb --version "$SECANTUS_VERSION" --ignore-rust-version --locked
 fi
+
+# MariaDB and RabbitMQ run on every machine of this project; start (or, on a
+# bare machine, install) them when nothing answers on their ports.
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+wait_for() { # port name
+  for _ in $(seq 1 60); do answers "$1" && return 0; sleep 0.5; done
+  echo "deps: $2 did not come up on port $1" >&2
+  return 1
+}
+if ! answers 3306; then
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    as_root apt-get update -qq && as_root apt-get install -y -qq mariadb-server
+  fi
+  echo "deps: starting MariaDB"
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_for 3306 MariaDB
+fi
+if ! answers 5672; then
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    as_root apt-get update -qq && as_root apt-get install -y -qq rabbitmq-server
+  fi
+  echo "deps: starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  wait_for 5672 RabbitMQ
+fi

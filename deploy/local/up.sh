@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make up`: builds the stack in release mode and runs it on this machine.
 #
-# Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, then auth-svc,
-# operator-svc and the gateway; waits for /readyz; prints the URLs and the
+# Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, the sandbox
+# unless real Twilio credentials are set, then auth-svc, operator-svc, sms-svc
+# and the gateway; waits for /readyz; prints the URLs and the
 # seeded admin login; then follows the logs. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,8 +27,23 @@ if [ -z "${SMSOPS_ADMIN_PASSWORD:-}" ]; then
 fi
 export SMSOPS_ADMIN_PASSWORD
 
+# Without real Twilio credentials, the sandbox stands in for Twilio and Telegram.
+USE_SANDBOX=""
+if [ -z "${SMSOPS_TWILIO_ACCOUNT_SID:-}" ]; then
+  USE_SANDBOX=1
+  SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
+  export SMSOPS_TWILIO_BASE_URL="http://$SANDBOX_ADDR"
+  export SMSOPS_TWILIO_ACCOUNT_SID="AC00000000000000000000000000000000"
+  export SMSOPS_TWILIO_AUTH_TOKEN="sandbox-auth-token"
+  export SMSOPS_TWILIO_FROM="${SMSOPS_TWILIO_FROM:-+15005550006}"
+fi
+export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
+
 echo "==> building (release)"
-cargo build --release --locked -p auth-svc -p operator-svc -p gateway
+cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p gateway
+if [ -n "$USE_SANDBOX" ]; then
+  cargo build --release --locked -p smsops-tests --bin sandbox
+fi
 BIN="$CARGO_TARGET_DIR/release"
 
 PIDS=()
@@ -76,8 +92,12 @@ if [ ! -f "$SMSOPS_AUTH_SIGNING_KEY" ]; then
   echo "    generated signing key $SMSOPS_AUTH_SIGNING_KEY"
 fi
 
+if [ -n "$USE_SANDBOX" ]; then
+  start sandbox "$BIN/sandbox" --addr "$SANDBOX_ADDR"
+fi
 start auth-svc "$BIN/auth-svc"
 start operator-svc "$BIN/operator-svc"
+start sms-svc "$BIN/sms-svc"
 start gateway "$BIN/gateway"
 
 URL="http://$SMSOPS_GATEWAY_ADDR"
@@ -100,11 +120,17 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
+if [ -n "$USE_SANDBOX" ]; then
+  TWILIO_INFO="sandbox at http://$SANDBOX_ADDR (what it received: /_sandbox/twilio/messages)"
+else
+  TWILIO_INFO="$SMSOPS_TWILIO_BASE_URL"
+fi
 cat <<INFO
 
   smsops is up
   API:      $URL/api/v1
   API docs: $URL/docs/
+  Twilio:   $TWILIO_INFO
   admin:    $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
   logs:     $LOG_DIR  (following below; Ctrl-C stops everything)
 

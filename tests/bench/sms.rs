@@ -1,0 +1,148 @@
+//! `make bench-sms`: N messages (default 20,000) through sms-svc's batch API
+//! with C batches in flight, against the sandbox; waits until every event of
+//! every message is on RabbitMQ, then prints the figures.
+//!
+//! `bench-sms [--messages N] [--concurrency C] [--batch B]`
+//!
+//! All smsops services run in this process (the sandbox runs apart), so the
+//! peak RSS printed is theirs together, an upper bound for sms-svc's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use smsops_proto::sms::v1::{
+    SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
+};
+use smsops_tests::{Options, TestApp, amqp::EventQueue, sandbox::Sandbox};
+use tokio::sync::Semaphore;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    let total = arg("--messages", 20_000);
+    let concurrency = arg("--concurrency", 8);
+    let batch = arg("--batch", 100).max(1);
+    let sandbox =
+        Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
+    let options = Options {
+        twilio_base_url: sandbox.url.clone(),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = app
+        .post(
+            "/api/v1/country-operators",
+            Some(&admin),
+            json!({"country": "GB", "operator": "Bench"}),
+        )
+        .await
+        .id();
+    let mut queue = EventQueue::bind(&app.exchange).await;
+    let client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
+    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
+
+    println!("bench-sms: {total} messages, batches of {batch}, {concurrency} in flight");
+    let limit = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for first in (0..total).step_by(batch) {
+        let permit = limit.clone().acquire_owned().await.unwrap();
+        let (mut client, token, pair) = (client.clone(), token.clone(), pair.clone());
+        tasks.push(tokio::spawn(async move {
+            let messages = (first..(first + batch).min(total))
+                .map(|n| SendSmsRequest {
+                    country_operator_id: pair.clone(),
+                    to: format!("+4477009{:05}", n % 100_000),
+                    body: format!("bench message {n}"),
+                    idempotency_key: String::new(),
+                    session_id: String::new(),
+                })
+                .collect();
+            let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+            request.metadata_mut().insert("authorization", token);
+            let at = Instant::now();
+            let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+            drop(permit);
+            let ok = reply
+                .results
+                .iter()
+                .filter(|r| matches!(r.result, Some(send_sms_result::Result::Sms(_))))
+                .count();
+            (ok, reply.results.len(), at.elapsed())
+        }));
+    }
+    let mut accepted = 0;
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (ok, n, latency) = task.await.unwrap();
+        accepted += ok;
+        // A batch's latency is each of its messages' latency.
+        latencies.extend(std::iter::repeat_n(latency, n));
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    let expected_events = accepted * 4;
+    let events = queue
+        .collect_until(Duration::from_secs(300), |e| e.len() >= expected_events)
+        .await;
+    let all_secs = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let received = sandbox.twilio_messages().await;
+
+    println!(
+        "accepted:            {accepted} of {total} in {send_secs:.1} s = {:.0} msg/s",
+        accepted as f64 / send_secs
+    );
+    println!(
+        "sandbox received:    {} (duplicates {})",
+        received["count"], received["duplicates"]
+    );
+    println!(
+        "events confirmed:    {} of {expected_events} in {all_secs:.1} s = {:.0} events/s",
+        events.len(),
+        events.len() as f64 / all_secs
+    );
+    println!(
+        "SendSms latency:     p50 {:?}  p99 {:?} (per batch of {batch})",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "peak RSS:            {:.0} MiB (all services in this process)",
+        peak_rss_mib()
+    );
+    app.cleanup().await;
+}
