@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use smsops_common::{ApiError, ErrorCode};
 use sqlx::{
-    MySql, MySqlPool, Row, Transaction,
+    MySql, MySqlPool, QueryBuilder, Row, Transaction,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
 };
 
@@ -165,50 +165,124 @@ impl Store {
             .await?)
     }
 
+    /// The messages that already hold any of these idempotency keys.
+    pub async fn by_idempotency_keys(&self, keys: &[&str]) -> Result<Vec<MessageRow>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE idempotency_key IN ({marks})");
+        let mut query = sqlx::query_as(&sql);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryRow>, StoreError> {
         let sql = "SELECT status, error_code, provider_status, occurred_at FROM sms_status_history \
                    WHERE message_id = ? ORDER BY id";
         Ok(sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?)
     }
 
-    /// Records a new message as `accepted`, with its history and event.
-    pub async fn insert(&self, row: &MessageRow, event: &OutboxEvent) -> Result<(), StoreError> {
+    /// Records new messages as `accepted`, with their history and events,
+    /// in one transaction: a batch costs one commit, not one per message.
+    pub async fn insert_many(
+        &self,
+        rows: &[MessageRow],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let mut insert = QueryBuilder::<MySql>::new(
             "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
              is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-             provider, provider_sid, error_code, error_message, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL, ?, ?)",
-        )
-        .bind(&row.id)
-        .bind(&row.idempotency_key)
-        .bind(&row.pair_id)
-        .bind(&row.country)
-        .bind(&row.operator)
-        .bind(row.is_high_priority)
-        .bind(&row.session_id)
-        .bind(&row.to_number)
-        .bind(row.body_length)
-        .bind(row.segments)
-        .bind(&row.status)
-        .bind(&row.provider)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        insert_history(
-            &mut tx,
-            &row.id,
-            Status::Accepted,
-            None,
-            None,
-            row.created_at,
-        )
-        .await?;
-        insert_outbox(&mut tx, event).await?;
+             provider, created_at, updated_at) ",
+        );
+        insert.push_values(rows, |mut values, row| {
+            values
+                .push_bind(&row.id)
+                .push_bind(&row.idempotency_key)
+                .push_bind(&row.pair_id)
+                .push_bind(&row.country)
+                .push_bind(&row.operator)
+                .push_bind(row.is_high_priority)
+                .push_bind(&row.session_id)
+                .push_bind(&row.to_number)
+                .push_bind(row.body_length)
+                .push_bind(row.segments)
+                .push_bind(&row.status)
+                .push_bind(Status::Accepted.rank())
+                .push_bind(&row.provider)
+                .push_bind(row.created_at)
+                .push_bind(row.updated_at);
+        });
+        insert.build().execute(&mut *tx).await.map_err(classify)?;
+        let history: Vec<HistoryEntry> = rows
+            .iter()
+            .map(|row| HistoryEntry {
+                message_id: &row.id,
+                status: Status::Accepted,
+                error_code: None,
+                provider_status: None,
+                at: row.created_at,
+            })
+            .collect();
+        insert_history(&mut tx, &history).await?;
+        insert_outbox(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records how sending went for messages still `accepted`, in one
+    /// transaction. Each row is the message as it should be now; returns,
+    /// per row, whether it moved (it always does unless something else
+    /// already moved it further).
+    pub async fn record_sends(
+        &self,
+        rows: &[(MessageRow, Change)],
+        event: impl Fn(&MessageRow) -> OutboxEvent,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut moved = Vec::with_capacity(rows.len());
+        let mut history = Vec::new();
+        let mut events = Vec::new();
+        for (row, change) in rows {
+            let updated = sqlx::query(
+                "UPDATE sms_messages SET status = ?, status_rank = ?, provider_sid = ?, error_code = ?, \
+                 error_message = ?, updated_at = ? WHERE id = ? AND status_rank < ?",
+            )
+            .bind(&row.status)
+            .bind(change.status.rank())
+            .bind(&row.provider_sid)
+            .bind(&row.error_code)
+            .bind(&row.error_message)
+            .bind(row.updated_at)
+            .bind(&row.id)
+            .bind(change.status.rank())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected()
+                == 1;
+            if updated {
+                history.push(HistoryEntry {
+                    message_id: &row.id,
+                    status: change.status,
+                    error_code: change.error_code.as_deref(),
+                    provider_status: change.provider_status.as_deref(),
+                    at: row.updated_at,
+                });
+                events.push(event(row));
+            }
+            moved.push(updated);
+        }
+        insert_history(&mut tx, &history).await?;
+        insert_outbox(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Moves the message `id` forward to `change.status`, if that is forward.
@@ -277,17 +351,15 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
-        let provider_status = change.provider_status.as_deref();
-        insert_history(
-            &mut tx,
-            &row.id,
-            change.status,
-            change.error_code.as_deref(),
-            provider_status,
-            now,
-        )
-        .await?;
-        insert_outbox(&mut tx, &event(&row)).await?;
+        let entry = HistoryEntry {
+            message_id: &row.id,
+            status: change.status,
+            error_code: change.error_code.as_deref(),
+            provider_status: change.provider_status.as_deref(),
+            at: now,
+        };
+        insert_history(&mut tx, &[entry]).await?;
+        insert_outbox(&mut tx, &[event(&row)]).await?;
         tx.commit().await?;
         Ok(Applied::Moved(Box::new(row)))
     }
@@ -369,43 +441,56 @@ impl Store {
     }
 }
 
+struct HistoryEntry<'a> {
+    message_id: &'a str,
+    status: Status,
+    error_code: Option<&'a str>,
+    provider_status: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
 async fn insert_history(
     tx: &mut Transaction<'_, MySql>,
-    id: &str,
-    status: Status,
-    error_code: Option<&str>,
-    provider_status: Option<&str>,
-    at: DateTime<Utc>,
+    entries: &[HistoryEntry<'_>],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sms_status_history (message_id, status, error_code, provider_status, occurred_at) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(error_code)
-    .bind(provider_status)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_status_history (message_id, status, error_code, provider_status, occurred_at) ",
+    );
+    insert.push_values(entries, |mut values, entry| {
+        values
+            .push_bind(entry.message_id)
+            .push_bind(entry.status.as_str())
+            .push_bind(entry.error_code)
+            .push_bind(entry.provider_status)
+            .push_bind(entry.at);
+    });
+    insert.build().execute(&mut **tx).await?;
     Ok(())
 }
 
 async fn insert_outbox(
     tx: &mut Transaction<'_, MySql>,
-    event: &OutboxEvent,
+    events: &[OutboxEvent],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sms_outbox (event_id, routing_key, event_type, traceparent, payload, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&event.event_id)
-    .bind(&event.routing_key)
-    .bind(&event.event_type)
-    .bind(&event.traceparent)
-    .bind(&event.payload)
-    .bind(Utc::now())
-    .execute(&mut **tx)
-    .await?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut insert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_outbox (event_id, routing_key, event_type, traceparent, payload, created_at) ",
+    );
+    insert.push_values(events, |mut values, event| {
+        values
+            .push_bind(&event.event_id)
+            .push_bind(&event.routing_key)
+            .push_bind(&event.event_type)
+            .push_bind(&event.traceparent)
+            .push_bind(&event.payload)
+            .push_bind(now);
+    });
+    insert.build().execute(&mut **tx).await?;
     Ok(())
 }

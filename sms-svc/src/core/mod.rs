@@ -7,7 +7,7 @@ pub mod providers;
 mod status;
 mod validate;
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use smsops_common::auth::Caller;
@@ -80,92 +80,15 @@ impl SmsCore {
         caller: &Caller,
         request: SendRequest,
     ) -> Result<MessageRow, SmsError> {
-        let to = validate::phone(&request.to)?;
-        let (body_length, segments) = validate::body(&request.body)?;
-        let key = validate::idempotency_key(&request.idempotency_key)?;
-        if let Some(key) = &key
-            && let Some(existing) = self.store.by_idempotency_key(key).await?
-        {
-            return Ok(existing);
-        }
-        let pair = self.pairs.get(caller, request.pair_id.trim()).await?;
-        let now = Utc::now();
-        let row = MessageRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            idempotency_key: key.clone(),
-            pair_id: pair.id,
-            country: pair.country,
-            operator: pair.operator,
-            is_high_priority: pair.is_high_priority,
-            session_id: Some(request.session_id.trim().to_string()).filter(|s| !s.is_empty()),
-            to_number: to,
-            body_length,
-            segments,
-            status: Status::Accepted.as_str().to_string(),
-            provider: self.dispatcher.provider().name().to_string(),
-            provider_sid: None,
-            error_code: None,
-            error_message: None,
-            created_at: now,
-            updated_at: now,
-        };
-        match self
-            .store
-            .insert(&row, &OutboxEvent::for_message(&row, now))
-            .await
-        {
-            Ok(()) => self.outbox.notify_one(),
-            // Lost a race with the same key: the winner sends, we answer with its message.
-            Err(StoreError::Duplicate) if key.is_some() => {
-                let key = key.unwrap_or_default();
-                return self
-                    .store
-                    .by_idempotency_key(&key)
-                    .await?
-                    .ok_or_else(|| SmsError::NotFound(format!("message with key {key}")));
-            }
-            Err(err) => return Err(err.into()),
-        }
-        let outcome = self
-            .dispatcher
-            .send(&OutgoingSms {
-                to: &row.to_number,
-                body: &request.body,
-            })
-            .await;
-        let change = match outcome {
-            SendOutcome::Accepted {
-                sid,
-                status,
-                provider_status,
-            } => Change {
-                status,
-                provider_sid: Some(sid),
-                provider_status: Some(provider_status),
-                error_code: None,
-                error_message: None,
-            },
-            SendOutcome::Rejected { code, message } => failed(code, message),
-            SendOutcome::Uncertain { message } => {
-                tracing::warn!(message_id = %row.id, reason = %message, "provider outcome uncertain");
-                failed(codes::UNCERTAIN.into(), message)
-            }
-            SendOutcome::NotTaken { code, message } => failed(code.into(), message),
-        };
-        let applied = self
-            .store
-            .apply(&row.id, &change, |row| {
-                OutboxEvent::for_message(row, Utc::now())
-            })
-            .await?;
-        self.outbox.notify_one();
-        Ok(match applied {
-            Applied::Moved(row) | Applied::Stale(row) => *row,
-            Applied::Unknown => row,
-        })
+        let mut results = self.send_batch(caller, vec![request]).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(SmsError::InvalidArgument("nothing to send".into())))
     }
 
-    /// Sends each message on its own; a bad one does not stop the others.
+    /// Sends each message on its own terms (a bad one does not stop the
+    /// others) but records them together: one transaction to accept the
+    /// batch and one to record how the sends went, whatever its size.
     pub async fn send_batch(
         &self,
         caller: &Caller,
@@ -176,10 +99,161 @@ impl SmsCore {
                 "a batch holds at most {MAX_BATCH} messages"
             )));
         }
-        let sends = requests
+        let mut slots = self.prepare(caller, requests).await?;
+        let fresh: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].new_row().is_some())
+            .collect();
+        let rows: Vec<MessageRow> = fresh
+            .iter()
+            .filter_map(|&i| slots[i].new_row().cloned())
+            .collect();
+        let events: Vec<OutboxEvent> = rows
+            .iter()
+            .map(|row| OutboxEvent::for_message(row, row.created_at))
+            .collect();
+        match self.store.insert_many(&rows, &events).await {
+            Ok(()) => {}
+            // Another request holds one of the keys: accept one by one instead.
+            Err(StoreError::Duplicate) => self.insert_one_by_one(&mut slots, &fresh).await?,
+            Err(err) => return Err(err.into()),
+        }
+        self.outbox.notify_one();
+
+        let still_new: Vec<usize> = fresh
             .into_iter()
-            .map(|request| self.send(caller, request));
-        Ok(futures::future::join_all(sends).await)
+            .filter(|&i| slots[i].new_row().is_some())
+            .collect();
+        let sends = still_new.iter().filter_map(|&i| match &slots[i] {
+            Slot::New { row, body } => Some(self.send_and_record(i, row, body)),
+            Slot::Done(_) | Slot::SameAs(_) | Slot::Valid { .. } => None,
+        });
+        for (i, result) in futures::future::join_all(sends).await {
+            slots[i] = Slot::Done(result);
+        }
+        Ok(resolve(slots))
+    }
+
+    /// Sends one accepted message and records the outcome at once, so the
+    /// provider's id is stored before its status callbacks can need it.
+    async fn send_and_record(
+        &self,
+        slot: usize,
+        row: &MessageRow,
+        body: &str,
+    ) -> (usize, Result<MessageRow, SmsError>) {
+        let outcome = self
+            .dispatcher
+            .send(OutgoingSms {
+                to: &row.to_number,
+                body,
+            })
+            .await;
+        let now = Utc::now();
+        let mut row = row.clone();
+        let change = change_for(&row.id, outcome);
+        row.status = change.status.as_str().to_string();
+        row.provider_sid = change.provider_sid.clone();
+        row.error_code = change.error_code.clone();
+        row.error_message = change.error_message.clone();
+        row.updated_at = now;
+        let recorded = self
+            .store
+            .record_sends(&[(row.clone(), change)], |row| {
+                OutboxEvent::for_message(row, now)
+            })
+            .await;
+        self.outbox.notify_one();
+        (slot, recorded.map(|_| row).map_err(SmsError::from))
+    }
+
+    /// Validates every request, finds those whose key was already used, and
+    /// looks up their pairs.
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        requests: Vec<SendRequest>,
+    ) -> Result<Vec<Slot>, SmsError> {
+        let mut slots = Vec::with_capacity(requests.len());
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        for (i, request) in requests.into_iter().enumerate() {
+            let slot = match validated(request) {
+                Err(err) => Slot::Done(Err(err)),
+                Ok(valid) => match valid.key.as_ref().and_then(|k| keys.get(k)) {
+                    Some(&first) => Slot::SameAs(first),
+                    None => {
+                        if let Some(key) = &valid.key {
+                            keys.insert(key.clone(), i);
+                        }
+                        Slot::Valid(Box::new(valid))
+                    }
+                },
+            };
+            slots.push(slot);
+        }
+        let wanted: Vec<&str> = keys.keys().map(String::as_str).collect();
+        for row in self.store.by_idempotency_keys(&wanted).await? {
+            if let Some(&i) = row.idempotency_key.as_ref().and_then(|key| keys.get(key)) {
+                slots[i] = Slot::Done(Ok(row));
+            }
+        }
+        let now = Utc::now();
+        for slot in &mut slots {
+            let Slot::Valid(valid) = slot else { continue };
+            let valid = std::mem::take(valid.as_mut());
+            *slot = match self.pairs.get(caller, valid.request.pair_id.trim()).await {
+                Err(err) => Slot::Done(Err(err)),
+                Ok(pair) => Slot::New {
+                    row: Box::new(MessageRow {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        idempotency_key: valid.key,
+                        pair_id: pair.id,
+                        country: pair.country,
+                        operator: pair.operator,
+                        is_high_priority: pair.is_high_priority,
+                        session_id: Some(valid.request.session_id.trim().to_string())
+                            .filter(|s| !s.is_empty()),
+                        to_number: valid.to,
+                        body_length: valid.length,
+                        segments: valid.segments,
+                        status: Status::Accepted.as_str().to_string(),
+                        provider: self.dispatcher.provider().name().to_string(),
+                        provider_sid: None,
+                        error_code: None,
+                        error_message: None,
+                        created_at: now,
+                        updated_at: now,
+                    }),
+                    body: valid.request.body,
+                },
+            };
+        }
+        Ok(slots)
+    }
+
+    async fn insert_one_by_one(&self, slots: &mut [Slot], fresh: &[usize]) -> Result<(), SmsError> {
+        for &i in fresh {
+            let Some(row) = slots[i].new_row().cloned() else {
+                continue;
+            };
+            let event = OutboxEvent::for_message(&row, row.created_at);
+            match self
+                .store
+                .insert_many(std::slice::from_ref(&row), &[event])
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Duplicate) => {
+                    let key = row.idempotency_key.unwrap_or_default();
+                    let existing = self.store.by_idempotency_key(&key).await?;
+                    slots[i] = Slot::Done(
+                        existing
+                            .ok_or_else(|| SmsError::NotFound(format!("message with key {key}"))),
+                    );
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     pub async fn get(
@@ -279,8 +353,9 @@ impl SmsCore {
             error_message: None,
         };
         // The callback can overtake our own record of the provider's answer;
-        // give that a moment before calling the message unknown.
-        for _ in 0..20 {
+        // give that a few seconds (within the gateway's call timeout) before
+        // calling the message unknown, since a 404 loses the status for good.
+        for _ in 0..40 {
             let applied = self
                 .store
                 .apply_by_sid(handler.name(), &update.sid, &change, |row| {
@@ -300,6 +375,94 @@ impl SmsCore {
             "no message with provider id {}",
             update.sid
         )))
+    }
+}
+
+/// One request's way through a batch. Short-lived, one per request, moved
+/// rarely: boxing the finished result would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Slot {
+    Done(Result<MessageRow, SmsError>),
+    /// Repeats the idempotency key of an earlier request in the same batch.
+    SameAs(usize),
+    Valid(Box<Valid>),
+    New {
+        row: Box<MessageRow>,
+        body: String,
+    },
+}
+
+impl Slot {
+    fn new_row(&self) -> Option<&MessageRow> {
+        match self {
+            Slot::New { row, .. } => Some(row),
+            Slot::Done(_) | Slot::SameAs(_) | Slot::Valid(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Valid {
+    request: SendRequest,
+    key: Option<String>,
+    to: String,
+    length: u32,
+    segments: u32,
+}
+
+fn validated(request: SendRequest) -> Result<Valid, SmsError> {
+    let to = validate::phone(&request.to)?;
+    let (length, segments) = validate::body(&request.body)?;
+    let key = validate::idempotency_key(&request.idempotency_key)?;
+    Ok(Valid {
+        request,
+        key,
+        to,
+        length,
+        segments,
+    })
+}
+
+/// Final answers in request order; a repeated key gets its first request's message.
+fn resolve(slots: Vec<Slot>) -> Vec<Result<MessageRow, SmsError>> {
+    let mut done: Vec<Result<MessageRow, SmsError>> = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let result = match slot {
+            Slot::Done(result) => result,
+            Slot::SameAs(first) => match done.get(first) {
+                Some(Ok(row)) => Ok(row.clone()),
+                Some(Err(_)) | None => Err(SmsError::InvalidArgument(format!(
+                    "same idempotency_key as item {first}, which failed"
+                ))),
+            },
+            Slot::Valid(_) | Slot::New { .. } => Err(SmsError::InvalidArgument(
+                "message was not processed".into(),
+            )),
+        };
+        done.push(result);
+    }
+    done
+}
+
+fn change_for(id: &str, outcome: SendOutcome) -> Change {
+    match outcome {
+        SendOutcome::Accepted {
+            sid,
+            status,
+            provider_status,
+        } => Change {
+            status,
+            provider_sid: Some(sid),
+            provider_status: Some(provider_status),
+            error_code: None,
+            error_message: None,
+        },
+        SendOutcome::Rejected { code, message } => failed(code, message),
+        SendOutcome::Uncertain { message } => {
+            tracing::warn!(message_id = %id, reason = %message, "provider outcome uncertain");
+            failed(codes::UNCERTAIN.into(), message)
+        }
+        SendOutcome::NotTaken { code, message } => failed(code.into(), message),
     }
 }
 

@@ -139,7 +139,7 @@ impl Dispatcher {
 
     /// Sends once, retrying only while the provider provably did not take
     /// the message (connect errors, 429), with exponential backoff and jitter.
-    pub async fn send(&self, sms: &OutgoingSms<'_>) -> SendOutcome {
+    pub async fn send(&self, sms: OutgoingSms<'_>) -> SendOutcome {
         let mut last = SendOutcome::NotTaken {
             code: codes::UNREACHABLE,
             message: "not attempted".into(),
@@ -154,7 +154,7 @@ impl Dispatcher {
                     message: format!("{} is failing; circuit breaker open", self.provider.name()),
                 };
             }
-            let request = self.provider.build_request(&self.http, sms);
+            let request = self.provider.build_request(&self.http, &sms);
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(err) if err.is_connect() => {
