@@ -48,6 +48,12 @@ pub struct DeliveryConfig {
     pub breaker_threshold: u32,
     /// How long an open breaker refuses before letting one trial through.
     pub breaker_cooldown: Duration,
+    /// A message still `accepted` after this long lost its sender (a crash
+    /// between recording it and the provider's answer): it is marked
+    /// `failed` / `provider_uncertain`, never resent.
+    pub stale_after: Duration,
+    /// How often to look for such messages.
+    pub sweep_every: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -58,6 +64,8 @@ impl Default for DeliveryConfig {
             backoff_base: Duration::from_millis(100),
             breaker_threshold: 20,
             breaker_cooldown: Duration::from_secs(10),
+            stale_after: Duration::from_secs(300),
+            sweep_every: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +113,8 @@ impl SmsConfig {
                     defaults.breaker_threshold,
                 )?,
                 breaker_cooldown: config::secs_or("SMSOPS_SMS_BREAKER_COOLDOWN_SECS", 10)?,
+                stale_after: config::secs_or("SMSOPS_SMS_STALE_ACCEPTED_SECS", 300)?,
+                sweep_every: defaults.sweep_every,
             },
             pair_cache_ttl: config::secs_or("SMSOPS_SMS_PAIR_CACHE_SECS", 30)?,
         })

@@ -25,6 +25,8 @@ use crate::{
 pub struct Application {
     server: GrpcServer,
     relay: Relay,
+    core: Arc<SmsCore>,
+    delivery: crate::config::DeliveryConfig,
 }
 
 impl Application {
@@ -82,10 +84,13 @@ impl Application {
         );
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(SmsServiceServer::new(SmsGrpc::new(core, verifier)));
+            .add_service(SmsServiceServer::new(SmsGrpc::new(core.clone(), verifier)));
+        let server = GrpcServer::bind(config.grpc_addr, router).await?;
         Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            server,
             relay,
+            core,
+            delivery: config.delivery,
         })
     }
 
@@ -101,9 +106,22 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
         let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(relay_stopped));
+        let sweeper = tokio::spawn(sweep(self.core, self.delivery));
         let served = self.server.run_until(stop).await;
         let _ = stop_relay.send(true);
         let _ = relay.await;
+        sweeper.abort();
         served
+    }
+}
+
+/// Looks for messages their sender abandoned, now and then.
+async fn sweep(core: Arc<SmsCore>, delivery: crate::config::DeliveryConfig) {
+    let mut every = tokio::time::interval(delivery.sweep_every);
+    loop {
+        every.tick().await;
+        if let Err(err) = core.sweep_stale(delivery.stale_after).await {
+            tracing::warn!(error = %err, "stale message sweep failed");
+        }
     }
 }

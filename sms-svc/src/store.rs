@@ -407,6 +407,25 @@ impl Store {
         Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
+    /// Messages still `accepted` that were created before `before`.
+    pub async fn stale_accepted(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM sms_messages WHERE status = 'accepted' AND created_at < ? ORDER BY created_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.try_get::<String, _>("id").ok())
+            .collect())
+    }
+
     /// The oldest events not yet confirmed by the broker.
     pub async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \

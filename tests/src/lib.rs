@@ -30,6 +30,9 @@ pub struct Options {
     /// Where sms-svc finds RabbitMQ (a test may put a proxy in between).
     pub amqp_url: String,
     pub provider_timeout: Duration,
+    /// How long a message may stay `accepted` before the sweeper fails it.
+    pub stale_after: Duration,
+    pub sweep_every: Duration,
 }
 
 impl Default for Options {
@@ -41,6 +44,8 @@ impl Default for Options {
             twilio_base_url: "http://127.0.0.1:9".into(),
             amqp_url: amqp::URL.into(),
             provider_timeout: Duration::from_secs(3),
+            stale_after: Duration::from_secs(300),
+            sweep_every: Duration::from_secs(30),
         }
     }
 }
@@ -238,6 +243,8 @@ impl TestApp {
             delivery: sms_svc::config::DeliveryConfig {
                 request_timeout: self.options.provider_timeout,
                 backoff_base: Duration::from_millis(20),
+                stale_after: self.options.stale_after,
+                sweep_every: self.options.sweep_every,
                 ..Default::default()
             },
             pair_cache_ttl: Duration::from_secs(30),

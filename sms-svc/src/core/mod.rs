@@ -318,6 +318,33 @@ impl SmsCore {
         Ok((rows, next))
     }
 
+    /// Marks messages that stayed `accepted` longer than `stale_after` as
+    /// `failed` / `provider_uncertain`: whoever was sending them is gone, and
+    /// the provider may or may not have them, so they are never resent.
+    pub async fn sweep_stale(&self, stale_after: Duration) -> Result<usize, SmsError> {
+        let before = Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
+        let ids = self.store.stale_accepted(before, 500).await?;
+        let change = failed(
+            codes::UNCERTAIN.into(),
+            "no provider answer was recorded; not resent".into(),
+        );
+        let mut swept = 0;
+        for id in &ids {
+            let applied = self
+                .store
+                .apply(id, &change, |row| OutboxEvent::for_message(row, Utc::now()))
+                .await?;
+            if matches!(applied, Applied::Moved(_)) {
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::warn!(swept, "stale accepted messages marked provider_uncertain");
+            self.outbox.notify_one();
+        }
+        Ok(swept)
+    }
+
     /// A provider's status callback: verified, then applied if it moves the
     /// message forward. Replays and late, older statuses change nothing.
     pub async fn status_callback(

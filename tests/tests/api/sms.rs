@@ -421,3 +421,48 @@ async fn no_event_is_lost_when_the_broker_goes_away() {
     assert!(by_key.values().all(|event_ids| event_ids.len() == 1));
     app.cleanup().await;
 }
+
+/// A crash between recording a message and recording the provider's answer
+/// leaves it `accepted`. The sweeper fails it as `provider_uncertain` (the
+/// provider may have it) and never sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_abandoned_in_accepted_are_failed_as_uncertain() {
+    let sandbox = Sandbox::start_default();
+    let options = Options {
+        stale_after: Duration::from_secs(1),
+        sweep_every: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let app = app_with(&sandbox, options).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", "Three").await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let mysql = sqlx::MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{}", app.sms_db))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO sms_messages (id, pair_id, country, operator, is_high_priority, to_number, body_length, \
+         segments, status, status_rank, provider, created_at, updated_at) VALUES \
+         (?, ?, 'GB', 'Three', 1, '+447700900999', 5, 1, 'accepted', 0, 'twilio', \
+         NOW(6) - INTERVAL 1 HOUR, NOW(6) - INTERVAL 1 HOUR)",
+    )
+    .bind(&id)
+    .bind(&pair)
+    .execute(&mysql)
+    .await
+    .unwrap();
+
+    let detail = wait_final(&app, &admin, &id).await;
+    assert_eq!(
+        (detail["status"].as_str(), detail["error_code"].as_str()),
+        (Some("failed"), Some("provider_uncertain"))
+    );
+    let events = queue
+        .collect_until(Duration::from_secs(10), |e| !statuses_of(e, &id).is_empty())
+        .await;
+    assert_eq!(statuses_of(&events, &id), ["failed"]);
+    assert_eq!(sandbox.twilio_messages().await["count"], 0);
+    app.cleanup().await;
+}
