@@ -7,5 +7,6 @@ mod flow;
 mod grpc;
 mod readiness;
 mod roles;
+mod sandbox;
 mod sms;
 mod tokens;
