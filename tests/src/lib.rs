@@ -33,6 +33,8 @@ pub struct Options {
     /// How long a message may stay `accepted` before the sweeper fails it.
     pub stale_after: Duration,
     pub sweep_every: Duration,
+    /// Consecutive provider failures that open sms-svc's circuit breaker.
+    pub breaker_threshold: u32,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             provider_timeout: Duration::from_secs(3),
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
+            breaker_threshold: 20,
         }
     }
 }
@@ -245,6 +248,7 @@ impl TestApp {
                 backoff_base: Duration::from_millis(20),
                 stale_after: self.options.stale_after,
                 sweep_every: self.options.sweep_every,
+                breaker_threshold: self.options.breaker_threshold,
                 ..Default::default()
             },
             pair_cache_ttl: Duration::from_secs(30),

@@ -466,3 +466,78 @@ async fn messages_abandoned_in_accepted_are_failed_as_uncertain() {
     assert_eq!(sandbox.twilio_messages().await["count"], 0);
     app.cleanup().await;
 }
+
+/// A provider that keeps failing opens the breaker: sends fail fast as
+/// `provider_unavailable` without reaching it, and the gRPC health service
+/// reports the provider NOT_SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_opens_the_circuit_breaker() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let sandbox = Sandbox::start_default();
+    let app = app_with(
+        &sandbox,
+        Options {
+            breaker_threshold: 3,
+            ..Options::default()
+        },
+    )
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "KE", "Safaricom").await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.sms_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let provider = "smsops.sms.v1.SmsService/provider/twilio";
+    let status = || HealthCheckRequest {
+        service: provider.into(),
+    };
+    assert_eq!(
+        health.check(status()).await.unwrap().into_inner().status,
+        ServingStatus::Serving as i32
+    );
+
+    sandbox.set_faults(json!({"error_5xx_share": 1.0})).await;
+    for i in 0..3 {
+        let reply = send(
+            &app,
+            &admin,
+            &pair,
+            "+254712345678",
+            &format!("failing {i}"),
+        )
+        .await;
+        assert_eq!(
+            reply.body["error_code"], "provider_uncertain",
+            "{}",
+            reply.body
+        );
+    }
+    let reply = send(&app, &admin, &pair, "+254712345678", "breaker open").await;
+    assert_eq!(
+        (
+            reply.body["status"].as_str(),
+            reply.body["error_code"].as_str()
+        ),
+        (Some("failed"), Some("provider_unavailable"))
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        health.check(status()).await.unwrap().into_inner().status,
+        ServingStatus::NotServing as i32
+    );
+    // The service itself stays up and serving.
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32);
+    app.cleanup().await;
+}
