@@ -1,17 +1,19 @@
 //! The gRPC face of sms-svc: checks the caller's token, converts messages and
 //! calls [`SmsCore`].
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
+
+use futures::{Stream, StreamExt};
 
 use chrono::SecondsFormat;
 use smsops_common::{ApiError, auth::TokenVerifier};
 use smsops_proto::sms::v1::{
     self as pb, send_sms_result::Result as SendResult, sms_service_server::SmsService,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    core::{ListQuery, SendRequest, SmsCore},
+    core::{ListQuery, SendRequest, SmsCore, SmsError},
     store::{HistoryRow, MessageRow},
 };
 
@@ -36,8 +38,75 @@ fn send_request(req: pb::SendSmsRequest) -> SendRequest {
     }
 }
 
+/// Requests taken from a stream per batch, and batches in flight at once.
+const STREAM_CHUNK: usize = 200;
+const STREAM_BATCHES_IN_FLIGHT: usize = 4;
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SendSmsStreamResult, Status>> + Send>>;
+
+fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
+    pb::SendSmsResult {
+        result: Some(match result {
+            Ok(row) => SendResult::Sms(sms_to_pb(row)),
+            Err(err) => {
+                let err = ApiError::from(err);
+                SendResult::Error(pb::SendError {
+                    code: err.code.as_str().into(),
+                    message: err.message,
+                })
+            }
+        }),
+    }
+}
+
 #[tonic::async_trait]
 impl SmsService for SmsGrpc {
+    type SendSmsStreamStream = ResultStream;
+
+    async fn send_sms_stream(
+        &self,
+        request: Request<Streaming<pb::SendSmsRequest>>,
+    ) -> Result<Response<ResultStream>, Status> {
+        let caller = Arc::new(self.verifier.caller_of(&request).await?);
+        let core = self.core.clone();
+        let mut next_index = 0u64;
+        let results = request
+            .into_inner()
+            // A broken inbound stream ends the exchange; what came before is answered.
+            .take_while(|item| futures::future::ready(item.is_ok()))
+            .filter_map(|item| futures::future::ready(item.ok()))
+            .ready_chunks(STREAM_CHUNK)
+            .map(move |chunk| {
+                let first = next_index;
+                next_index += chunk.len() as u64;
+                let (core, caller) = (core.clone(), caller.clone());
+                async move {
+                    let requests = chunk.into_iter().map(send_request).collect();
+                    core.send_batch(&caller, requests)
+                        .await
+                        .map(|results| (first, results))
+                }
+            })
+            .buffered(STREAM_BATCHES_IN_FLIGHT)
+            .flat_map(|outcome| {
+                let items: Vec<Result<pb::SendSmsStreamResult, Status>> = match outcome {
+                    Ok((first, results)) => results
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, result)| {
+                            Ok(pb::SendSmsStreamResult {
+                                index: first + i as u64,
+                                result: Some(batch_result(result)),
+                            })
+                        })
+                        .collect(),
+                    Err(err) => vec![Err(Status::from(err))],
+                };
+                futures::stream::iter(items)
+            });
+        Ok(Response::new(Box::pin(results)))
+    }
+
     async fn send_sms(
         &self,
         request: Request<pb::SendSmsRequest>,
@@ -66,18 +135,7 @@ impl SmsService for SmsGrpc {
             .send_batch(&caller, requests)
             .await?
             .into_iter()
-            .map(|result| pb::SendSmsResult {
-                result: Some(match result {
-                    Ok(row) => SendResult::Sms(sms_to_pb(row)),
-                    Err(err) => {
-                        let err = ApiError::from(err);
-                        SendResult::Error(pb::SendError {
-                            code: err.code.as_str().into(),
-                            message: err.message,
-                        })
-                    }
-                }),
-            })
+            .map(batch_result)
             .collect();
         Ok(Response::new(pb::SendSmsBatchResponse { results }))
     }

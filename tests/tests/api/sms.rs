@@ -541,3 +541,59 @@ async fn a_failing_provider_opens_the_circuit_breaker() {
     assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32);
     app.cleanup().await;
 }
+
+/// The streaming send: a result per request, tagged with its position, bad
+/// requests answered on their own without ending the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_sends_answer_each_request_in_place() {
+    use smsops_proto::sms::v1::{
+        SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
+    };
+
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "IN", "Jio").await;
+    let requests: Vec<SendSmsRequest> = (0..250)
+        .map(|n| SendSmsRequest {
+            country_operator_id: pair.clone(),
+            to: if n == 7 {
+                "not-a-number".into()
+            } else {
+                format!("+9198765{n:05}")
+            },
+            body: format!("streamed {n}"),
+            idempotency_key: format!("stream-{n}"),
+            session_id: "session-1".into(),
+        })
+        .collect();
+    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(tokio_stream::iter(requests));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    let mut results = client.send_sms_stream(request).await.unwrap().into_inner();
+    let mut seen = Vec::new();
+    while let Some(item) = tokio_stream::StreamExt::next(&mut results).await {
+        let item = item.unwrap();
+        match item.result.unwrap().result.unwrap() {
+            send_sms_result::Result::Sms(sms) => {
+                assert_eq!(sms.session_id, "session-1");
+                assert_eq!(sms.status, "queued");
+            }
+            send_sms_result::Result::Error(err) => {
+                assert_eq!((item.index, err.code.as_str()), (7, "invalid_phone"));
+            }
+        }
+        seen.push(item.index);
+    }
+    assert_eq!(seen, (0..250).collect::<Vec<u64>>());
+    assert_eq!(sandbox.twilio_messages().await["count"], 249);
+    let page = app
+        .get("/api/v1/sms?session_id=session-1&page_size=500", &admin)
+        .await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 249);
+    app.cleanup().await;
+}
