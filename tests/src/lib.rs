@@ -297,12 +297,22 @@ impl TestApp {
 
     /// Stops everything and drops this test's databases and key files.
     pub async fn cleanup(mut self) {
-        for running in [self.gateway.take(), self.operator.take(), self.auth.take()]
-            .into_iter()
-            .flatten()
-        {
+        let services = [
+            self.gateway.take(),
+            self.sms.take(),
+            self.operator.take(),
+            self.auth.take(),
+        ];
+        for running in services.into_iter().flatten() {
             running.stop().await;
         }
+        let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
+            .await
+            .unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS `{}`", self.sms_db);
+        sqlx::query(&drop).execute(&mysql).await.unwrap();
+        mysql.close().await;
+        amqp::delete_exchange(&self.exchange).await;
         let client = mongodb::Client::with_uri_str(&self.mongo_url)
             .await
             .unwrap();
