@@ -145,10 +145,6 @@ impl Store {
         Ok(Self { pool })
     }
 
-    pub fn pool(&self) -> &MySqlPool {
-        &self.pool
-    }
-
     pub async fn get(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ?");
         Ok(sqlx::query_as(&sql)
@@ -449,14 +445,6 @@ impl Store {
         }
         query.execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Events still waiting for the broker.
-    pub async fn outbox_len(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_outbox")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>("n")? as u64)
     }
 }
 
