@@ -87,8 +87,8 @@ impl SmsCore {
     }
 
     /// Sends each message on its own terms (a bad one does not stop the
-    /// others) but records them together: one transaction to accept the
-    /// batch and one to record how the sends went, whatever its size.
+    /// others). One transaction accepts the whole batch; each send's outcome
+    /// is recorded as soon as the provider answers it.
     pub async fn send_batch(
         &self,
         caller: &Caller,
