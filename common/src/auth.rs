@@ -142,7 +142,8 @@ impl KeySource for AuthServiceKeys {
 
 /// Checks access tokens: signature, `alg`, `exp` (with a small leeway), `iss`, `aud`.
 pub struct TokenVerifier {
-    settings: TokenSettings,
+    /// Built once: every request checks against the same rules.
+    validation: Validation,
     source: Arc<dyn KeySource>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
@@ -150,8 +151,13 @@ pub struct TokenVerifier {
 
 impl TokenVerifier {
     pub fn new(settings: TokenSettings, source: Arc<dyn KeySource>) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Self {
-            settings,
+            validation,
             source,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
@@ -174,12 +180,7 @@ impl TokenVerifier {
                     .ok_or_else(|| bad_token("token signed by an unknown key"))?
             }
         };
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = LEEWAY_SECS;
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        decode::<Claims>(token, &key, &validation)
+        decode::<Claims>(token, &key, &self.validation)
             .map(|data| data.claims)
             .map_err(|err| bad_token(&format!("token rejected: {err}")))
     }

@@ -61,19 +61,18 @@ impl Sandbox {
     }
 
     pub async fn twilio_messages(&self) -> Value {
-        self.http
-            .get(format!("{}/_sandbox/twilio/messages", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.inspect("twilio").await
     }
 
     pub async fn telegram_messages(&self) -> Value {
+        self.inspect("telegram").await
+    }
+
+    /// What the sandbox received for `api`, with its duplicate count.
+    async fn inspect(&self, api: &str) -> Value {
+        let url = format!("{}/_sandbox/{api}/messages", self.url);
         self.http
-            .get(format!("{}/_sandbox/telegram/messages", self.url))
+            .get(url)
             .send()
             .await
             .unwrap()
@@ -103,17 +102,48 @@ impl Drop for Sandbox {
     }
 }
 
-/// Signs a status callback as Twilio would, for tests that forge or replay one.
-pub fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+/// Twilio's request signature (`X-Twilio-Signature`): HMAC-SHA1, keyed with
+/// the auth token, over the full URL followed by every POST parameter name
+/// and value, sorted by name. The sandbox signs its callbacks with it, and
+/// tests that forge or replay one use it too.
+pub fn twilio_signature<K: AsRef<str>, V: AsRef<str>>(
+    token: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
     use aws_lc_rs::hmac;
     use base64::Engine;
-    let mut sorted = params.to_vec();
+    let mut sorted: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
     sorted.sort();
     let mut data = url.to_string();
     for (name, value) in sorted {
         data.push_str(name);
         data.push_str(value);
     }
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, AUTH_TOKEN.as_bytes());
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(hmac::sign(&key, data.as_bytes()).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::twilio_signature;
+
+    #[test]
+    fn signature_matches_twilio_documentation() {
+        let params = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ];
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            twilio_signature("12345", url, &params),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+    }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use smsops_common::auth::Caller;
 
 pub use error::SmsError;
-pub use event::{OutboxEvent, SmsEvent};
+pub use event::OutboxEvent;
 pub use status::Status;
 
 use self::{

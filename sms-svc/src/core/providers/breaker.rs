@@ -42,7 +42,8 @@ impl Breaker {
         self.open.subscribe()
     }
 
-    pub fn is_open(&self) -> bool {
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
         *self.open.borrow()
     }
 
