@@ -24,4 +24,4 @@ unit-and-e2e:
 .PHONY: bench-sms
 bench-sms: deps
 	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms
-	$(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)
+	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)

@@ -21,19 +21,25 @@ pub enum ErrorCode {
     InvalidOperator,
     InvalidPhone,
     InvalidBody,
+    InvalidRate,
+    InvalidRecipients,
+    InvalidTemplate,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unauthorized,
     InvalidCredentials,
     InvalidToken,
     Forbidden,
+    PairPinned,
     InvalidSignature,
     NotFound,
     PairNotFound,
+    SessionNotFound,
     MethodNotAllowed,
     Conflict,
     UserExists,
     PairExists,
+    SessionActive,
     RateLimited,
     Unavailable,
     Timeout,
@@ -41,7 +47,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEmail,
@@ -50,19 +56,25 @@ impl ErrorCode {
         ErrorCode::InvalidOperator,
         ErrorCode::InvalidPhone,
         ErrorCode::InvalidBody,
+        ErrorCode::InvalidRate,
+        ErrorCode::InvalidRecipients,
+        ErrorCode::InvalidTemplate,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unauthorized,
         ErrorCode::InvalidCredentials,
         ErrorCode::InvalidToken,
         ErrorCode::Forbidden,
+        ErrorCode::PairPinned,
         ErrorCode::InvalidSignature,
         ErrorCode::NotFound,
         ErrorCode::PairNotFound,
+        ErrorCode::SessionNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::UserExists,
         ErrorCode::PairExists,
+        ErrorCode::SessionActive,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Timeout,
@@ -80,6 +92,12 @@ impl ErrorCode {
             ErrorCode::InvalidOperator => "invalid_operator",
             ErrorCode::InvalidPhone => "invalid_phone",
             ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidRate => "invalid_rate",
+            ErrorCode::InvalidRecipients => "invalid_recipients",
+            ErrorCode::InvalidTemplate => "invalid_template",
+            ErrorCode::PairPinned => "pair_pinned",
+            ErrorCode::SessionNotFound => "session_not_found",
+            ErrorCode::SessionActive => "session_active",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unauthorized => "unauthorized",
@@ -110,14 +128,20 @@ impl ErrorCode {
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
             | ErrorCode::InvalidPhone
-            | ErrorCode::InvalidBody => 400,
+            | ErrorCode::InvalidBody
+            | ErrorCode::InvalidRate
+            | ErrorCode::InvalidRecipients
+            | ErrorCode::InvalidTemplate => 400,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials | ErrorCode::InvalidToken => {
                 401
             }
-            ErrorCode::Forbidden | ErrorCode::InvalidSignature => 403,
-            ErrorCode::NotFound | ErrorCode::PairNotFound => 404,
+            ErrorCode::Forbidden | ErrorCode::PairPinned | ErrorCode::InvalidSignature => 403,
+            ErrorCode::NotFound | ErrorCode::PairNotFound | ErrorCode::SessionNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict | ErrorCode::UserExists | ErrorCode::PairExists => 409,
+            ErrorCode::Conflict
+            | ErrorCode::UserExists
+            | ErrorCode::PairExists
+            | ErrorCode::SessionActive => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
@@ -138,17 +162,25 @@ impl ErrorCode {
             | ErrorCode::InvalidOperator
             | ErrorCode::InvalidPhone
             | ErrorCode::InvalidBody
+            | ErrorCode::InvalidRate
+            | ErrorCode::InvalidRecipients
+            | ErrorCode::InvalidTemplate
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials | ErrorCode::InvalidToken => {
                 Code::Unauthenticated
             }
-            ErrorCode::Forbidden | ErrorCode::InvalidSignature => Code::PermissionDenied,
-            ErrorCode::NotFound | ErrorCode::PairNotFound => Code::NotFound,
-            ErrorCode::MethodNotAllowed => Code::Unimplemented,
-            ErrorCode::Conflict | ErrorCode::UserExists | ErrorCode::PairExists => {
-                Code::AlreadyExists
+            ErrorCode::Forbidden | ErrorCode::PairPinned | ErrorCode::InvalidSignature => {
+                Code::PermissionDenied
             }
+            ErrorCode::NotFound | ErrorCode::PairNotFound | ErrorCode::SessionNotFound => {
+                Code::NotFound
+            }
+            ErrorCode::MethodNotAllowed => Code::Unimplemented,
+            ErrorCode::Conflict
+            | ErrorCode::UserExists
+            | ErrorCode::PairExists
+            | ErrorCode::SessionActive => Code::AlreadyExists,
             ErrorCode::RateLimited => Code::ResourceExhausted,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Timeout => Code::DeadlineExceeded,

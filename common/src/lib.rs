@@ -1,6 +1,7 @@
 //! What every smsops service shares. Nothing here knows about a particular
 //! service's domain; it is the common shape they all stand on.
 
+pub mod amqp;
 pub mod auth;
 pub mod config;
 pub mod error;

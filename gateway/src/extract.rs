@@ -110,6 +110,29 @@ impl KeyExtractor for ClientIp {
     }
 }
 
+/// Like [`Body`], for a body that may be left out: no body means
+/// `T::default()` (an action's options, say).
+pub struct OptionalBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalBody<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+        if !chunked && length.unwrap_or(0) == 0 {
+            return Box::pin(async { Ok(OptionalBody(T::default())) });
+        }
+        let body = Body::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|Body(value)| OptionalBody(value)) })
+    }
+}
+
 /// A JSON request body that must be an object. `web::Json` alone would also
 /// accept a positional array for a struct, which no client means to send.
 pub struct Body<T>(pub T);

@@ -10,6 +10,7 @@ use smsops_common::{
 use smsops_proto::{
     auth::v1::auth_service_client::AuthServiceClient,
     operator::v1::operator_service_client::OperatorServiceClient,
+    process::v1::process_service_client::ProcessServiceClient,
     sms::v1::sms_service_client::SmsServiceClient,
 };
 use tonic::transport::Channel;
@@ -26,6 +27,7 @@ pub struct Services {
     pub auth: AuthServiceClient<Channel>,
     pub operator: OperatorServiceClient<Channel>,
     pub sms: SmsServiceClient<Channel>,
+    pub process: ProcessServiceClient<Channel>,
     pub verifier: Arc<TokenVerifier>,
     downstream: Vec<(&'static str, Channel)>,
 }
@@ -35,6 +37,7 @@ impl Services {
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
+        let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
         let verifier = Arc::new(TokenVerifier::new(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
@@ -43,11 +46,13 @@ impl Services {
             auth: AuthServiceClient::new(auth.clone()),
             operator: OperatorServiceClient::new(operator.clone()),
             sms: SmsServiceClient::new(sms.clone()),
+            process: ProcessServiceClient::new(process.clone()),
             verifier,
             downstream: vec![
                 ("auth-svc", auth),
                 ("operator-svc", operator),
                 ("sms-svc", sms),
+                ("process-svc", process),
             ],
         })
     }

@@ -17,7 +17,7 @@ use crate::{
     extract::ClientIp,
     grpc::Services,
     openapi::ApiDoc,
-    routes::{auth, health, pairs, resource, sms, users, webhooks},
+    routes::{auth, health, pairs, resource, sessions, sms, users, webhooks},
 };
 
 /// Request bodies above this size are refused with 413 `payload_too_large`.
@@ -102,7 +102,23 @@ impl Application {
                                 .route(web::get().to(sms::list))
                                 .route(web::post().to(sms::send)),
                         )
-                        .service(resource("/sms/{id}").route(web::get().to(sms::get))),
+                        .service(resource("/sms/{id}").route(web::get().to(sms::get)))
+                        .service(
+                            resource("/sessions")
+                                .route(web::get().to(sessions::list))
+                                .route(web::post().to(sessions::create)),
+                        )
+                        .service(resource("/sessions/{id}").route(web::get().to(sessions::get)))
+                        .service(
+                            resource("/sessions/{id}/stop").route(web::post().to(sessions::stop)),
+                        )
+                        .service(
+                            resource("/sessions/{id}/restart")
+                                .route(web::post().to(sessions::restart)),
+                        )
+                        .service(
+                            resource("/sessions/{id}/audit").route(web::get().to(sessions::audit)),
+                        ),
                 )
                 .service(
                     resource("/webhooks/twilio/status")

@@ -16,6 +16,12 @@ pub mod operator {
     }
 }
 
+pub mod process {
+    pub mod v1 {
+        tonic::include_proto!("smsops.process.v1");
+    }
+}
+
 pub mod sms {
     pub mod v1 {
         tonic::include_proto!("smsops.sms.v1");

@@ -6,7 +6,10 @@ use std::{pin::Pin, sync::Arc};
 use futures::{Stream, StreamExt};
 
 use chrono::SecondsFormat;
-use smsops_common::{ApiError, auth::TokenVerifier};
+use smsops_common::{
+    ApiError,
+    auth::{Caller, TokenVerifier},
+};
 use smsops_proto::sms::v1::{
     self as pb, send_sms_result::Result as SendResult, sms_service_server::SmsService,
 };
@@ -59,6 +62,19 @@ fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
     }
 }
 
+/// Runs a send to its end even if the caller hangs up mid-call: a message
+/// recorded as accepted must also get its provider's answer recorded, or it
+/// would sit `accepted` until the sweep fails it.
+async fn detached_send(
+    core: Arc<SmsCore>,
+    caller: Arc<Caller>,
+    requests: Vec<SendRequest>,
+) -> Result<Vec<Result<MessageRow, SmsError>>, SmsError> {
+    tokio::spawn(async move { core.send_batch(&caller, requests).await })
+        .await
+        .map_err(|err| SmsError::Internal(format!("send task failed: {err}")))?
+}
+
 #[tonic::async_trait]
 impl SmsService for SmsGrpc {
     type SendSmsStreamStream = ResultStream;
@@ -82,7 +98,7 @@ impl SmsService for SmsGrpc {
                 let (core, caller) = (core.clone(), caller.clone());
                 async move {
                     let requests = chunk.into_iter().map(send_request).collect();
-                    core.send_batch(&caller, requests)
+                    detached_send(core, caller, requests)
                         .await
                         .map(|results| (first, results))
                 }
@@ -111,11 +127,12 @@ impl SmsService for SmsGrpc {
         &self,
         request: Request<pb::SendSmsRequest>,
     ) -> Result<Response<pb::Sms>, Status> {
-        let caller = self.verifier.caller_of(&request).await?;
-        let row = self
-            .core
-            .send(&caller, send_request(request.into_inner()))
-            .await?;
+        let caller = Arc::new(self.verifier.caller_of(&request).await?);
+        let request = send_request(request.into_inner());
+        let row = detached_send(self.core.clone(), caller, vec![request])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(SmsError::InvalidArgument("nothing to send".into())))?;
         Ok(Response::new(sms_to_pb(row)))
     }
 
@@ -123,16 +140,14 @@ impl SmsService for SmsGrpc {
         &self,
         request: Request<pb::SendSmsBatchRequest>,
     ) -> Result<Response<pb::SendSmsBatchResponse>, Status> {
-        let caller = self.verifier.caller_of(&request).await?;
+        let caller = Arc::new(self.verifier.caller_of(&request).await?);
         let requests = request
             .into_inner()
             .messages
             .into_iter()
             .map(send_request)
             .collect();
-        let results = self
-            .core
-            .send_batch(&caller, requests)
+        let results = detached_send(self.core.clone(), caller, requests)
             .await?
             .into_iter()
             .map(batch_result)

@@ -2,21 +2,18 @@
 //! confirms, and deletes them only after the broker confirmed them. While the
 //! broker is away, events wait in MySQL; the relay reconnects with backoff.
 
-use std::{sync::Arc, time::Duration};
-
-use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
-    types::{AMQPValue, FieldTable, ShortString},
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
 };
+
+use smsops_common::amqp::{Outgoing, Publisher};
 
 use crate::{core::SmsCore, store::Store};
 
 const BATCH: u32 = 500;
-/// How long to wait for the broker's confirms before treating the
-/// connection as dead.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_millis(250);
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Relay {
     store: Store,
@@ -39,18 +36,14 @@ impl Relay {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         while !*stop.borrow() {
-            match self.connect().await {
-                Ok((connection, channel)) => {
+            match Publisher::connect(&self.amqp_url, &self.exchange).await {
+                Ok(publisher) => {
                     tracing::info!(exchange = %self.exchange, "relay connected to broker");
                     backoff = Duration::from_millis(100);
-                    if let Err(err) = self.pump(&channel, &mut stop).await {
+                    if let Err(err) = self.pump(&publisher, &mut stop).await {
                         tracing::warn!(error = %err, "relay lost the broker, reconnecting");
                     }
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        connection.close(200, "bye".into()),
-                    )
-                    .await;
+                    publisher.close().await;
                 }
                 Err(err) => tracing::warn!(error = %err, "relay cannot reach the broker"),
             }
@@ -62,97 +55,60 @@ impl Relay {
         }
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel), String> {
-        let connect = Connection::connect(&self.amqp_url, ConnectionProperties::default());
-        let connection = tokio::time::timeout(Duration::from_secs(5), connect)
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|err| err.to_string())?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|err| err.to_string())?;
-        channel
-            .exchange_declare(
-                self.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|err| err.to_string())?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok((connection, channel))
-    }
-
     async fn pump(
         &self,
-        channel: &Channel,
+        publisher: &Publisher,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), String> {
+        // Reading on from the last id seen spares MySQL from stepping over
+        // the rows just deleted. A transaction can commit a lower id after a
+        // higher one was read, so the relay also starts over from the
+        // beginning now and then, and whenever it has caught up.
+        let mut after = 0;
+        let mut rescan_at = Instant::now() + RESCAN_EVERY;
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
+            if Instant::now() >= rescan_at {
+                after = 0;
+                rescan_at = Instant::now() + RESCAN_EVERY;
+            }
             let rows = self
                 .store
-                .outbox_batch(BATCH)
+                .outbox_batch(after, BATCH)
                 .await
                 .map_err(|err| err.to_string())?;
-            if rows.is_empty() {
+            let Some(last) = rows.last() else {
+                after = 0;
                 tokio::select! {
                     () = self.core.outbox_signal().notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
-            }
-            let mut pending = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut headers = FieldTable::default();
-                headers.insert(
-                    "type".into(),
-                    AMQPValue::LongString(row.event_type.clone().into()),
-                );
-                headers.insert(
-                    "traceparent".into(),
-                    AMQPValue::LongString(row.traceparent.clone().into()),
-                );
-                let properties = BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type(ShortString::from("application/json"))
-                    .with_message_id(row.event_id.as_str().into())
-                    .with_type(row.event_type.as_str().into())
-                    .with_timestamp(chrono::Utc::now().timestamp() as u64)
-                    .with_headers(headers);
-                let confirm = channel
-                    .basic_publish(
-                        self.exchange.as_str().into(),
-                        row.routing_key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        row.payload.as_bytes(),
-                        properties,
-                    )
-                    .await
-                    .map_err(|err| err.to_string())?;
-                pending.push((row.id, confirm));
-            }
-            let mut confirmed = Vec::with_capacity(pending.len());
-            for (id, confirm) in pending {
-                let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-                    .await
-                    .map_err(|_| "broker confirm timed out".to_string())?
-                    .map_err(|err| err.to_string())?;
-                if confirmation.is_ack() {
-                    confirmed.push(id);
+            };
+            after = last.id;
+            let events: Vec<Outgoing<'_>> = rows
+                .iter()
+                .map(|row| Outgoing {
+                    event_id: &row.event_id,
+                    routing_key: &row.routing_key,
+                    event_type: &row.event_type,
+                    traceparent: &row.traceparent,
+                    payload: row.payload.as_bytes(),
+                })
+                .collect();
+            let acked = publisher
+                .publish_confirmed(&events)
+                .await
+                .map_err(|err| err.to_string())?;
+            let mut confirmed = Vec::with_capacity(rows.len());
+            for (row, ack) in rows.iter().zip(acked) {
+                if ack {
+                    confirmed.push(row.id);
                 } else {
-                    tracing::warn!(outbox_id = id, "broker refused an event, will retry");
+                    tracing::warn!(outbox_id = row.id, "broker refused an event, will retry");
                 }
             }
             self.store

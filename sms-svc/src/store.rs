@@ -1,6 +1,8 @@
 //! Messages, their status history and the event outbox in MySQL. Every change
 //! to a message and the event that describes it commit in one transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use smsops_common::{ApiError, ErrorCode};
 use sqlx::{
@@ -18,6 +20,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -29,6 +33,7 @@ impl From<StoreError> for ApiError {
             ) => ApiError::new(ErrorCode::Unavailable, "the message store is unavailable"),
             StoreError::Sql(err) => ApiError::internal(err),
             StoreError::Migrate(err) => ApiError::internal(err),
+            StoreError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
         }
     }
 }
@@ -77,6 +82,13 @@ pub struct OutboxRow {
     pub event_type: String,
     pub traceparent: String,
     pub payload: String,
+}
+
+/// Which message a change is for: ours, or the provider's id for it.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Id(String),
+    Sid(String),
 }
 
 /// A status change to apply to a message.
@@ -219,7 +231,7 @@ impl Store {
         let history: Vec<HistoryEntry> = rows
             .iter()
             .map(|row| HistoryEntry {
-                message_id: &row.id,
+                message_id: row.id.clone(),
                 status: Status::Accepted,
                 error_code: None,
                 provider_status: None,
@@ -232,132 +244,90 @@ impl Store {
         Ok(())
     }
 
-    /// Records how sending went for messages still `accepted`, in one
-    /// transaction. Each row is the message as it should be now; returns,
-    /// per row, whether it moved (it always does unless something else
-    /// already moved it further).
-    pub async fn record_sends(
+    /// Applies status changes in order, in one transaction: each moves its
+    /// message forward or changes nothing. Answers, per change, what became
+    /// of it. Several changes may touch one message (`queued`, then `sent`);
+    /// each moved one gets its history row and its event.
+    pub async fn apply_changes(
         &self,
-        rows: &[(MessageRow, Change)],
+        provider: &str,
+        changes: &[(Target, Change)],
         event: impl Fn(&MessageRow) -> OutboxEvent,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Applied>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_apply_changes(provider, changes, &event).await {
+                // Two batches can lock the same messages in different orders;
+                // the loser is rolled back whole and can simply run again.
+                Err(StoreError::Sql(err)) if attempt < 5 && is_lock_conflict(&err) => {
+                    tracing::debug!(attempt, "status batch hit a lock conflict, retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_apply_changes(
+        &self,
+        provider: &str,
+        changes: &[(Target, Change)],
+        event: &impl Fn(&MessageRow) -> OutboxEvent,
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut moved = Vec::with_capacity(rows.len());
+        let mut rows = locked_rows(&mut tx, provider, changes).await?;
+        let mut by_sid: HashMap<String, String> = rows
+            .values()
+            .filter_map(|row| Some((row.provider_sid.clone()?, row.id.clone())))
+            .collect();
+        let now = Utc::now();
+        let mut results = Vec::with_capacity(changes.len());
+        let mut dirty: Vec<String> = Vec::new();
         let mut history = Vec::new();
         let mut events = Vec::new();
-        for (row, change) in rows {
-            let updated = sqlx::query(
-                "UPDATE sms_messages SET status = ?, status_rank = ?, provider_sid = ?, error_code = ?, \
-                 error_message = ?, updated_at = ? WHERE id = ? AND status_rank < ?",
-            )
-            .bind(&row.status)
-            .bind(change.status.rank())
-            .bind(&row.provider_sid)
-            .bind(&row.error_code)
-            .bind(&row.error_message)
-            .bind(row.updated_at)
-            .bind(&row.id)
-            .bind(change.status.rank())
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?
-            .rows_affected()
-                == 1;
-            if updated {
-                history.push(HistoryEntry {
-                    message_id: &row.id,
-                    status: change.status,
-                    error_code: change.error_code.as_deref(),
-                    provider_status: change.provider_status.as_deref(),
-                    at: row.updated_at,
-                });
-                events.push(event(row));
+        for (target, change) in changes {
+            let id = match target {
+                Target::Id(id) => Some(id),
+                Target::Sid(sid) => by_sid.get(sid),
+            };
+            let Some(row) = id.and_then(|id| rows.get_mut(id)) else {
+                results.push(Applied::Unknown);
+                continue;
+            };
+            let current = Status::parse(&row.status).unwrap_or(Status::Accepted);
+            if change.status.rank() <= current.rank() {
+                results.push(Applied::Stale(Box::new(row.clone())));
+                continue;
             }
-            moved.push(updated);
+            row.status = change.status.as_str().to_string();
+            row.updated_at = now;
+            if let Some(sid) = &change.provider_sid {
+                row.provider_sid = Some(sid.clone());
+                by_sid.insert(sid.clone(), row.id.clone());
+            }
+            if change.error_code.is_some() {
+                row.error_code = change.error_code.clone();
+                row.error_message = change.error_message.clone();
+            }
+            if !dirty.contains(&row.id) {
+                dirty.push(row.id.clone());
+            }
+            history.push(HistoryEntry {
+                message_id: row.id.clone(),
+                status: change.status,
+                error_code: change.error_code.clone(),
+                provider_status: change.provider_status.clone(),
+                at: now,
+            });
+            events.push(event(row));
+            results.push(Applied::Moved(Box::new(row.clone())));
         }
+        let updated: Vec<&MessageRow> = dirty.iter().filter_map(|id| rows.get(id)).collect();
+        write_rows(&mut tx, &updated).await?;
         insert_history(&mut tx, &history).await?;
         insert_outbox(&mut tx, &events).await?;
         tx.commit().await?;
-        Ok(moved)
-    }
-
-    /// Moves the message `id` forward to `change.status`, if that is forward.
-    pub async fn apply(
-        &self,
-        id: &str,
-        change: &Change,
-        event: impl FnOnce(&MessageRow) -> OutboxEvent,
-    ) -> Result<Applied, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ? FOR UPDATE");
-        self.apply_locked(sqlx::query_as(&sql).bind(id), change, event)
-            .await
-    }
-
-    /// Like [`Store::apply`], finding the message by the provider's id.
-    pub async fn apply_by_sid(
-        &self,
-        provider: &str,
-        sid: &str,
-        change: &Change,
-        event: impl FnOnce(&MessageRow) -> OutboxEvent,
-    ) -> Result<Applied, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM sms_messages WHERE provider = ? AND provider_sid = ? FOR UPDATE"
-        );
-        self.apply_locked(sqlx::query_as(&sql).bind(provider).bind(sid), change, event)
-            .await
-    }
-
-    async fn apply_locked<'q>(
-        &self,
-        select: sqlx::query::QueryAs<'q, MySql, MessageRow, sqlx::mysql::MySqlArguments>,
-        change: &Change,
-        event: impl FnOnce(&MessageRow) -> OutboxEvent,
-    ) -> Result<Applied, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(mut row) = select.fetch_optional(&mut *tx).await? else {
-            return Ok(Applied::Unknown);
-        };
-        let current = Status::parse(&row.status).unwrap_or(Status::Accepted);
-        if change.status.rank() <= current.rank() {
-            tx.commit().await?;
-            return Ok(Applied::Stale(Box::new(row)));
-        }
-        let now = Utc::now();
-        row.status = change.status.as_str().to_string();
-        row.updated_at = now;
-        if change.provider_sid.is_some() {
-            row.provider_sid = change.provider_sid.clone();
-        }
-        if change.error_code.is_some() {
-            row.error_code = change.error_code.clone();
-            row.error_message = change.error_message.clone();
-        }
-        sqlx::query(
-            "UPDATE sms_messages SET status = ?, status_rank = ?, provider_sid = ?, error_code = ?, \
-             error_message = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&row.status)
-        .bind(change.status.rank())
-        .bind(&row.provider_sid)
-        .bind(&row.error_code)
-        .bind(&row.error_message)
-        .bind(now)
-        .bind(&row.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let entry = HistoryEntry {
-            message_id: &row.id,
-            status: change.status,
-            error_code: change.error_code.as_deref(),
-            provider_status: change.provider_status.as_deref(),
-            at: now,
-        };
-        insert_history(&mut tx, &[entry]).await?;
-        insert_outbox(&mut tx, &[event(&row)]).await?;
-        tx.commit().await?;
-        Ok(Applied::Moved(Box::new(row)))
+        Ok(results)
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRow>, StoreError> {
@@ -422,11 +392,12 @@ impl Store {
             .collect())
     }
 
-    /// The oldest events not yet confirmed by the broker.
-    pub async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+    /// The oldest events after `after` not yet confirmed by the broker.
+    pub async fn outbox_batch(&self, after: u64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \
-                   FROM sms_outbox ORDER BY id LIMIT ?";
+                   FROM sms_outbox WHERE id > ? ORDER BY id LIMIT ?";
         Ok(sqlx::query_as(sql)
+            .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)
@@ -448,17 +419,17 @@ impl Store {
     }
 }
 
-struct HistoryEntry<'a> {
-    message_id: &'a str,
+struct HistoryEntry {
+    message_id: String,
     status: Status,
-    error_code: Option<&'a str>,
-    provider_status: Option<&'a str>,
+    error_code: Option<String>,
+    provider_status: Option<String>,
     at: DateTime<Utc>,
 }
 
 async fn insert_history(
     tx: &mut Transaction<'_, MySql>,
-    entries: &[HistoryEntry<'_>],
+    entries: &[HistoryEntry],
 ) -> Result<(), StoreError> {
     if entries.is_empty() {
         return Ok(());
@@ -468,10 +439,10 @@ async fn insert_history(
     );
     insert.push_values(entries, |mut values, entry| {
         values
-            .push_bind(entry.message_id)
+            .push_bind(&entry.message_id)
             .push_bind(entry.status.as_str())
-            .push_bind(entry.error_code)
-            .push_bind(entry.provider_status)
+            .push_bind(&entry.error_code)
+            .push_bind(&entry.provider_status)
             .push_bind(entry.at);
     });
     insert.build().execute(&mut **tx).await?;
@@ -500,4 +471,112 @@ async fn insert_outbox(
     });
     insert.build().execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Locks every message the changes name, in id order.
+async fn locked_rows(
+    tx: &mut Transaction<'_, MySql>,
+    provider: &str,
+    changes: &[(Target, Change)],
+) -> Result<HashMap<String, MessageRow>, StoreError> {
+    let mut ids: Vec<&str> = Vec::new();
+    let mut sids: Vec<&str> = Vec::new();
+    for (target, _) in changes {
+        match target {
+            Target::Id(id) => ids.push(id),
+            Target::Sid(sid) => sids.push(sid),
+        }
+    }
+    let mut rows = HashMap::new();
+    if !ids.is_empty() {
+        let mut select =
+            QueryBuilder::<MySql>::new(format!("SELECT {COLUMNS} FROM sms_messages WHERE id IN ("));
+        let mut list = select.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        select.push(") ORDER BY id FOR UPDATE");
+        for row in select
+            .build_query_as::<MessageRow>()
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            rows.insert(row.id.clone(), row);
+        }
+    }
+    if !sids.is_empty() {
+        let mut select = QueryBuilder::<MySql>::new(format!(
+            "SELECT {COLUMNS} FROM sms_messages WHERE provider = "
+        ));
+        select.push_bind(provider).push(" AND provider_sid IN (");
+        let mut list = select.separated(", ");
+        for sid in &sids {
+            list.push_bind(*sid);
+        }
+        select.push(") ORDER BY id FOR UPDATE");
+        for row in select
+            .build_query_as::<MessageRow>()
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            rows.insert(row.id.clone(), row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Writes the changed columns of locked rows in one statement. The rows
+/// exist and are locked, so every insert turns into an update of its row.
+async fn write_rows(
+    tx: &mut Transaction<'_, MySql>,
+    rows: &[&MessageRow],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
+         is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
+         provider, provider_sid, error_code, error_message, created_at, updated_at) ",
+    );
+    upsert.push_values(rows, |mut values, row| {
+        let rank = Status::parse(&row.status).map_or(0, Status::rank);
+        values
+            .push_bind(&row.id)
+            .push_bind(&row.idempotency_key)
+            .push_bind(&row.pair_id)
+            .push_bind(&row.country)
+            .push_bind(&row.operator)
+            .push_bind(row.is_high_priority)
+            .push_bind(&row.session_id)
+            .push_bind(&row.to_number)
+            .push_bind(row.body_length)
+            .push_bind(row.segments)
+            .push_bind(&row.status)
+            .push_bind(rank)
+            .push_bind(&row.provider)
+            .push_bind(&row.provider_sid)
+            .push_bind(&row.error_code)
+            .push_bind(&row.error_message)
+            .push_bind(row.created_at)
+            .push_bind(row.updated_at);
+    });
+    upsert.push(
+        " ON DUPLICATE KEY UPDATE status = VALUES(status), status_rank = VALUES(status_rank), \
+         provider_sid = VALUES(provider_sid), error_code = VALUES(error_code), \
+         error_message = VALUES(error_message), updated_at = VALUES(updated_at)",
+    );
+    upsert.build().execute(&mut **tx).await.map_err(classify)?;
+    Ok(())
+}
+
+/// A deadlock or lock wait timeout: the transaction was rolled back and
+/// can be run again as it was.
+fn is_lock_conflict(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|mysql| matches!(mysql.number(), 1205 | 1213)),
+        _ => false,
+    }
 }

@@ -9,6 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The allocator the services run with in production (see their `main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -50,6 +54,8 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // `make bench-sms` sets SMSOPS_LOG=warn: a lost event must show why.
+    smsops_common::telemetry::init("bench-sms");
     let total = arg("--messages", 20_000);
     let concurrency = arg("--concurrency", 8);
     let batch = arg("--batch", 100).max(1);

@@ -26,6 +26,9 @@ pub struct TwilioMessage {
     /// How many times this exact (To, Body) was submitted.
     pub submissions: u32,
     pub date_created: String,
+    /// When the sandbox took it, in Unix milliseconds: Twilio's own dates
+    /// have whole seconds, too coarse to check pacing.
+    pub received_at_ms: i64,
 }
 
 #[derive(Default)]
@@ -195,6 +198,7 @@ pub async fn create_message(
                 error_code,
                 submissions: 1,
                 date_created: now.clone(),
+                received_at_ms: chrono::Utc::now().timestamp_millis(),
             });
         }
     }

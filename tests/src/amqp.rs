@@ -68,7 +68,7 @@ impl EventQueue {
             .queue_bind(
                 queue.as_str().into(),
                 exchange.into(),
-                "sms.#".into(),
+                "#".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )

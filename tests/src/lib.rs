@@ -6,11 +6,13 @@
 
 pub mod amqp;
 pub mod mongo;
+pub mod process;
 pub mod proxy;
 pub mod sandbox;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use process_svc::config::ProcessConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use smsops_common::{config::TokenSettings, grpc::ClientTimeouts};
@@ -18,6 +20,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-0123";
 pub const USER_PASSWORD: &str = "user-password-0123";
+pub const SERVICE_PASSWORD: &str = "process-svc-password-0123";
 
 /// Knobs a test may turn before the stack starts.
 #[derive(Clone)]
@@ -35,6 +38,16 @@ pub struct Options {
     pub sweep_every: Duration,
     /// Consecutive provider failures that open sms-svc's circuit breaker.
     pub breaker_threshold: u32,
+    /// process-svc's lease length and heartbeat.
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    /// Failed sends in a row after which a session fails.
+    pub failure_streak: u32,
+    /// Per-country caps, messages per minute.
+    pub country_budgets: Vec<(String, f64)>,
+    /// Run process-svc in this process; off, a test starts replicas as
+    /// child processes with [`TestApp::spawn_process_replica`].
+    pub process_in_process: bool,
 }
 
 impl Default for Options {
@@ -49,6 +62,11 @@ impl Default for Options {
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
             breaker_threshold: 20,
+            lease_ttl: Duration::from_secs(2),
+            heartbeat: Duration::from_millis(250),
+            failure_streak: 20,
+            country_budgets: Vec::new(),
+            process_in_process: true,
         }
     }
 }
@@ -99,7 +117,12 @@ pub struct TestApp {
     pub sms_db: String,
     /// This test's own `sms.events` exchange.
     pub exchange: String,
+    pub process_addr: SocketAddr,
+    pub process_db: String,
+    /// This test's own `session.events` exchange.
+    pub session_exchange: String,
     options: Options,
+    process: Option<Running>,
     auth: Option<Running>,
     operator: Option<Running>,
     sms: Option<Running>,
@@ -132,7 +155,11 @@ impl TestApp {
             sms_addr: free_addr(),
             sms_db: format!("test_sms_{run_id}"),
             exchange: format!("sms.events.test.{run_id}"),
+            process_addr: free_addr(),
+            process_db: format!("test_process_{run_id}"),
+            session_exchange: format!("session.events.test.{run_id}"),
             options,
+            process: None,
             auth: None,
             operator: None,
             sms: None,
@@ -141,6 +168,11 @@ impl TestApp {
         app.start_auth(app.key_dir.join("signing.pem"), vec![])
             .await;
         app.start_operator().await;
+        if app.options.process_in_process {
+            // Bound before the gateway, which must know where it is.
+            app.process_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            app.start_process().await;
+        }
         app.start_gateway().await;
         app.start_sms().await;
         app
@@ -269,12 +301,70 @@ impl TestApp {
         }
     }
 
+    /// process-svc's config for this test: in-process, or as a child's
+    /// environment (see [`process::Replica`]).
+    pub fn process_config(&self, addr: SocketAddr, replica: &str) -> ProcessConfig {
+        ProcessConfig {
+            grpc_addr: addr,
+            mongo_url: self.mongo_url.clone(),
+            database: self.process_db.clone(),
+            collection: "sessions".into(),
+            amqp_url: self.options.amqp_url.clone(),
+            exchange: self.session_exchange.clone(),
+            auth_url: format!("http://{}", self.auth_addr),
+            operator_url: format!("http://{}", self.operator_addr),
+            sms_url: format!("http://{}", self.sms_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+            account: process_svc::config::ServiceAccount {
+                email: "process-svc@smsops.test".into(),
+                password: SERVICE_PASSWORD.into(),
+            },
+            supervision: process_svc::config::Supervision {
+                replica: replica.into(),
+                lease_ttl: self.options.lease_ttl,
+                heartbeat: self.options.heartbeat,
+                failure_streak: self.options.failure_streak,
+                ..Default::default()
+            },
+            country_budgets: self.options.country_budgets.iter().cloned().collect(),
+        }
+    }
+
+    /// Starts process-svc in this process (again, on the same port if it ran before).
+    pub async fn start_process(&mut self) {
+        let config = self.process_config(self.process_addr, "in-process");
+        let app = process_svc::startup::Application::build(config)
+            .await
+            .unwrap();
+        self.process_addr = app.grpc_addr();
+        self.process = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    pub async fn stop_process(&mut self) {
+        if let Some(running) = self.process.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Starts process-svc as a child process on `addr`, named `replica`.
+    pub fn spawn_process_replica(&self, addr: SocketAddr, replica: &str) -> process::Replica {
+        process::Replica::start(&self.process_config(addr, replica))
+    }
+
     async fn start_gateway(&mut self) {
         let config = gateway::config::GatewayConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             auth_url: format!("http://{}", self.auth_addr),
             operator_url: format!("http://{}", self.operator_addr),
             sms_url: format!("http://{}", self.sms_addr),
+            process_url: format!("http://{}", self.process_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
             auth_rate: gateway::config::RateLimit {
@@ -299,6 +389,7 @@ impl TestApp {
     pub async fn cleanup(mut self) {
         let services = [
             self.gateway.take(),
+            self.process.take(),
             self.sms.take(),
             self.operator.take(),
             self.auth.take(),
@@ -313,10 +404,11 @@ impl TestApp {
         sqlx::query(&drop).execute(&mysql).await.unwrap();
         mysql.close().await;
         amqp::delete_exchange(&self.exchange).await;
+        amqp::delete_exchange(&self.session_exchange).await;
         let client = mongodb::Client::with_uri_str(&self.mongo_url)
             .await
             .unwrap();
-        for db in [&self.auth_db, &self.operator_db] {
+        for db in [&self.auth_db, &self.operator_db, &self.process_db] {
             client.database(db).drop().await.unwrap();
         }
         let _ = std::fs::remove_dir_all(&self.key_dir);
@@ -396,7 +488,7 @@ impl TestApp {
 }
 
 /// A free loopback port, for a service that others must know before it starts.
-fn free_addr() -> SocketAddr {
+pub fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }

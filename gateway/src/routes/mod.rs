@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod pairs;
+pub mod sessions;
 pub mod sms;
 pub mod users;
 pub mod webhooks;

@@ -19,6 +19,8 @@ pub enum SmsError {
     InvalidSignature,
     #[error(transparent)]
     Upstream(ApiError),
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -34,6 +36,7 @@ impl From<SmsError> for ApiError {
             SmsError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             SmsError::InvalidSignature => ApiError::new(ErrorCode::InvalidSignature, message),
             SmsError::Upstream(api) => api,
+            SmsError::Internal(message) => ApiError::new(ErrorCode::Internal, message),
             SmsError::Store(store) => store.into(),
         }
     }

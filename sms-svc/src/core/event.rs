@@ -57,36 +57,10 @@ impl OutboxEvent {
         let payload = serde_json::to_string(&event).unwrap_or_default();
         Self {
             routing_key: event_type.clone(),
-            traceparent: traceparent(&row.id, &event_id),
+            traceparent: smsops_common::amqp::traceparent(&row.id, &event_id),
             event_type,
             event_id,
             payload,
         }
-    }
-}
-
-/// W3C trace context: every event of one message shares the message's trace
-/// id (its UUID's 32 hex digits), so a tracer shows them as one trace.
-fn traceparent(message_id: &str, event_id: &str) -> String {
-    let trace: String = message_id.chars().filter(char::is_ascii_hexdigit).collect();
-    let span: String = event_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .skip(16)
-        .collect();
-    format!("00-{trace}-{span}-01")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn traceparent_is_well_formed() {
-        let id = uuid::Uuid::now_v7().to_string();
-        let value = traceparent(&id, &uuid::Uuid::now_v7().to_string());
-        let parts: Vec<&str> = value.split('-').collect();
-        assert_eq!(parts.len(), 4);
-        assert_eq!((parts[1].len(), parts[2].len()), (32, 16));
     }
 }

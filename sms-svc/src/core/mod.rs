@@ -6,8 +6,9 @@ pub mod pairs;
 pub mod providers;
 mod status;
 mod validate;
+mod writer;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use smsops_common::auth::Caller;
@@ -19,8 +20,11 @@ pub use status::Status;
 use self::{
     pairs::PairDirectory,
     providers::{Dispatcher, OutgoingSms, SendOutcome, codes},
+    writer::StatusWriter,
 };
-use crate::store::{Applied, Change, HistoryRow, ListFilter, MessageRow, Store, StoreError};
+use crate::store::{
+    Applied, Change, HistoryRow, ListFilter, MessageRow, Store, StoreError, Target,
+};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -51,17 +55,23 @@ pub struct SmsCore {
     store: Store,
     pairs: PairDirectory,
     dispatcher: Dispatcher,
+    writer: StatusWriter,
     /// Wakes the outbox relay when there is something new to publish.
-    outbox: tokio::sync::Notify,
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl SmsCore {
+    /// Also starts the status writers, so it must run inside a runtime.
     pub fn new(store: Store, pairs: PairDirectory, dispatcher: Dispatcher) -> Self {
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        let writer =
+            StatusWriter::start(store.clone(), dispatcher.provider().name(), outbox.clone());
         Self {
             store,
             pairs,
             dispatcher,
-            outbox: tokio::sync::Notify::new(),
+            writer,
+            outbox,
         }
     }
 
@@ -71,19 +81,6 @@ impl SmsCore {
 
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
-    }
-
-    /// Records the message, sends it once, and records how that went. The
-    /// same idempotency key always returns the same message, sent once.
-    pub async fn send(
-        &self,
-        caller: &Caller,
-        request: SendRequest,
-    ) -> Result<MessageRow, SmsError> {
-        let mut results = self.send_batch(caller, vec![request]).await?;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(SmsError::InvalidArgument("nothing to send".into())))
     }
 
     /// Sends each message on its own terms (a bad one does not stop the
@@ -148,22 +145,13 @@ impl SmsCore {
                 body,
             })
             .await;
-        let now = Utc::now();
-        let mut row = row.clone();
         let change = change_for(&row.id, outcome);
-        row.status = change.status.as_str().to_string();
-        row.provider_sid = change.provider_sid.clone();
-        row.error_code = change.error_code.clone();
-        row.error_message = change.error_message.clone();
-        row.updated_at = now;
-        let recorded = self
-            .store
-            .record_sends(&[(row.clone(), change)], |row| {
-                OutboxEvent::for_message(row, now)
-            })
-            .await;
-        self.outbox.notify_one();
-        (slot, recorded.map(|_| row).map_err(SmsError::from))
+        let recorded = match self.writer.apply(Target::Id(row.id.clone()), change).await {
+            Ok(Applied::Moved(row) | Applied::Stale(row)) => Ok(*row),
+            Ok(Applied::Unknown) => Err(SmsError::NotFound(format!("no message {}", row.id))),
+            Err(err) => Err(err.into()),
+        };
+        (slot, recorded)
     }
 
     /// Validates every request, finds those whose key was already used, and
@@ -323,21 +311,27 @@ impl SmsCore {
     /// the provider may or may not have them, so they are never resent.
     pub async fn sweep_stale(&self, stale_after: Duration) -> Result<usize, SmsError> {
         let before = Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
-        let ids = self.store.stale_accepted(before, 500).await?;
         let change = failed(
             codes::UNCERTAIN.into(),
             "no provider answer was recorded; not resent".into(),
         );
-        let mut swept = 0;
-        for id in &ids {
-            let applied = self
-                .store
-                .apply(id, &change, |row| OutboxEvent::for_message(row, Utc::now()))
-                .await?;
-            if matches!(applied, Applied::Moved(_)) {
-                swept += 1;
-            }
-        }
+        let changes: Vec<(Target, Change)> = self
+            .store
+            .stale_accepted(before, 500)
+            .await?
+            .into_iter()
+            .map(|id| (Target::Id(id), change.clone()))
+            .collect();
+        let applied = self
+            .store
+            .apply_changes(self.dispatcher.provider().name(), &changes, |row| {
+                OutboxEvent::for_message(row, Utc::now())
+            })
+            .await?;
+        let swept = applied
+            .iter()
+            .filter(|applied| matches!(applied, Applied::Moved(_)))
+            .count();
         if swept > 0 {
             tracing::warn!(swept, "stale accepted messages marked provider_uncertain");
             self.outbox.notify_one();
@@ -383,18 +377,9 @@ impl SmsCore {
         // give that a few seconds (within the gateway's call timeout) before
         // calling the message unknown, since a 404 loses the status for good.
         for _ in 0..40 {
-            let applied = self
-                .store
-                .apply_by_sid(handler.name(), &update.sid, &change, |row| {
-                    OutboxEvent::for_message(row, Utc::now())
-                })
-                .await?;
-            match applied {
-                Applied::Moved(_) => {
-                    self.outbox.notify_one();
-                    return Ok(());
-                }
-                Applied::Stale(_) => return Ok(()),
+            let target = Target::Sid(update.sid.clone());
+            match self.writer.apply(target, change.clone()).await? {
+                Applied::Moved(_) | Applied::Stale(_) => return Ok(()),
                 Applied::Unknown => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }

@@ -8,5 +8,6 @@ mod grpc;
 mod readiness;
 mod roles;
 mod sandbox;
+mod sessions;
 mod sms;
 mod tokens;

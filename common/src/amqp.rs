@@ -1,0 +1,187 @@
+//! Publishing events to RabbitMQ the way every smsops service does: durable
+//! topic exchange, persistent JSON messages whose `message_id` is the event
+//! id, a `type` header and W3C trace context, and publisher confirms so an
+//! event counts as published only once the broker has taken it.
+
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::{AMQPValue, FieldTable, ShortString},
+};
+
+/// How long to wait for the broker's confirms before treating the
+/// connection as dead.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("connecting to the broker timed out")]
+    ConnectTimeout,
+    #[error("the broker did not confirm in time")]
+    ConfirmTimeout,
+    #[error("broker error: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// One event as it goes on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub event_id: &'a str,
+    pub routing_key: &'a str,
+    pub event_type: &'a str,
+    pub traceparent: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// A confirmed channel to one durable topic exchange.
+pub struct Publisher {
+    connection: Connection,
+    channel: Channel,
+    exchange: String,
+}
+
+impl Publisher {
+    /// Connects, declares the exchange (durable, topic) and turns on confirms.
+    pub async fn connect(url: &str, exchange: &str) -> Result<Self, AmqpError> {
+        let connect = Connection::connect(url, ConnectionProperties::default());
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| AmqpError::ConnectTimeout)??;
+        let channel = connection.create_channel().await?;
+        declare_exchange(&channel, exchange).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            connection,
+            channel,
+            exchange: exchange.to_string(),
+        })
+    }
+
+    /// Publishes every event, then waits for the broker's answers: `true` for
+    /// each one the broker confirmed, `false` for each it refused. An error
+    /// means the connection is gone and none can be counted as published.
+    pub async fn publish_confirmed(&self, events: &[Outgoing<'_>]) -> Result<Vec<bool>, AmqpError> {
+        self.publish(events).await?.confirmed().await
+    }
+
+    /// Publishes every event without waiting for the broker's answers, so the
+    /// caller can publish more while they come.
+    pub async fn publish(&self, events: &[Outgoing<'_>]) -> Result<Confirms, AmqpError> {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    event.routing_key.into(),
+                    BasicPublishOptions::default(),
+                    event.payload,
+                    properties(event),
+                )
+                .await?;
+            pending.push(confirm);
+        }
+        Ok(Confirms { pending })
+    }
+
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.connection.close(200, "bye".into()),
+        )
+        .await;
+    }
+}
+
+/// The broker's answers to published events, in publishing order.
+pub struct Confirms {
+    pending: Vec<lapin::PublisherConfirm>,
+}
+
+impl Confirms {
+    /// `true` for each event the broker confirmed, `false` for each it
+    /// refused; an error if the connection went before it answered all.
+    pub async fn confirmed(self) -> Result<Vec<bool>, AmqpError> {
+        let mut acked = Vec::with_capacity(self.pending.len());
+        for confirm in self.pending {
+            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                .await
+                .map_err(|_| AmqpError::ConfirmTimeout)??;
+            acked.push(confirmation.is_ack());
+        }
+        Ok(acked)
+    }
+}
+
+/// Declares `exchange` as every smsops service expects it: durable, topic.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// W3C trace context for an event: every event about one thing (a message,
+/// a session) shares that thing's UUID as its trace id, so a tracer shows
+/// them as one trace; the span id comes from the event's own UUID.
+pub fn traceparent(subject_id: &str, event_id: &str) -> String {
+    let trace: String = subject_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let span: String = event_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .skip(16)
+        .collect();
+    format!("00-{trace}-{span}-01")
+}
+
+fn properties(event: &Outgoing<'_>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "type".into(),
+        AMQPValue::LongString(event.event_type.to_string().into()),
+    );
+    headers.insert(
+        "traceparent".into(),
+        AMQPValue::LongString(event.traceparent.to_string().into()),
+    );
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(ShortString::from("application/json"))
+        .with_message_id(event.event_id.into())
+        .with_type(event.event_type.into())
+        .with_timestamp(unix_now())
+        .with_headers(headers)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_well_formed() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let value = traceparent(&id, &uuid::Uuid::now_v7().to_string());
+        let parts: Vec<&str> = value.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!((parts[1].len(), parts[2].len()), (32, 16));
+    }
+}

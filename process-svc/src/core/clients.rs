@@ -1,0 +1,169 @@
+//! The services process-svc calls: operator-svc for the pair when a session
+//! is created (as the caller), sms-svc for every message (as its own
+//! service account, since a session outlives the request that started it).
+
+use std::time::{Duration, Instant};
+
+use smsops_common::{ApiError, ErrorCode, auth::Caller};
+use smsops_proto::{
+    auth::v1::{SignInRequest, SignUpRequest, auth_service_client::AuthServiceClient},
+    operator::v1::{GetPairRequest, Pair, operator_service_client::OperatorServiceClient},
+    sms::v1::{
+        SendSmsBatchRequest, SendSmsRequest, SendSmsResult, sms_service_client::SmsServiceClient,
+    },
+};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use super::ProcessError;
+use crate::config::ServiceAccount;
+
+/// Access tokens are renewed this long before they expire.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct Clients {
+    operator: OperatorServiceClient<Channel>,
+    sms: SmsServiceClient<Channel>,
+    account: std::sync::Arc<AccountToken>,
+}
+
+impl Clients {
+    pub fn new(auth: Channel, operator: Channel, sms: Channel, account: ServiceAccount) -> Self {
+        Self {
+            operator: OperatorServiceClient::new(operator),
+            sms: SmsServiceClient::new(sms)
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+            account: std::sync::Arc::new(AccountToken {
+                auth: AuthServiceClient::new(auth),
+                account,
+                current: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The pair, as the caller may see it.
+    pub async fn pair(&self, caller: &Caller, id: &str) -> Result<Pair, ProcessError> {
+        if id.trim().is_empty() {
+            return Err(ProcessError::InvalidArgument(
+                "country_operator_id is required".into(),
+            ));
+        }
+        let request = caller.authorize(tonic::Request::new(GetPairRequest { id: id.to_string() }));
+        match self.operator.clone().get_pair(request).await {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                Err(match err.code {
+                    ErrorCode::NotFound => ProcessError::Upstream(ApiError::new(
+                        ErrorCode::PairNotFound,
+                        format!("no country-operator pair with id {id}"),
+                    )),
+                    _ => ProcessError::Upstream(err),
+                })
+            }
+        }
+    }
+
+    /// Signs the service account in ahead of the first send; if auth-svc
+    /// is not up yet, the first send tries again.
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.account.token().await {
+            tracing::warn!(error = %err, "service account sign-in failed, will retry on first send");
+        }
+    }
+
+    /// Sends a batch through sms-svc; one result per message, in order.
+    pub async fn send(
+        &self,
+        messages: Vec<SendSmsRequest>,
+    ) -> Result<Vec<SendSmsResult>, ApiError> {
+        let token = self.account.token().await?;
+        let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ApiError::internal("service token is not a valid header"))?;
+        request.metadata_mut().insert("authorization", value);
+        match self.sms.clone().send_sms_batch(request).await {
+            Ok(reply) => Ok(reply.into_inner().results),
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                if err.code == ErrorCode::InvalidToken || err.code == ErrorCode::Unauthorized {
+                    self.account.forget().await;
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The service account's access token, signed in for on first use and
+/// renewed before it expires. The account is created on first sign-in.
+struct AccountToken {
+    auth: AuthServiceClient<Channel>,
+    account: ServiceAccount,
+    current: Mutex<Option<(String, Instant)>>,
+}
+
+impl AccountToken {
+    async fn token(&self) -> Result<String, ApiError> {
+        let mut current = self.current.lock().await;
+        if let Some((token, renew_at)) = current.as_ref()
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let (token, expires_in) = match self.sign_in().await {
+            Err(err) if err.code == ErrorCode::InvalidCredentials => {
+                self.sign_up().await?;
+                self.sign_in().await?
+            }
+            other => other?,
+        };
+        let renew_in = Duration::from_secs(expires_in).saturating_sub(RENEW_BEFORE);
+        *current = Some((token.clone(), Instant::now() + renew_in));
+        Ok(token)
+    }
+
+    async fn forget(&self) {
+        *self.current.lock().await = None;
+    }
+
+    async fn sign_in(&self) -> Result<(String, u64), ApiError> {
+        let request = SignInRequest {
+            email: self.account.email.clone(),
+            password: self.account.password.clone(),
+        };
+        let reply = self
+            .auth
+            .clone()
+            .sign_in(request)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .into_inner();
+        Ok((reply.access_token, reply.expires_in))
+    }
+
+    async fn sign_up(&self) -> Result<(), ApiError> {
+        let request = SignUpRequest {
+            email: self.account.email.clone(),
+            password: self.account.password.clone(),
+        };
+        match self.auth.clone().sign_up(request).await {
+            Ok(_) => {
+                tracing::info!(email = %self.account.email, "service account created");
+                Ok(())
+            }
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                // Another replica created it first.
+                if err.code == ErrorCode::UserExists {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Transport-neutral session logic: create, look up, stop, restart. The
+//! runs themselves belong to the [`Supervisor`] of whichever replica holds
+//! each session's lease.
+
+mod budget;
+pub mod clients;
+mod error;
+mod event;
+mod pacer;
+pub mod plan;
+pub mod runner;
+pub mod supervisor;
+
+use std::{sync::Arc, time::Duration};
+
+use mongodb::bson::{DateTime, Document};
+use smsops_common::auth::Caller;
+
+pub use error::ProcessError;
+pub use plan::PlanRequest;
+
+use self::supervisor::Supervisor;
+use crate::store::{
+    AuditDoc, CountersDoc, FAILED, RUNNING, STARTING, STOPPED, STOPPING, SessionDoc,
+};
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+const STATES: [&str; 5] = [STARTING, RUNNING, STOPPING, STOPPED, FAILED];
+/// How often a stop or restart looks whether the holder has acted on it.
+const WAIT_STEP: Duration = Duration::from_millis(25);
+
+/// A session as callers see it: the stored one and the rate it runs at.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: SessionDoc,
+    pub effective_rate_per_minute: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub state: Option<String>,
+    pub country: Option<String>,
+    pub pair_id: Option<String>,
+    pub page_size: u32,
+    pub page_token: String,
+}
+
+pub struct ProcessCore {
+    supervisor: Arc<Supervisor>,
+}
+
+impl ProcessCore {
+    pub fn new(supervisor: Arc<Supervisor>) -> Self {
+        Self { supervisor }
+    }
+
+    fn store(&self) -> &crate::store::Store {
+        &self.supervisor.context().store
+    }
+
+    fn view(&self, session: SessionDoc) -> SessionView {
+        let rate = if matches!(session.state.as_str(), STARTING | RUNNING) {
+            self.supervisor.context().rate_of(&session)
+        } else {
+            0.0
+        };
+        SessionView {
+            session,
+            effective_rate_per_minute: rate,
+        }
+    }
+
+    /// Starts a session for a pair that has none active; this replica runs it.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        pair_id: &str,
+        request: PlanRequest,
+    ) -> Result<SessionView, ProcessError> {
+        let ctx = self.supervisor.context();
+        let pair = ctx.clients.pair(caller, pair_id.trim()).await?;
+        let plan = plan::check(request, &format!("{}/{}", pair.country, pair.operator))?;
+        let now = DateTime::now();
+        let mut session = SessionDoc {
+            id: uuid::Uuid::now_v7().to_string(),
+            pair_id: pair.id,
+            country: pair.country,
+            operator: pair.operator,
+            is_high_priority: pair.is_high_priority,
+            plan,
+            state: STARTING.into(),
+            reason: String::new(),
+            counters: CountersDoc::default(),
+            next_seq: 0,
+            last_error: String::new(),
+            started_at: Some(now),
+            stopped_at: None,
+            started_by: caller.user_id.clone(),
+            stopped_by: String::new(),
+            created_at: now,
+            updated_at: now,
+            lease_owner: Some(ctx.supervision.replica.clone()),
+            lease_until: Some(ctx.lease_until()),
+            generation: 0,
+            restart_requested: false,
+            audit: vec![audit("start", caller, false)],
+            outbox: Vec::new(),
+            has_events: true,
+        };
+        let started = event::lifecycle("started", &session, STARTING, "", &caller.user_id);
+        session.outbox.push(started);
+        if !self
+            .store()
+            .lock_pair(&session.pair_id, &session.id)
+            .await?
+        {
+            return Err(ProcessError::SessionActive(session.pair_id));
+        }
+        if let Err(err) = self.store().insert(&session).await {
+            let _ = self
+                .store()
+                .unlock_pair(&session.pair_id, &session.id)
+                .await;
+            return Err(err.into());
+        }
+        tracing::info!(session = %session.id, pair = %session.pair_id, by = %caller.user_id, "session started");
+        self.supervisor.refresh_shares().await;
+        self.supervisor.adopt(session.clone());
+        Ok(self.view(session))
+    }
+
+    pub async fn get(&self, _caller: &Caller, id: &str) -> Result<SessionView, ProcessError> {
+        Ok(self.view(self.load(id).await?))
+    }
+
+    pub async fn audit_trail(
+        &self,
+        _caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<AuditDoc>, ProcessError> {
+        Ok(self.load(id).await?.audit)
+    }
+
+    pub async fn list(
+        &self,
+        _caller: &Caller,
+        query: SessionQuery,
+    ) -> Result<(Vec<SessionView>, Option<String>), ProcessError> {
+        let size = match query.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            1..=MAX_PAGE_SIZE => query.page_size,
+            _ => {
+                return Err(ProcessError::InvalidArgument(format!(
+                    "page_size must be between 1 and {MAX_PAGE_SIZE}"
+                )));
+            }
+        };
+        let mut filter = Document::new();
+        if let Some(state) = query.state.filter(|s| !s.is_empty()) {
+            if !STATES.contains(&state.as_str()) {
+                return Err(ProcessError::InvalidArgument(format!(
+                    "state must be one of {}",
+                    STATES.join(", ")
+                )));
+            }
+            filter.insert("state", state);
+        }
+        if let Some(country) = query.country.filter(|c| !c.is_empty()) {
+            filter.insert("country", country.trim().to_ascii_uppercase());
+        }
+        if let Some(pair) = query.pair_id.filter(|p| !p.is_empty()) {
+            filter.insert("pair_id", pair);
+        }
+        let after = Some(query.page_token).filter(|t| !t.is_empty());
+        let mut sessions = self
+            .store()
+            .list(filter, after.as_deref(), i64::from(size) + 1)
+            .await?;
+        let next = if sessions.len() > size as usize {
+            sessions.truncate(size as usize);
+            sessions.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        let views = sessions.into_iter().map(|s| self.view(s)).collect();
+        Ok((views, next))
+    }
+
+    /// Stops the session and answers once it has stopped sending.
+    pub async fn stop(
+        &self,
+        caller: &Caller,
+        id: &str,
+        force: bool,
+    ) -> Result<SessionView, ProcessError> {
+        let session = self.load(id).await?;
+        check_pinned(caller, &session, force, "stop")?;
+        if matches!(session.state.as_str(), STOPPED | FAILED) {
+            return Ok(self.view(session));
+        }
+        let record = audit("stop", caller, force && session.is_high_priority);
+        if self
+            .store()
+            .request_stop(id, record, false)
+            .await?
+            .is_none()
+        {
+            return Ok(self.view(self.load(id).await?));
+        }
+        tracing::info!(session = %id, by = %caller.user_id, "session stop requested");
+        self.supervisor.poke(id);
+        let session = self
+            .wait_for(id, |s| matches!(s.state.as_str(), STOPPED | FAILED))
+            .await?;
+        Ok(self.view(session))
+    }
+
+    /// Stops the session if it runs and starts it again where it left
+    /// off; its counters and sequence go on.
+    pub async fn restart(
+        &self,
+        caller: &Caller,
+        id: &str,
+        force: bool,
+    ) -> Result<SessionView, ProcessError> {
+        let session = self.load(id).await?;
+        check_pinned(caller, &session, force, "restart")?;
+        let record = audit("restart", caller, force && session.is_high_priority);
+        tracing::info!(session = %id, by = %caller.user_id, "session restart requested");
+        if matches!(session.state.as_str(), STOPPED | FAILED) {
+            let ctx = self.supervisor.context();
+            let event =
+                event::lifecycle("restarted", &session, STARTING, "restart", &caller.user_id);
+            if !self.store().lock_pair(&session.pair_id, id).await? {
+                return Err(ProcessError::SessionActive(session.pair_id));
+            }
+            let restarted = self
+                .store()
+                .restart_idle(
+                    id,
+                    &ctx.supervision.replica,
+                    ctx.lease_until(),
+                    record,
+                    event,
+                )
+                .await;
+            return match restarted {
+                Ok(Some(session)) => {
+                    self.supervisor.refresh_shares().await;
+                    self.supervisor.adopt(session.clone());
+                    Ok(self.view(session))
+                }
+                Ok(None) => Ok(self.view(self.load(id).await?)),
+                Err(err) => {
+                    let _ = self.store().unlock_pair(&session.pair_id, id).await;
+                    Err(err.into())
+                }
+            };
+        }
+        let generation = session.generation;
+        if self.store().request_stop(id, record, true).await?.is_none() {
+            return Ok(self.view(self.load(id).await?));
+        }
+        self.supervisor.poke(id);
+        let session = self
+            .wait_for(id, |s| {
+                s.generation > generation || matches!(s.state.as_str(), STOPPED | FAILED)
+            })
+            .await?;
+        Ok(self.view(session))
+    }
+
+    async fn load(&self, id: &str) -> Result<SessionDoc, ProcessError> {
+        self.store()
+            .get(id.trim())
+            .await?
+            .ok_or_else(|| ProcessError::NotFound(id.to_string()))
+    }
+
+    /// Waits until the session's holder has acted (at most a lease and a
+    /// few heartbeats: a dead holder's session is taken over first), then
+    /// answers the session as it is.
+    async fn wait_for(
+        &self,
+        id: &str,
+        done: impl Fn(&SessionDoc) -> bool,
+    ) -> Result<SessionDoc, ProcessError> {
+        let supervision = &self.supervisor.context().supervision;
+        let deadline =
+            tokio::time::Instant::now() + supervision.lease_ttl + supervision.heartbeat * 3;
+        loop {
+            let session = self.load(id).await?;
+            if done(&session) || tokio::time::Instant::now() >= deadline {
+                return Ok(session);
+            }
+            tokio::time::sleep(WAIT_STEP).await;
+        }
+    }
+}
+
+fn audit(action: &str, caller: &Caller, forced: bool) -> AuditDoc {
+    AuditDoc {
+        action: action.into(),
+        at: DateTime::now(),
+        by: caller.user_id.clone(),
+        by_email: caller.email.clone(),
+        reason: String::new(),
+        forced,
+    }
+}
+
+/// A high-priority pair's session keeps running unless an admin insists.
+fn check_pinned(
+    caller: &Caller,
+    session: &SessionDoc,
+    force: bool,
+    action: &str,
+) -> Result<(), ProcessError> {
+    if !session.is_high_priority {
+        return Ok(());
+    }
+    if !caller.is_admin() {
+        return Err(ProcessError::Pinned(format!(
+            "pair {} is high priority: only an admin can {action} its session",
+            session.pair_id
+        )));
+    }
+    if !force {
+        return Err(ProcessError::Pinned(format!(
+            "pair {} is high priority: {action} it with force: true",
+            session.pair_id
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+// glibc malloc spent a fifth of the SMS pipeline's CPU in bench-sms.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() {
+    smsops_common::telemetry::init("process-svc");
+    smsops_common::startup::exit_on_error(
+        "process-svc",
+        process_svc::startup::run_from_env().await,
+    );
+}

@@ -1,0 +1,95 @@
+//! process-svc as a child process, for the tests that kill it: the real
+//! binary's wiring, configured through its environment like in production.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use process_svc::config::ProcessConfig;
+
+/// One process-svc replica; killed (SIGKILL, no goodbye) when dropped.
+pub struct Replica {
+    child: Child,
+}
+
+impl Replica {
+    pub fn start(config: &ProcessConfig) -> Self {
+        let budgets: Vec<String> = config
+            .country_budgets
+            .iter()
+            .map(|(country, rate)| format!("{country}={rate}"))
+            .collect();
+        let supervision = &config.supervision;
+        let child = Command::new(binary())
+            .env("SMSOPS_PROCESS_ADDR", config.grpc_addr.to_string())
+            .env("SMSOPS_MONGO_URL", &config.mongo_url)
+            .env("SMSOPS_PROCESS_DB", &config.database)
+            .env("SMSOPS_PROCESS_COLLECTION", &config.collection)
+            .env("SMSOPS_AMQP_URL", &config.amqp_url)
+            .env("SMSOPS_SESSION_EXCHANGE", &config.exchange)
+            .env("SMSOPS_AUTH_URL", &config.auth_url)
+            .env("SMSOPS_OPERATOR_URL", &config.operator_url)
+            .env("SMSOPS_SMS_URL", &config.sms_url)
+            .env("SMSOPS_PROCESS_EMAIL", &config.account.email)
+            .env("SMSOPS_PROCESS_PASSWORD", &config.account.password)
+            .env("SMSOPS_PROCESS_REPLICA", &supervision.replica)
+            .env(
+                "SMSOPS_PROCESS_LEASE_TTL_MS",
+                supervision.lease_ttl.as_millis().to_string(),
+            )
+            .env(
+                "SMSOPS_PROCESS_HEARTBEAT_MS",
+                supervision.heartbeat.as_millis().to_string(),
+            )
+            .env(
+                "SMSOPS_PROCESS_FAILURE_STREAK",
+                supervision.failure_streak.to_string(),
+            )
+            .env("SMSOPS_COUNTRY_BUDGETS", budgets.join(","))
+            .env(
+                "SMSOPS_LOG",
+                std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start process-replica: {err}"));
+        Self { child }
+    }
+
+    /// Waits until it answers gRPC on `addr`.
+    pub async fn ready(&self, addr: std::net::SocketAddr) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("process-svc replica never listened on {addr}");
+    }
+
+    /// SIGKILL: no lease is released, nothing is saved.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Built beside the test executables, like the sandbox.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    [dir.join("process-replica"), dir.join("../process-replica")]
+        .into_iter()
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("no process-replica binary near {}", exe.display()))
+}
