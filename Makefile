@@ -25,3 +25,8 @@ unit-and-e2e:
 bench-sms: deps
 	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms
 	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)
+
+.PHONY: bench-pipeline
+bench-pipeline: deps
+	cargo build --release --locked -p smsops-tests --bin sandbox --bin process-replica --bin bench-pipeline
+	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-pipeline $(BENCH_ARGS)

@@ -2,8 +2,8 @@
 # `make up`: builds the stack in release mode and runs it on this machine.
 #
 # Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, the sandbox
-# unless real Twilio credentials are set, then auth-svc, operator-svc, sms-svc
-# and the gateway; waits for /readyz; prints the URLs and the
+# unless real Twilio credentials are set, then auth-svc, operator-svc, sms-svc,
+# process-svc and the gateway; waits for /readyz; prints the URLs and the
 # seeded admin login; then follows the logs. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +26,14 @@ if [ -z "${SMSOPS_ADMIN_PASSWORD:-}" ]; then
   SMSOPS_ADMIN_PASSWORD="$(cat "$DATA_DIR/admin-password")"
 fi
 export SMSOPS_ADMIN_PASSWORD
+# process-svc sends as its own service account, created on its first sign-in.
+if [ -z "${SMSOPS_PROCESS_PASSWORD:-}" ]; then
+  if [ ! -s "$DATA_DIR/process-password" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/process-password")
+  fi
+  SMSOPS_PROCESS_PASSWORD="$(cat "$DATA_DIR/process-password")"
+fi
+export SMSOPS_PROCESS_PASSWORD
 
 # Without real Twilio credentials, the sandbox stands in for Twilio and Telegram.
 USE_SANDBOX=""
@@ -40,7 +48,7 @@ fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
 
 echo "==> building (release)"
-cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p gateway
+cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p gateway
 if [ -n "$USE_SANDBOX" ]; then
   cargo build --release --locked -p smsops-tests --bin sandbox
 fi
@@ -98,6 +106,7 @@ fi
 start auth-svc "$BIN/auth-svc"
 start operator-svc "$BIN/operator-svc"
 start sms-svc "$BIN/sms-svc"
+start process-svc "$BIN/process-svc"
 start gateway "$BIN/gateway"
 
 URL="http://$SMSOPS_GATEWAY_ADDR"

@@ -98,40 +98,50 @@ impl EventQueue {
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + timeout;
         while !done(&events) {
-            let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
-            let Ok(Some(Ok(delivery))) = next else { break };
-            delivery.ack(BasicAckOptions::default()).await.unwrap();
-            let props = &delivery.properties;
-            let header = |name: &str| {
-                props
-                    .headers()
-                    .as_ref()
-                    .and_then(|h| h.inner().get(name).cloned())
-                    .map(|v| match v {
-                        lapin::types::AMQPValue::LongString(s) => s.to_string(),
-                        other => format!("{other:?}"),
-                    })
-                    .unwrap_or_default()
-            };
-            events.push(Event {
-                body: serde_json::from_slice(&delivery.data).unwrap(),
-                message_id: props
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                routing_key: delivery.routing_key.to_string(),
-                content_type: props
-                    .content_type()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                type_header: header("type"),
-                traceparent: header("traceparent"),
-                persistent: *props.delivery_mode() == Some(2),
-            });
+            match self.next_before(deadline).await {
+                Some(event) => events.push(event),
+                None => break,
+            }
         }
         events
+    }
+
+    /// The next event, acked; `None` once `deadline` passes.
+    pub async fn next_before(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
+        let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+        let Ok(Some(Ok(delivery))) = next else {
+            return None;
+        };
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        let props = &delivery.properties;
+        let header = |name: &str| {
+            props
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(name).cloned())
+                .map(|v| match v {
+                    lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default()
+        };
+        Some(Event {
+            body: serde_json::from_slice(&delivery.data).unwrap(),
+            message_id: props
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            routing_key: delivery.routing_key.to_string(),
+            content_type: props
+                .content_type()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            type_header: header("type"),
+            traceparent: header("traceparent"),
+            persistent: *props.delivery_mode() == Some(2),
+        })
     }
 }
 

@@ -71,6 +71,10 @@ impl Replica {
         panic!("process-svc replica never listened on {addr}");
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no lease is released, nothing is saved.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

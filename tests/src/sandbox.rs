@@ -55,6 +55,10 @@ impl Sandbox {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything delivered, callbacks after `latency_ms`.
     pub fn start_default() -> Self {
         Self::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 30}}))

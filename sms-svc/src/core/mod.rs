@@ -29,6 +29,8 @@ use crate::store::{
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 pub const MAX_BATCH: usize = 1000;
+/// A status callback is answered within this, under the gateway's timeout.
+const CALLBACK_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
 /// A message to send, as a caller gives it.
 #[derive(Debug, Clone, Default)]
@@ -374,19 +376,19 @@ impl SmsCore {
             error_message: None,
         };
         // The callback can overtake our own record of the provider's answer;
-        // give that a few seconds (within the gateway's call timeout) before
-        // calling the message unknown, since a 404 loses the status for good.
-        for _ in 0..40 {
-            let target = Target::Sid(update.sid.clone());
-            match self.writer.apply(target, change.clone()).await? {
-                Applied::Moved(_) | Applied::Stale(_) => return Ok(()),
-                Applied::Unknown => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
+        // the writer keeps it until that is recorded. Answer within the
+        // gateway's call timeout: past it the callback stays kept, and a
+        // provider id that never appears is unknown (a 404).
+        let target = Target::Sid(update.sid.clone());
+        match tokio::time::timeout(CALLBACK_ANSWER_WITHIN, self.writer.apply(target, change)).await
+        {
+            Ok(Ok(Applied::Moved(_) | Applied::Stale(_))) => Ok(()),
+            Ok(Err(err)) => Err(err.into()),
+            Ok(Ok(Applied::Unknown)) | Err(_) => Err(SmsError::NotFound(format!(
+                "no message with provider id {}",
+                update.sid
+            ))),
         }
-        Err(SmsError::NotFound(format!(
-            "no message with provider id {}",
-            update.sid
-        )))
     }
 }
 

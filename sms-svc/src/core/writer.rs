@@ -5,18 +5,30 @@
 //! transaction, so the cost per change falls as the load rises. One, because
 //! two writers locking the same messages deadlock (measured: no faster, and
 //! retries) while one keeps MySQL as busy.
+//!
+//! Nothing queued is dropped. The queue is unbounded, so queuing never waits
+//! and a caller that gives up (a webhook call timing out under load) has
+//! still handed its change over. A callback for a provider id not recorded
+//! yet (it overtook our own record of the provider's answer, which may be
+//! further back in this queue) is kept and tried with every batch until
+//! [`EARLY_CALLBACK_WAIT`] has passed, instead of being lost.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use super::OutboxEvent;
 use crate::store::{Applied, Change, Store, StoreError, Target};
 
 /// Most changes one transaction takes; bounds its statements' size.
 const MAX_BATCH: usize = 500;
-/// Changes waiting beyond this make callers wait to queue theirs.
-const QUEUE: usize = 8192;
+/// How long a callback for an unknown provider id waits for it to appear.
+const EARLY_CALLBACK_WAIT: Duration = Duration::from_secs(30);
+/// How often kept callbacks are tried when nothing else comes in.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
@@ -24,86 +36,114 @@ struct Job {
     target: Target,
     change: Change,
     reply: Reply,
+    /// Until when an unknown provider id is waited for.
+    wait_until: Instant,
 }
 
 #[derive(Clone)]
 pub struct StatusWriter {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::UnboundedSender<Job>,
 }
 
 impl StatusWriter {
     /// Starts the writer for `provider`'s messages; `applied` is told
     /// whenever new events are in the outbox. It ends with the last handle.
     pub fn start(store: Store, provider: &'static str, applied: Arc<tokio::sync::Notify>) -> Self {
-        let (queue, mut jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(async move {
-            while let Some(batch) = next_batch(&mut jobs).await {
-                apply(&store, provider, batch, &applied).await;
-            }
-        });
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, provider, jobs, applied));
         Self { queue }
     }
 
-    /// Applies one change and says what became of it.
+    /// Applies one change and says what became of it. A change by
+    /// provider id waits a while for that id to be recorded.
     pub async fn apply(&self, target: Target, change: Change) -> Result<Applied, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let wait_until = match target {
+            Target::Sid(_) => Instant::now() + EARLY_CALLBACK_WAIT,
+            Target::Id(_) => Instant::now(),
+        };
         let job = Job {
             target,
             change,
             reply,
+            wait_until,
         };
-        self.queue
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the status writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the status writer has stopped".into()))?
+        let stopped = || StoreError::Unavailable("the status writer has stopped".into());
+        self.queue.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
-/// Waits for one job, then takes every job already queued, up to a batch.
-async fn next_batch(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
-    let first = jobs.recv().await?;
-    let mut batch = Vec::with_capacity(64);
-    batch.push(first);
-    while batch.len() < MAX_BATCH {
-        match jobs.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
+async fn run(
+    store: Store,
+    provider: &'static str,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    applied: Arc<tokio::sync::Notify>,
+) {
+    let mut waiting: Vec<Job> = Vec::new();
+    loop {
+        let first = if waiting.is_empty() {
+            jobs.recv().await
+        } else {
+            tokio::time::timeout(RETRY_EVERY, jobs.recv())
+                .await
+                .unwrap_or(None)
+        };
+        let closed = first.is_none() && waiting.is_empty();
+        if closed {
+            return;
         }
+        // Kept callbacks go after the new changes: the answer they wait
+        // for is more likely among those.
+        let mut batch: Vec<Job> = first.into_iter().collect();
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        batch.append(&mut waiting);
+        waiting = apply(&store, provider, batch, &applied).await;
     }
-    Some(batch)
 }
 
-async fn apply(store: &Store, provider: &str, batch: Vec<Job>, applied: &tokio::sync::Notify) {
+/// Applies a batch; returns the callbacks to try again.
+async fn apply(
+    store: &Store,
+    provider: &str,
+    batch: Vec<Job>,
+    applied: &tokio::sync::Notify,
+) -> Vec<Job> {
     let changes: Vec<(Target, Change)> = batch
         .iter()
         .map(|job| (job.target.clone(), job.change.clone()))
         .collect();
     let event = |row: &_| OutboxEvent::for_message(row, chrono::Utc::now());
-    match store.apply_changes(provider, &changes, event).await {
-        Ok(results) => {
-            applied.notify_one();
-            for (job, result) in batch.into_iter().zip(results) {
-                let _ = job.reply.send(Ok(result));
-            }
-        }
+    let results = match store.apply_changes(provider, &changes, event).await {
+        Ok(results) => results.into_iter().map(Ok).collect(),
         // One bad change must not fail the others with it: apply each alone.
         Err(err) if batch.len() > 1 => {
             tracing::warn!(error = %err, changes = batch.len(), "status batch failed, applying one by one");
-            for job in batch {
-                let one = [(job.target, job.change)];
-                let result = store.apply_changes(provider, &one, event).await;
-                let result = result.map(|mut results| results.pop().unwrap_or(Applied::Unknown));
-                applied.notify_one();
+            let mut results = Vec::with_capacity(batch.len());
+            for change in changes {
+                let one = store.apply_changes(provider, &[change], event).await;
+                results.push(one.map(|mut r| r.pop().unwrap_or(Applied::Unknown)));
+            }
+            results
+        }
+        Err(err) => vec![Err(err)],
+    };
+    applied.notify_one();
+    let now = Instant::now();
+    let mut again = Vec::new();
+    for (job, result) in batch.into_iter().zip(results) {
+        match result {
+            // Kept even when its caller has given up: it is not lost.
+            Ok(Applied::Unknown) if now < job.wait_until => again.push(job),
+            result => {
                 let _ = job.reply.send(result);
             }
         }
-        Err(err) => {
-            if let Some(job) = batch.into_iter().next() {
-                let _ = job.reply.send(Err(err));
-            }
-        }
     }
+    again
 }
