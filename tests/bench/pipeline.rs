@@ -60,6 +60,7 @@ struct Seen {
     /// Submit (the `sms.accepted` event's time) to `sms.delivered` received.
     lags_ms: Vec<f64>,
     last_at: Option<Instant>,
+    by_status: std::collections::BTreeMap<String, usize>,
 }
 
 #[tokio::main]
@@ -116,6 +117,7 @@ async fn main() {
                 seen.duplicates += 1;
                 continue;
             }
+            *seen.by_status.entry(event.routing_key.clone()).or_default() += 1;
             let message = event.body["message_id"]
                 .as_str()
                 .unwrap_or_default()
@@ -205,6 +207,13 @@ async fn main() {
         seen.duplicates,
         seen.unique.len() as f64 / all_secs.max(0.001)
     );
+    if seen.unique.len() < expected {
+        println!(
+            "                     by status: {:?} (each should be {})",
+            seen.by_status,
+            messages.len()
+        );
+    }
     println!(
         "submit -> delivered: p50 {:.0} ms, p99 {:.0} ms ({} messages)",
         percentile(&seen.lags_ms, 0.5),

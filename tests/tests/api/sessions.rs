@@ -559,3 +559,59 @@ async fn replicas_share_sessions_and_take_over_a_dead_ones() {
     drop(b);
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_sends_keep_failing_fails_with_the_reason() {
+    // No provider answers at the default Twilio URL of the tests.
+    let app = TestApp::spawn_with(Options {
+        failure_streak: 5,
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "PT", false).await;
+    let mut events = EventQueue::bind(&app.session_exchange).await;
+    let id = start(&app, &admin, session_body(&pair, 600.0, "doomed")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut session = Value::Null;
+    for _ in 0..150 {
+        session = app
+            .get(&format!("/api/v1/sessions/{id}"), &admin)
+            .await
+            .body;
+        if session["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(session["state"], "failed", "{session}");
+    let reason = session["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("in a row") && reason.contains("provider_unavailable"),
+        "{reason}"
+    );
+    assert!(session["counters"]["failed"].as_u64().unwrap() >= 5);
+    let got = events
+        .collect_until(Duration::from_secs(10), |e| e.len() >= 2)
+        .await;
+    let kinds: Vec<&str> = got.iter().map(|e| e.routing_key.as_str()).collect();
+    assert_eq!(kinds, ["session.started", "session.failed"]);
+    let audit = app
+        .get(&format!("/api/v1/sessions/{id}/audit"), &admin)
+        .await;
+    let last = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["action"].as_str(), last["by"].as_str()),
+        (Some("fail"), Some("process-svc"))
+    );
+    // The pair is free again.
+    start(&app, &admin, session_body(&pair, 60.0, "next")).await;
+    app.cleanup().await;
+}
