@@ -118,6 +118,9 @@ impl SmsCore {
         }
         self.outbox.notify_one();
 
+        // Recorded as accepted; the provider gets them once the writer
+        // can keep up with what sending them will bring back.
+        self.writer.wait_for_room().await;
         let still_new: Vec<usize> = fresh
             .into_iter()
             .filter(|&i| slots[i].new_row().is_some())
