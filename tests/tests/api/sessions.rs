@@ -615,3 +615,53 @@ async fn a_session_whose_sends_keep_failing_fails_with_the_reason() {
     start(&app, &admin, session_body(&pair, 60.0, "next")).await;
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_waits_out_an_sms_svc_outage_and_skips_nothing() {
+    let sandbox = Sandbox::start_default();
+    let mut app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "AT", false).await;
+    let id = start(&app, &admin, session_body(&pair, 1200.0, "outage")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.stop_sms().await;
+    let during = received(&sandbox, "outage").await.0.len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(received(&sandbox, "outage").await.0.len(), during);
+    let session = app
+        .get(&format!("/api/v1/sessions/{id}"), &admin)
+        .await
+        .body;
+    assert_eq!(session["state"], "running", "{session}");
+    assert!(
+        session["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{session}"
+    );
+
+    app.start_sms().await;
+    let mut resumed = false;
+    for _ in 0..100 {
+        if received(&sandbox, "outage").await.0.len() > during + 10 {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "the session did not resume after the outage");
+    let stopped = act(&app, &admin, &id, "stop", json!({})).await;
+    assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
+    let (seen, duplicates) = received(&sandbox, "outage").await;
+    assert_eq!(duplicates, 0);
+    assert_no_gaps(&seen);
+    assert_eq!(
+        stopped.body["next_seq"].as_u64().unwrap(),
+        seen.len() as u64
+    );
+    app.cleanup().await;
+}
