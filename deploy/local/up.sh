@@ -3,7 +3,7 @@
 #
 # Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, the sandbox
 # unless real Twilio credentials are set, then auth-svc, operator-svc, sms-svc,
-# process-svc and the gateway; waits for /readyz; prints the URLs and the
+# process-svc, metrics-svc and the gateway; waits for /readyz; prints the URLs and the
 # seeded admin login; then follows the logs. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,7 +48,7 @@ fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
 
 echo "==> building (release)"
-cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p gateway
+cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p metrics-svc -p gateway
 if [ -n "$USE_SANDBOX" ]; then
   cargo build --release --locked -p smsops-tests --bin sandbox
 fi
@@ -107,6 +107,7 @@ start auth-svc "$BIN/auth-svc"
 start operator-svc "$BIN/operator-svc"
 start sms-svc "$BIN/sms-svc"
 start process-svc "$BIN/process-svc"
+start metrics-svc "$BIN/metrics-svc"
 start gateway "$BIN/gateway"
 
 URL="http://$SMSOPS_GATEWAY_ADDR"

@@ -9,6 +9,7 @@ use smsops_common::{
 };
 use smsops_proto::{
     auth::v1::auth_service_client::AuthServiceClient,
+    metrics::v1::metrics_service_client::MetricsServiceClient,
     operator::v1::operator_service_client::OperatorServiceClient,
     process::v1::process_service_client::ProcessServiceClient,
     sms::v1::sms_service_client::SmsServiceClient,
@@ -28,6 +29,7 @@ pub struct Services {
     pub operator: OperatorServiceClient<Channel>,
     pub sms: SmsServiceClient<Channel>,
     pub process: ProcessServiceClient<Channel>,
+    pub metrics: MetricsServiceClient<Channel>,
     pub verifier: Arc<TokenVerifier>,
     downstream: Vec<(&'static str, Channel)>,
 }
@@ -38,6 +40,7 @@ impl Services {
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
         let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
+        let metrics = lazy_channel("SMSOPS_METRICS_URL", &config.metrics_url, config.timeouts)?;
         let verifier = Arc::new(TokenVerifier::new(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
@@ -47,12 +50,14 @@ impl Services {
             operator: OperatorServiceClient::new(operator.clone()),
             sms: SmsServiceClient::new(sms.clone()),
             process: ProcessServiceClient::new(process.clone()),
+            metrics: MetricsServiceClient::new(metrics.clone()),
             verifier,
             downstream: vec![
                 ("auth-svc", auth),
                 ("operator-svc", operator),
                 ("sms-svc", sms),
                 ("process-svc", process),
+                ("metrics-svc", metrics),
             ],
         })
     }

@@ -29,6 +29,7 @@ use crate::{error::ErrorBody, routes};
         routes::sms::send,
         routes::sms::get,
         routes::sms::list,
+        routes::metrics::summary,
         routes::sessions::create,
         routes::sessions::list,
         routes::sessions::get,

@@ -17,7 +17,7 @@ use crate::{
     extract::ClientIp,
     grpc::Services,
     openapi::ApiDoc,
-    routes::{auth, health, pairs, resource, sessions, sms, users, webhooks},
+    routes::{auth, health, metrics, pairs, resource, sessions, sms, users, webhooks},
 };
 
 /// Request bodies above this size are refused with 413 `payload_too_large`.
@@ -109,6 +109,9 @@ impl Application {
                                 .route(web::post().to(sessions::create)),
                         )
                         .service(resource("/sessions/{id}").route(web::get().to(sessions::get)))
+                        .service(
+                            resource("/metrics/summary").route(web::get().to(metrics::summary)),
+                        )
                         .service(
                             resource("/sessions/{id}/stop").route(web::post().to(sessions::stop)),
                         )

@@ -10,6 +10,12 @@ pub mod auth {
     }
 }
 
+pub mod metrics {
+    pub mod v1 {
+        tonic::include_proto!("smsops.metrics.v1");
+    }
+}
+
 pub mod operator {
     pub mod v1 {
         tonic::include_proto!("smsops.operator.v1");

@@ -156,3 +156,15 @@ pub async fn delete_exchange(exchange: &str) {
             tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
     }
 }
+
+pub async fn delete_queue(queue: &str) {
+    if let Ok(connection) = Connection::connect(URL, ConnectionProperties::default()).await
+        && let Ok(channel) = connection.create_channel().await
+    {
+        let _ = channel
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+    }
+}

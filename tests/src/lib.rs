@@ -119,10 +119,15 @@ pub struct TestApp {
     pub exchange: String,
     pub process_addr: SocketAddr,
     pub process_db: String,
+    pub metrics_addr: SocketAddr,
+    pub metrics_db: String,
+    /// metrics-svc's own queue on this test's `sms.events` exchange.
+    pub metrics_queue: String,
     /// This test's own `session.events` exchange.
     pub session_exchange: String,
     options: Options,
     process: Option<Running>,
+    metrics: Option<Running>,
     auth: Option<Running>,
     operator: Option<Running>,
     sms: Option<Running>,
@@ -157,9 +162,13 @@ impl TestApp {
             exchange: format!("sms.events.test.{run_id}"),
             process_addr: free_addr(),
             process_db: format!("test_process_{run_id}"),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_db: format!("test_metrics_{run_id}"),
+            metrics_queue: format!("metrics.test.{run_id}"),
             session_exchange: format!("session.events.test.{run_id}"),
             options,
             process: None,
+            metrics: None,
             auth: None,
             operator: None,
             sms: None,
@@ -173,6 +182,7 @@ impl TestApp {
             app.process_addr = SocketAddr::from(([127, 0, 0, 1], 0));
             app.start_process().await;
         }
+        app.start_metrics().await;
         app.start_gateway().await;
         app.start_sms().await;
         app
@@ -353,6 +363,40 @@ impl TestApp {
         }
     }
 
+    /// Starts metrics-svc (again, on the same port if it ran before).
+    pub async fn start_metrics(&mut self) {
+        let config = metrics_svc::config::MetricsConfig {
+            grpc_addr: self.metrics_addr,
+            mysql_url: "mysql://root@127.0.0.1:3306".into(),
+            database: self.metrics_db.clone(),
+            amqp_url: self.options.amqp_url.clone(),
+            exchange: self.exchange.clone(),
+            queue: self.metrics_queue.clone(),
+            prefetch: 1000,
+            auth_url: format!("http://{}", self.auth_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+        };
+        let app = metrics_svc::startup::Application::build(config)
+            .await
+            .unwrap();
+        self.metrics_addr = app.grpc_addr();
+        self.metrics = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    /// Stops metrics-svc as a crash would: its unacked events go back.
+    pub async fn stop_metrics(&mut self) {
+        if let Some(running) = self.metrics.take() {
+            running.stop().await;
+        }
+    }
+
     /// Starts process-svc as a child process on `addr`, named `replica`.
     pub fn spawn_process_replica(&self, addr: SocketAddr, replica: &str) -> process::Replica {
         process::Replica::start(&self.process_config(addr, replica))
@@ -365,6 +409,7 @@ impl TestApp {
             operator_url: format!("http://{}", self.operator_addr),
             sms_url: format!("http://{}", self.sms_addr),
             process_url: format!("http://{}", self.process_addr),
+            metrics_url: format!("http://{}", self.metrics_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
             auth_rate: gateway::config::RateLimit {
@@ -390,6 +435,7 @@ impl TestApp {
         let services = [
             self.gateway.take(),
             self.process.take(),
+            self.metrics.take(),
             self.sms.take(),
             self.operator.take(),
             self.auth.take(),
@@ -400,11 +446,17 @@ impl TestApp {
         let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
             .await
             .unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS `{}`", self.sms_db);
-        sqlx::query(&drop).execute(&mysql).await.unwrap();
+        for db in [&self.sms_db, &self.metrics_db] {
+            let drop = format!("DROP DATABASE IF EXISTS `{db}`");
+            sqlx::query(&drop).execute(&mysql).await.unwrap();
+        }
         mysql.close().await;
         amqp::delete_exchange(&self.exchange).await;
         amqp::delete_exchange(&self.session_exchange).await;
+        let dead = format!("{}.dlq", self.metrics_queue);
+        amqp::delete_queue(&self.metrics_queue).await;
+        amqp::delete_queue(&dead).await;
+        amqp::delete_exchange(&dead).await;
         let client = mongodb::Client::with_uri_str(&self.mongo_url)
             .await
             .unwrap();

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod pairs;
 pub mod sessions;
 pub mod sms;

@@ -5,6 +5,7 @@
 mod bad_input;
 mod flow;
 mod grpc;
+mod metrics;
 mod readiness;
 mod roles;
 mod sandbox;

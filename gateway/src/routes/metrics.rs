@@ -1,0 +1,120 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use smsops_common::{ApiError, ErrorCode};
+use smsops_proto::metrics::v1 as pb;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    error::{ErrorBody, HttpError},
+    extract::Authed,
+    grpc::Services,
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    /// How far back: `90s`, `15m`, `1h`, `7d` (60 s to 30 days; default `1h`).
+    pub window: Option<String>,
+    pub country: Option<String>,
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairSummaryView {
+    pub country_operator_id: String,
+    pub country: String,
+    pub operator: String,
+    /// Messages accepted for sending in the window.
+    pub sms_sent: u64,
+    pub delivered: u64,
+    pub undelivered: u64,
+    pub failed: u64,
+    /// delivered / (delivered + undelivered + failed); 0 when none finished.
+    pub success_rate: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryView {
+    pub items: Vec<PairSummaryView>,
+}
+
+/// `90s`, `15m`, `1h`, `7d` or plain seconds.
+fn window_secs(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (number, unit) = match value.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&value[..i], c),
+        _ => (value, 's'),
+    };
+    let number: u64 = number.parse().ok()?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(unit)
+}
+
+/// Totals per pair over a window, counted exactly once per SMS event.
+#[utoipa::path(get, path = "/api/v1/metrics/summary", tag = "metrics", params(SummaryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = SummaryView), (status = 400, description = "invalid_argument", body = ErrorBody)))]
+pub async fn summary(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    query: web::Query<SummaryQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let query = query.into_inner();
+    let window_seconds = match query.window.as_deref() {
+        None => 0,
+        Some(window) => window_secs(window).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidArgument,
+                "window must look like 90s, 15m, 1h or 7d",
+            )
+        })?,
+    };
+    let request = pb::SummaryRequest {
+        window_seconds,
+        country: query.country,
+        operator: query.operator,
+    };
+    let reply = services
+        .metrics
+        .clone()
+        .summary(caller.authorize(tonic::Request::new(request)))
+        .await?
+        .into_inner();
+    let items = reply
+        .items
+        .into_iter()
+        .map(|p| PairSummaryView {
+            country_operator_id: p.country_operator_id,
+            country: p.country,
+            operator: p.operator,
+            sms_sent: p.sms_sent,
+            delivered: p.delivered,
+            undelivered: p.undelivered,
+            failed: p.failed,
+            success_rate: p.success_rate,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SummaryView { items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse() {
+        assert_eq!(window_secs("90s"), Some(90));
+        assert_eq!(window_secs("15m"), Some(900));
+        assert_eq!(window_secs("1h"), Some(3600));
+        assert_eq!(window_secs("7d"), Some(604_800));
+        assert_eq!(window_secs("120"), Some(120));
+        assert_eq!(window_secs("1w"), None);
+        assert_eq!(window_secs("h"), None);
+    }
+}

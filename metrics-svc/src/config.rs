@@ -1,0 +1,46 @@
+use std::net::SocketAddr;
+
+use smsops_common::{
+    config::{self, ConfigError, TokenSettings},
+    grpc::ClientTimeouts,
+};
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// MySQL server; the database is created if missing.
+    pub mysql_url: String,
+    pub database: String,
+    pub amqp_url: String,
+    /// The exchange SMS events come from.
+    pub exchange: String,
+    /// This service's own durable queue on it; `<queue>.dlq` takes the
+    /// messages that cannot be read.
+    pub queue: String,
+    /// Deliveries the broker may have out to this consumer at once.
+    pub prefetch: u16,
+    pub auth_url: String,
+    pub tokens: TokenSettings,
+    pub timeouts: ClientTimeouts,
+}
+
+impl MetricsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            grpc_addr: config::or(
+                "SMSOPS_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50055)),
+            )?,
+            mysql_url: config::mysql_url()?,
+            database: config::string_or("SMSOPS_METRICS_DB", "sms_metrics")?,
+            amqp_url: config::amqp_url()?,
+            exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
+            queue: config::string_or("SMSOPS_METRICS_QUEUE", "metrics-svc.sms")?,
+            prefetch: config::or("SMSOPS_METRICS_PREFETCH", 1000)?,
+            auth_url: config::auth_url()?,
+            tokens: TokenSettings::from_env()?,
+            timeouts: ClientTimeouts::from_env()?,
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! Transport-neutral metrics logic: what an SMS event counts for, and the
+//! summary callers ask for.
+
+mod error;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::Deserialize;
+use smsops_common::auth::Caller;
+
+pub use error::MetricsError;
+
+use crate::store::{PairTotals, Store};
+
+const DEFAULT_WINDOW_SECS: u64 = 3600;
+const MAX_WINDOW_SECS: u64 = 30 * 24 * 3600;
+
+/// The fields of an SMS event (docs/events.md) that metrics use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmsEvent {
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub country_operator_id: String,
+    pub country: String,
+    pub operator: String,
+    pub status: String,
+}
+
+impl SmsEvent {
+    /// Reads an event body; `None` for what is not an SMS event (poison).
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let event: Self = serde_json::from_slice(body).ok()?;
+        let valid = !event.event_id.is_empty()
+            && event.event_id.len() <= 36
+            && !event.country_operator_id.is_empty()
+            && event.country.len() <= 10
+            && event.operator.len() <= 50;
+        valid.then_some(event)
+    }
+}
+
+/// What a batch of events adds to one pair's minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub country: String,
+    pub operator: String,
+    pub sent: u32,
+    pub delivered: u32,
+    pub undelivered: u32,
+    pub failed: u32,
+}
+
+/// Adds up events per (pair, minute). Statuses on the way (`queued`,
+/// `sent`) count for nothing here; `accepted` counts as sent.
+pub fn tally<'a>(
+    events: impl IntoIterator<Item = &'a SmsEvent>,
+) -> BTreeMap<(String, DateTime<Utc>), Tally> {
+    let mut tallies: BTreeMap<(String, DateTime<Utc>), Tally> = BTreeMap::new();
+    for event in events {
+        let minute = event
+            .occurred_at
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap_or(event.occurred_at);
+        let entry = tallies
+            .entry((event.country_operator_id.clone(), minute))
+            .or_insert_with(|| Tally {
+                country: event.country.clone(),
+                operator: event.operator.clone(),
+                ..Tally::default()
+            });
+        match event.status.as_str() {
+            "accepted" => entry.sent += 1,
+            "delivered" => entry.delivered += 1,
+            "undelivered" => entry.undelivered += 1,
+            "failed" => entry.failed += 1,
+            _ => {}
+        }
+    }
+    tallies
+}
+
+pub struct MetricsCore {
+    store: Store,
+}
+
+impl MetricsCore {
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Self { store })
+    }
+
+    /// Totals per pair over the last `window_secs` (0: an hour).
+    pub async fn summary(
+        &self,
+        _caller: &Caller,
+        window_secs: u64,
+        country: Option<&str>,
+        operator: Option<&str>,
+    ) -> Result<Vec<PairTotals>, MetricsError> {
+        let window = match window_secs {
+            0 => DEFAULT_WINDOW_SECS,
+            60..=MAX_WINDOW_SECS => window_secs,
+            _ => {
+                return Err(MetricsError::InvalidArgument(format!(
+                    "window must be 60 s to {MAX_WINDOW_SECS} s"
+                )));
+            }
+        };
+        let since = Utc::now() - TimeDelta::seconds(window as i64);
+        let country = country.map(|c| c.trim().to_ascii_uppercase());
+        Ok(self
+            .store
+            .summary(since, country.as_deref(), operator)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, pair: &str, status: &str, at: &str) -> SmsEvent {
+        SmsEvent {
+            event_id: id.into(),
+            occurred_at: at.parse().unwrap(),
+            country_operator_id: pair.into(),
+            country: "GB".into(),
+            operator: "Vodafone".into(),
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn events_add_up_per_pair_and_minute() {
+        let events = [
+            event("1", "p", "accepted", "2026-11-22T10:00:01Z"),
+            event("2", "p", "queued", "2026-11-22T10:00:02Z"),
+            event("3", "p", "delivered", "2026-11-22T10:00:59Z"),
+            event("4", "p", "failed", "2026-11-22T10:01:00Z"),
+            event("5", "q", "undelivered", "2026-11-22T10:00:30Z"),
+        ];
+        let tallies = tally(&events);
+        assert_eq!(tallies.len(), 3);
+        let first = &tallies[&("p".to_string(), "2026-11-22T10:00:00Z".parse().unwrap())];
+        assert_eq!((first.sent, first.delivered, first.failed), (1, 1, 0));
+    }
+
+    #[test]
+    fn poison_is_refused() {
+        assert!(SmsEvent::parse(b"not json").is_none());
+        assert!(SmsEvent::parse(br#"{"event_id": ""}"#).is_none());
+        let good = br#"{"event_id":"e","occurred_at":"2026-11-22T10:00:00Z","country_operator_id":"p","country":"GB","operator":"V","status":"sent"}"#;
+        assert!(SmsEvent::parse(good).is_some());
+    }
+}

@@ -1,0 +1,72 @@
+//! Builds metrics-svc from its config and runs it until asked to stop.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use smsops_common::{
+    auth::{AuthServiceKeys, TokenVerifier},
+    grpc::{lazy_channel, standard_routes},
+    startup::{GrpcServer, StartupError},
+};
+use smsops_proto::metrics::v1::metrics_service_server::{MetricsServiceServer, SERVICE_NAME};
+
+use crate::{
+    config::MetricsConfig, consumer::EventConsumer, core::MetricsCore, grpc::MetricsGrpc,
+    store::Store,
+};
+
+pub struct Application {
+    server: GrpcServer,
+    consumer: EventConsumer,
+}
+
+impl Application {
+    /// Creates the database and applies migrations and binds the gRPC
+    /// listener. RabbitMQ may be down: the consumer waits for it.
+    pub async fn build(config: MetricsConfig) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.mysql_url, &config.database)
+            .await
+            .map_err(|err| StartupError::Database(err.to_string()))?;
+        let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let verifier = Arc::new(TokenVerifier::new(
+            config.tokens.clone(),
+            Arc::new(AuthServiceKeys::new(auth)),
+        ));
+        let (health, routes) =
+            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
+        health
+            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
+        let core = MetricsCore::new(store.clone());
+        let router = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .add_service(MetricsServiceServer::new(MetricsGrpc::new(core, verifier)));
+        Ok(Self {
+            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            consumer: EventConsumer::new(
+                store,
+                config.amqp_url,
+                config.exchange,
+                config.queue,
+                config.prefetch,
+            ),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(smsops_common::shutdown::signal()).await
+    }
+
+    /// Serves and consumes until `stop` resolves.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let (stop_consumer, stopped) = tokio::sync::watch::channel(false);
+        let consumer = tokio::spawn(self.consumer.run(stopped));
+        let served = self.server.run_until(stop).await;
+        let _ = stop_consumer.send(true);
+        let _ = consumer.await;
+        served
+    }
+}

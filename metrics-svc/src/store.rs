@@ -1,0 +1,181 @@
+//! Metrics in MySQL: per-pair minute rows and the events already counted,
+//! changed together in one transaction per batch of events.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use smsops_common::{ApiError, ErrorCode};
+use sqlx::{
+    MySql, MySqlPool, QueryBuilder, Row,
+    mysql::{MySqlConnectOptions, MySqlPoolOptions},
+};
+
+use crate::core::{SmsEvent, Tally};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Sql(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::new(ErrorCode::Unavailable, "the metrics store is unavailable"),
+            StoreError::Sql(err) => ApiError::internal(err),
+            StoreError::Migrate(err) => ApiError::internal(err),
+        }
+    }
+}
+
+/// One pair's totals over a window.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PairTotals {
+    pub pair_id: String,
+    pub country: String,
+    pub operator: String,
+    pub sms_sent: i64,
+    pub delivered: i64,
+    pub undelivered: i64,
+    pub failed: i64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: MySqlPool,
+}
+
+impl Store {
+    /// Creates the database if missing, connects and applies migrations.
+    pub async fn connect(server_url: &str, database: &str) -> Result<Self, StoreError> {
+        let server: MySqlConnectOptions = server_url.parse()?;
+        let admin = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect_with(server.clone())
+            .await?;
+        let quoted = database.replace('`', "``");
+        sqlx::query(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{quoted}` CHARACTER SET utf8mb4"
+        ))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(server.database(database))
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Counts the events not counted before, in one transaction; returns
+    /// how many were new. Two consumers racing on one event both try to
+    /// record it; the loser's transaction fails on the key and is retried
+    /// by its caller, and then finds it counted.
+    pub async fn count(&self, events: &[SmsEvent]) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut select =
+            QueryBuilder::<MySql>::new("SELECT event_id FROM processed_events WHERE event_id IN (");
+        let mut ids = select.separated(", ");
+        for event in events {
+            ids.push_bind(&event.event_id);
+        }
+        select.push(") FOR UPDATE");
+        let seen: HashSet<String> = select
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter_map(|row| row.try_get("event_id").ok())
+            .collect();
+        let mut taken = HashSet::new();
+        let new: Vec<&SmsEvent> = events
+            .iter()
+            .filter(|e| !seen.contains(&e.event_id) && taken.insert(e.event_id.as_str()))
+            .collect();
+        if new.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let mut record =
+            QueryBuilder::<MySql>::new("INSERT INTO processed_events (event_id, processed_at) ");
+        record.push_values(&new, |mut values, event| {
+            values.push_bind(&event.event_id).push_bind(now);
+        });
+        record.build().execute(&mut *tx).await?;
+        add(&mut tx, &crate::core::tally(new.iter().copied())).await?;
+        tx.commit().await?;
+        Ok(new.len())
+    }
+
+    pub async fn summary(
+        &self,
+        since: DateTime<Utc>,
+        country: Option<&str>,
+        operator: Option<&str>,
+    ) -> Result<Vec<PairTotals>, StoreError> {
+        let mut query = QueryBuilder::<MySql>::new(
+            "SELECT pair_id, MAX(country) AS country, MAX(operator) AS operator, \
+             CAST(SUM(sms_sent) AS SIGNED) AS sms_sent, CAST(SUM(delivered) AS SIGNED) AS delivered, \
+             CAST(SUM(undelivered) AS SIGNED) AS undelivered, CAST(SUM(failed) AS SIGNED) AS failed \
+             FROM sms_metrics WHERE `timestamp` >= ",
+        );
+        query.push_bind(since);
+        if let Some(country) = country {
+            query.push(" AND country = ").push_bind(country);
+        }
+        if let Some(operator) = operator {
+            query.push(" AND operator = ").push_bind(operator);
+        }
+        query.push(" GROUP BY pair_id ORDER BY MAX(country), MAX(operator)");
+        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+    }
+}
+
+/// Adds each pair-minute's tally to its row, one statement for the batch.
+async fn add(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    tallies: &BTreeMap<(String, DateTime<Utc>), Tally>,
+) -> Result<(), StoreError> {
+    let mut upsert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_metrics (pair_id, `timestamp`, country, operator, sms_sent, delivered, \
+         undelivered, failed, failures, success_rate) ",
+    );
+    upsert.push_values(tallies, |mut values, ((pair, minute), tally)| {
+        let finished = tally.delivered + tally.undelivered + tally.failed;
+        let rate = if finished > 0 {
+            f64::from(tally.delivered) / f64::from(finished)
+        } else {
+            0.0
+        };
+        values
+            .push_bind(pair)
+            .push_bind(*minute)
+            .push_bind(&tally.country)
+            .push_bind(&tally.operator)
+            .push_bind(tally.sent)
+            .push_bind(tally.delivered)
+            .push_bind(tally.undelivered)
+            .push_bind(tally.failed)
+            .push_bind(tally.undelivered + tally.failed)
+            .push_bind(rate);
+    });
+    // Assignments run left to right and see the columns already updated.
+    upsert.push(
+        " ON DUPLICATE KEY UPDATE sms_sent = sms_sent + VALUES(sms_sent), \
+         delivered = delivered + VALUES(delivered), \
+         undelivered = undelivered + VALUES(undelivered), \
+         failed = failed + VALUES(failed), \
+         failures = undelivered + failed, \
+         success_rate = IF(delivered + undelivered + failed > 0, \
+             delivered / (delivered + undelivered + failed), 0)",
+    );
+    upsert.build().execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! metrics-svc end to end: SMS events from sms-svc, counted exactly once in
+//! MySQL, read through the gateway.
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use smsops_common::amqp::{Outgoing, Publisher};
+use smsops_proto::sms::v1::{
+    SendSmsBatchRequest, SendSmsRequest, sms_service_client::SmsServiceClient,
+};
+use smsops_tests::{
+    Options, TestApp,
+    amqp::{Event, EventQueue, URL},
+    sandbox::Sandbox,
+};
+
+async fn app_with(sandbox: &Sandbox) -> TestApp {
+    TestApp::spawn_with(Options {
+        twilio_base_url: sandbox.url.clone(),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn new_pair(app: &TestApp, admin: &str) -> String {
+    let operator = format!("op-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"country": "GB", "operator": operator});
+    let reply = app
+        .post("/api/v1/country-operators", Some(admin), body)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.id()
+}
+
+/// Sends `count` messages for `pair` in one batch through sms-svc.
+async fn send(app: &TestApp, admin: &str, pair: &str, count: usize) {
+    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
+    let messages = (0..count)
+        .map(|n| SendSmsRequest {
+            country_operator_id: pair.into(),
+            to: format!("+4477009{n:05}"),
+            body: format!("metrics {n}"),
+            idempotency_key: String::new(),
+            session_id: String::new(),
+        })
+        .collect();
+    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    client.send_sms_batch(request).await.unwrap();
+}
+
+async fn summary_of(app: &TestApp, admin: &str, pair: &str) -> Value {
+    let reply = app.get("/api/v1/metrics/summary?window=1h", admin).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["country_operator_id"] == pair)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn finished(item: &Value) -> u64 {
+    ["delivered", "undelivered", "failed"]
+        .iter()
+        .map(|k| item[k].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Waits until `expected` messages of the pair have finished in the summary.
+async fn settled(app: &TestApp, admin: &str, pair: &str, expected: u64) -> Value {
+    for _ in 0..200 {
+        let item = summary_of(app, admin, pair).await;
+        if finished(&item) >= expected {
+            return item;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("metrics never reached {expected} finished messages");
+}
+
+async fn queue_length(queue: &str) -> u32 {
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    declared.message_count()
+}
+
+async fn publish_again(exchange: &str, events: &[Event]) {
+    let publisher = Publisher::connect(URL, exchange).await.unwrap();
+    let payloads: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| serde_json::to_vec(&e.body).unwrap())
+        .collect();
+    let outgoing: Vec<Outgoing<'_>> = events
+        .iter()
+        .zip(&payloads)
+        .map(|(e, payload)| Outgoing {
+            event_id: &e.message_id,
+            routing_key: &e.routing_key,
+            event_type: &e.type_header,
+            traceparent: &e.traceparent,
+            payload,
+        })
+        .collect();
+    assert!(
+        publisher
+            .publish_confirmed(&outgoing)
+            .await
+            .unwrap()
+            .iter()
+            .all(|ack| *ack)
+    );
+    publisher.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_matches_the_sandboxs_exact_outcomes() {
+    let sandbox = Sandbox::start(json!({"default_rule": {
+        "delivered": 0.8, "undelivered": 0.1, "failed": 0.1, "callback_latency_ms": 10
+    }}));
+    let app = app_with(&sandbox).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin).await;
+    send(&app, &admin, &pair, 200).await;
+    let item = settled(&app, &admin, &pair, 200).await;
+
+    let log = sandbox.twilio_messages().await;
+    let outcome = |name: &str| {
+        log["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["outcome"] == name)
+            .count() as u64
+    };
+    assert_eq!(item["sms_sent"], 200);
+    assert_eq!(item["delivered"].as_u64().unwrap(), outcome("delivered"));
+    assert_eq!(
+        item["undelivered"].as_u64().unwrap(),
+        outcome("undelivered")
+    );
+    assert_eq!(item["failed"].as_u64().unwrap(), outcome("failed"));
+    let rate = outcome("delivered") as f64 / 200.0;
+    assert!(
+        (item["success_rate"].as_f64().unwrap() - rate).abs() < 1e-9,
+        "{item}"
+    );
+    app.get("/api/v1/metrics/summary?window=1w", &admin)
+        .await
+        .assert_error(400, "invalid_argument");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue() {
+    let sandbox = Sandbox::start_default();
+    let mut app = app_with(&sandbox).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin).await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+    send(&app, &admin, &pair, 30).await;
+    let events = queue
+        .collect_until(Duration::from_secs(20), |e| e.len() >= 120)
+        .await;
+    assert_eq!(events.len(), 120);
+    let before = settled(&app, &admin, &pair, 30).await;
+    assert_eq!(
+        (before["sms_sent"].as_u64(), before["delivered"].as_u64()),
+        (Some(30), Some(30))
+    );
+
+    // Every event again, and one that is not an event at all.
+    publish_again(&app.exchange, &events).await;
+    let publisher = Publisher::connect(URL, &app.exchange).await.unwrap();
+    let poison = Outgoing {
+        event_id: "poison",
+        routing_key: "sms.delivered",
+        event_type: "sms.delivered",
+        traceparent: "",
+        payload: b"{not json",
+    };
+    publisher.publish_confirmed(&[poison]).await.unwrap();
+    publisher.close().await;
+    let dead = format!("{}.dlq", app.metrics_queue);
+    for _ in 0..100 {
+        if queue_length(&dead).await == 1 && queue_length(&app.metrics_queue).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        queue_length(&dead).await,
+        1,
+        "the poison message is not dead-lettered"
+    );
+    assert_eq!(summary_of(&app, &admin, &pair).await, before);
+
+    // Killed and back: the events come once more and still count once.
+    app.stop_metrics().await;
+    publish_again(&app.exchange, &events).await;
+    app.start_metrics().await;
+    for _ in 0..100 {
+        if queue_length(&app.metrics_queue).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(summary_of(&app, &admin, &pair).await, before);
+    // And it still counts new ones.
+    send(&app, &admin, &pair, 5).await;
+    let after = settled(&app, &admin, &pair, 35).await;
+    assert_eq!(after["sms_sent"], 35);
+    app.cleanup().await;
+}
