@@ -30,3 +30,8 @@ bench-sms: deps
 bench-pipeline: deps
 	cargo build --release --locked -p smsops-tests --bin sandbox --bin process-replica --bin bench-pipeline
 	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-pipeline $(BENCH_ARGS)
+
+.PHONY: bench-metrics
+bench-metrics: deps
+	cargo build --release --locked -p smsops-tests --bin bench-metrics
+	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-metrics $(BENCH_ARGS)
