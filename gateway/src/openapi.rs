@@ -30,6 +30,7 @@ use crate::{error::ErrorBody, routes};
         routes::sms::get,
         routes::sms::list,
         routes::metrics::summary,
+        routes::metrics::series,
         routes::sessions::create,
         routes::sessions::list,
         routes::sessions::get,

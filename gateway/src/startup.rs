@@ -112,6 +112,7 @@ impl Application {
                         .service(
                             resource("/metrics/summary").route(web::get().to(metrics::summary)),
                         )
+                        .service(resource("/metrics/series").route(web::get().to(metrics::series)))
                         .service(
                             resource("/sessions/{id}/stop").route(web::post().to(sessions::stop)),
                         )

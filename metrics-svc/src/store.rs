@@ -44,6 +44,16 @@ pub struct PairTotals {
     pub failed: i64,
 }
 
+/// One time bucket's counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Bucket {
+    pub at: DateTime<Utc>,
+    pub sms_sent: i64,
+    pub delivered: i64,
+    pub undelivered: i64,
+    pub failed: i64,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: MySqlPool,
@@ -134,6 +144,40 @@ impl Store {
             query.push(" AND operator = ").push_bind(operator);
         }
         query.push(" GROUP BY pair_id ORDER BY MAX(country), MAX(operator)");
+        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+    }
+}
+
+impl Store {
+    /// Counts per `bucket_secs` between `since` and `until`, for one pair
+    /// or all.
+    pub async fn series(
+        &self,
+        pair_id: Option<&str>,
+        bucket_secs: u64,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let mut query =
+            QueryBuilder::<MySql>::new("SELECT FROM_UNIXTIME(FLOOR(UNIX_TIMESTAMP(`timestamp`) / ");
+        query
+            .push_bind(bucket_secs)
+            .push(") * ")
+            .push_bind(bucket_secs)
+            .push(
+                ") AS at, CAST(SUM(sms_sent) AS SIGNED) AS sms_sent, \
+             CAST(SUM(delivered) AS SIGNED) AS delivered, \
+             CAST(SUM(undelivered) AS SIGNED) AS undelivered, \
+             CAST(SUM(failed) AS SIGNED) AS failed FROM sms_metrics WHERE `timestamp` >= ",
+            );
+        query
+            .push_bind(since)
+            .push(" AND `timestamp` < ")
+            .push_bind(until);
+        if let Some(pair) = pair_id {
+            query.push(" AND pair_id = ").push_bind(pair);
+        }
+        query.push(" GROUP BY at ORDER BY at");
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
     }
 }

@@ -38,6 +38,36 @@ pub struct SummaryView {
     pub items: Vec<PairSummaryView>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// One pair; none means all pairs together.
+    pub country_operator_id: Option<String>,
+    /// `1m`, `5m` or `1h` (default `1m`).
+    pub bucket: Option<String>,
+    /// RFC 3339 (default: an hour before `until`).
+    pub since: Option<String>,
+    /// RFC 3339 (default: now).
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPointView {
+    /// The bucket's start.
+    pub at: String,
+    pub sms_sent: u64,
+    pub delivered: u64,
+    pub undelivered: u64,
+    pub failed: u64,
+    pub success_rate: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesView {
+    /// Oldest first; empty buckets are left out.
+    pub points: Vec<SeriesPointView>,
+}
+
 /// `90s`, `15m`, `1h`, `7d` or plain seconds.
 fn window_secs(value: &str) -> Option<u64> {
     let value = value.trim();
@@ -101,6 +131,45 @@ pub async fn summary(
         })
         .collect();
     Ok(HttpResponse::Ok().json(SummaryView { items }))
+}
+
+/// Counts per time bucket, for one pair or all of them.
+#[utoipa::path(get, path = "/api/v1/metrics/series", tag = "metrics", params(SeriesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = SeriesView), (status = 400, description = "invalid_argument", body = ErrorBody)))]
+pub async fn series(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    query: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let query = query.into_inner();
+    let bucket_seconds = window_secs(query.bucket.as_deref().unwrap_or("1m"))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidArgument, "bucket must be 1m, 5m or 1h"))?;
+    let request = pb::SeriesRequest {
+        country_operator_id: query.country_operator_id.unwrap_or_default(),
+        bucket_seconds,
+        since: query.since.unwrap_or_default(),
+        until: query.until.unwrap_or_default(),
+    };
+    let reply = services
+        .metrics
+        .clone()
+        .series(caller.authorize(tonic::Request::new(request)))
+        .await?
+        .into_inner();
+    let points = reply
+        .points
+        .into_iter()
+        .map(|p| SeriesPointView {
+            at: p.at,
+            sms_sent: p.sms_sent,
+            delivered: p.delivered,
+            undelivered: p.undelivered,
+            failed: p.failed,
+            success_rate: p.success_rate,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SeriesView { points }))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use smsops_common::auth::Caller;
 
 pub use error::MetricsError;
 
-use crate::store::{PairTotals, Store};
+use crate::store::{Bucket, PairTotals, Store};
 
 const DEFAULT_WINDOW_SECS: u64 = 3600;
 const MAX_WINDOW_SECS: u64 = 30 * 24 * 3600;
@@ -111,6 +111,45 @@ impl MetricsCore {
         Ok(self
             .store
             .summary(since, country.as_deref(), operator)
+            .await?)
+    }
+}
+
+impl MetricsCore {
+    /// Counts per bucket (60, 300 or 3600 s) over a time range (default:
+    /// the last hour), for one pair or, with none, all of them.
+    pub async fn series(
+        &self,
+        _caller: &Caller,
+        pair_id: Option<&str>,
+        bucket_secs: u64,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Vec<Bucket>, MetricsError> {
+        if ![60, 300, 3600].contains(&bucket_secs) {
+            return Err(MetricsError::InvalidArgument(
+                "bucket must be 60, 300 or 3600 seconds".into(),
+            ));
+        }
+        let time = |name: &str, value: Option<&str>, default: DateTime<Utc>| match value {
+            None | Some("") => Ok(default),
+            Some(value) => DateTime::parse_from_rfc3339(value)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    MetricsError::InvalidArgument(format!("{name} must be an RFC 3339 time"))
+                }),
+        };
+        let now = Utc::now();
+        let until = time("until", until, now)?;
+        let since = time("since", since, until - TimeDelta::hours(1))?;
+        if since >= until || until - since > TimeDelta::days(31) {
+            return Err(MetricsError::InvalidArgument(
+                "since must be before until, at most 31 days apart".into(),
+            ));
+        }
+        Ok(self
+            .store
+            .series(pair_id, bucket_secs, since, until)
             .await?)
     }
 }

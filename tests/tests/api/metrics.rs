@@ -165,6 +165,26 @@ async fn the_summary_matches_the_sandboxs_exact_outcomes() {
         (item["success_rate"].as_f64().unwrap() - rate).abs() < 1e-9,
         "{item}"
     );
+    // The series adds up to the summary, per pair and over all pairs.
+    for path in [
+        format!("/api/v1/metrics/series?country_operator_id={pair}&bucket=1m"),
+        "/api/v1/metrics/series?bucket=5m".to_string(),
+    ] {
+        let series = app.get(&path, &admin).await;
+        assert_eq!(series.status, StatusCode::OK, "{}", series.body);
+        let points = series.body["points"].as_array().unwrap();
+        assert!(!points.is_empty());
+        for key in ["sms_sent", "delivered", "undelivered", "failed"] {
+            let sum: u64 = points.iter().map(|p| p[key].as_u64().unwrap()).sum();
+            assert_eq!(sum, item[key].as_u64().unwrap(), "{key} in {path}");
+        }
+    }
+    app.get("/api/v1/metrics/series?bucket=2m", &admin)
+        .await
+        .assert_error(400, "invalid_argument");
+    app.get("/api/v1/metrics/series?since=yesterday", &admin)
+        .await
+        .assert_error(400, "invalid_argument");
     app.get("/api/v1/metrics/summary?window=1w", &admin)
         .await
         .assert_error(400, "invalid_argument");
