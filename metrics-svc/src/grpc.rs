@@ -41,6 +41,14 @@ impl MetricsService for MetricsGrpc {
             .into_iter()
             .map(|t| pb::PairSummary {
                 success_rate: rate(t.delivered, t.undelivered, t.failed),
+                top_errors: t
+                    .top_errors
+                    .into_iter()
+                    .map(|(code, count)| pb::ErrorCount {
+                        code,
+                        count: count.max(0) as u64,
+                    })
+                    .collect(),
                 country_operator_id: t.pair_id,
                 country: t.country,
                 operator: t.operator,

@@ -42,7 +42,13 @@ pub struct PairTotals {
     pub delivered: i64,
     pub undelivered: i64,
     pub failed: i64,
+    /// Filled in after the totals query: (code, count), most first.
+    #[sqlx(skip)]
+    pub top_errors: Vec<(String, i64)>,
 }
+
+/// Error codes kept per pair in a summary.
+const TOP_ERRORS: usize = 5;
 
 /// One time bucket's counts.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -120,6 +126,7 @@ impl Store {
         });
         record.build().execute(&mut *tx).await?;
         add(&mut tx, &crate::core::tally(new.iter().copied())).await?;
+        add_errors(&mut tx, &crate::core::error_tally(new.iter().copied())).await?;
         tx.commit().await?;
         Ok(new.len())
     }
@@ -144,7 +151,23 @@ impl Store {
             query.push(" AND operator = ").push_bind(operator);
         }
         query.push(" GROUP BY pair_id ORDER BY MAX(country), MAX(operator)");
-        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+        let mut totals: Vec<PairTotals> = query.build_query_as().fetch_all(&self.pool).await?;
+        let errors: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT pair_id, error_code, CAST(SUM(count) AS SIGNED) AS n FROM sms_error_counts \
+             WHERE `timestamp` >= ? GROUP BY pair_id, error_code ORDER BY n DESC, error_code",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        for pair in &mut totals {
+            pair.top_errors = errors
+                .iter()
+                .filter(|(id, _, _)| *id == pair.pair_id)
+                .take(TOP_ERRORS)
+                .map(|(_, code, n)| (code.clone(), *n))
+                .collect();
+        }
+        Ok(totals)
     }
 }
 
@@ -180,6 +203,29 @@ impl Store {
         query.push(" GROUP BY at ORDER BY at");
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
     }
+}
+
+/// Adds each (pair, minute, code) count to its row, one statement for the batch.
+async fn add_errors(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    counts: &BTreeMap<(String, DateTime<Utc>, String), u32>,
+) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_error_counts (pair_id, `timestamp`, error_code, count) ",
+    );
+    upsert.push_values(counts, |mut values, ((pair, minute, code), count)| {
+        values
+            .push_bind(pair)
+            .push_bind(*minute)
+            .push_bind(code)
+            .push_bind(*count);
+    });
+    upsert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");
+    upsert.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Adds each pair-minute's tally to its row, one statement for the batch.

@@ -31,6 +31,14 @@ pub struct PairSummaryView {
     pub failed: u64,
     /// delivered / (delivered + undelivered + failed); 0 when none finished.
     pub success_rate: f64,
+    /// The commonest error codes of undelivered and failed messages.
+    pub top_errors: Vec<ErrorCountView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorCountView {
+    pub code: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,6 +136,14 @@ pub async fn summary(
             undelivered: p.undelivered,
             failed: p.failed,
             success_rate: p.success_rate,
+            top_errors: p
+                .top_errors
+                .into_iter()
+                .map(|e| ErrorCountView {
+                    code: e.code,
+                    count: e.count,
+                })
+                .collect(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(SummaryView { items }))

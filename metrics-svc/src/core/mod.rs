@@ -25,6 +25,8 @@ pub struct SmsEvent {
     pub country: String,
     pub operator: String,
     pub status: String,
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
 
 impl SmsEvent {
@@ -49,6 +51,33 @@ pub struct Tally {
     pub delivered: u32,
     pub undelivered: u32,
     pub failed: u32,
+}
+
+/// How often each error code ended a message, per (pair, minute, code).
+pub fn error_tally<'a>(
+    events: impl IntoIterator<Item = &'a SmsEvent>,
+) -> BTreeMap<(String, DateTime<Utc>, String), u32> {
+    let mut tallies = BTreeMap::new();
+    for event in events {
+        let Some(code) = event
+            .error_code
+            .as_ref()
+            .filter(|c| !c.is_empty() && c.len() <= 64)
+        else {
+            continue;
+        };
+        if !matches!(event.status.as_str(), "undelivered" | "failed") {
+            continue;
+        }
+        let minute = event
+            .occurred_at
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap_or(event.occurred_at);
+        *tallies
+            .entry((event.country_operator_id.clone(), minute, code.clone()))
+            .or_insert(0) += 1;
+    }
+    tallies
 }
 
 /// Adds up events per (pair, minute). Statuses on the way (`queued`,
@@ -166,6 +195,7 @@ mod tests {
             country: "GB".into(),
             operator: "Vodafone".into(),
             status: status.into(),
+            error_code: None,
         }
     }
 

@@ -165,6 +165,24 @@ async fn the_summary_matches_the_sandboxs_exact_outcomes() {
         (item["success_rate"].as_f64().unwrap() - rate).abs() < 1e-9,
         "{item}"
     );
+    let top: Vec<(String, u64)> = item["top_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["code"].as_str().unwrap().to_string(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        ("30003".to_string(), outcome("undelivered")),
+        ("30008".to_string(), outcome("failed")),
+    ];
+    want.retain(|(_, n)| *n > 0);
+    want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert_eq!(top, want, "{item}");
     // The series adds up to the summary, per pair and over all pairs.
     for path in [
         format!("/api/v1/metrics/series?country_operator_id={pair}&bucket=1m"),
