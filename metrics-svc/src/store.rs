@@ -169,9 +169,7 @@ impl Store {
         }
         Ok(totals)
     }
-}
 
-impl Store {
     /// Counts per `bucket_secs` between `since` and `until`, for one pair
     /// or all.
     pub async fn series(
