@@ -19,7 +19,12 @@ use lapin::{
 };
 use smsops_common::amqp::declare_exchange;
 
-use crate::{core::SmsEvent, store::Store};
+use std::sync::Arc;
+
+use crate::{
+    core::{MetricsCore, SmsEvent},
+    store::Store,
+};
 
 /// Most events counted in one transaction.
 const BATCH: usize = 1000;
@@ -28,6 +33,7 @@ const LINGER: Duration = Duration::from_millis(20);
 
 pub struct EventConsumer {
     store: Store,
+    core: Arc<MetricsCore>,
     amqp_url: String,
     exchange: String,
     queue: String,
@@ -37,6 +43,7 @@ pub struct EventConsumer {
 impl EventConsumer {
     pub fn new(
         store: Store,
+        core: Arc<MetricsCore>,
         amqp_url: String,
         exchange: String,
         queue: String,
@@ -44,6 +51,7 @@ impl EventConsumer {
     ) -> Self {
         Self {
             store,
+            core,
             amqp_url,
             exchange,
             queue,
@@ -194,7 +202,16 @@ impl EventConsumer {
         loop {
             attempt += 1;
             match self.store.count(&events).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    let mut pairs: Vec<String> = events
+                        .iter()
+                        .map(|e| e.country_operator_id.clone())
+                        .collect();
+                    pairs.sort_unstable();
+                    pairs.dedup();
+                    self.core.changed(pairs);
+                    break;
+                }
                 // Another consumer counted one of these first, or MySQL is
                 // away: nothing was counted; try again (unacked, the events
                 // would come back anyway).

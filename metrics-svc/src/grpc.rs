@@ -7,7 +7,7 @@ use smsops_common::auth::TokenVerifier;
 use smsops_proto::metrics::v1::{self as pb, metrics_service_server::MetricsService};
 use tonic::{Request, Response, Status};
 
-use crate::core::MetricsCore;
+use crate::{core::MetricsCore, store::PairTotals};
 
 pub struct MetricsGrpc {
     core: Arc<MetricsCore>,
@@ -20,8 +20,52 @@ impl MetricsGrpc {
     }
 }
 
+type LiveStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::LiveUpdate, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl MetricsService for MetricsGrpc {
+    type LiveStream = LiveStream;
+
+    async fn live(
+        &self,
+        request: Request<pb::LiveRequest>,
+    ) -> Result<Response<LiveStream>, Status> {
+        self.verifier.caller_of(&request).await?;
+        let core = self.core.clone();
+        let mut changes = core.subscribe();
+        let mut closing = core.closing();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::core::LIVE_EVERY);
+            let mut pending: std::collections::BTreeSet<String> = Default::default();
+            loop {
+                tokio::select! {
+                    changed = changes.recv() => match changed {
+                        Ok(pairs) => pending.extend(pairs.iter().cloned()),
+                        // Fell behind: the next change of each missed pair brings it.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = every.tick(), if !pending.is_empty() => {
+                        let pairs: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
+                        let update = core.live_totals(&pairs).await.map(|totals| pb::LiveUpdate {
+                            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                            pairs: totals.into_iter().map(pair_summary).collect(),
+                        });
+                        if tx.send(update.map_err(Status::from)).await.is_err() {
+                            return;
+                        }
+                    }
+                    () = tx.closed() => return,
+                    _ = closing.changed() => return,
+                }
+            }
+        });
+        let updates = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Response::new(Box::pin(updates)))
+    }
+
     async fn summary(
         &self,
         request: Request<pb::SummaryRequest>,
@@ -37,27 +81,7 @@ impl MetricsService for MetricsGrpc {
                 req.operator.as_deref(),
             )
             .await?;
-        let items = totals
-            .into_iter()
-            .map(|t| pb::PairSummary {
-                success_rate: rate(t.delivered, t.undelivered, t.failed),
-                top_errors: t
-                    .top_errors
-                    .into_iter()
-                    .map(|(code, count)| pb::ErrorCount {
-                        code,
-                        count: count.max(0) as u64,
-                    })
-                    .collect(),
-                country_operator_id: t.pair_id,
-                country: t.country,
-                operator: t.operator,
-                sms_sent: t.sms_sent.max(0) as u64,
-                delivered: t.delivered.max(0) as u64,
-                undelivered: t.undelivered.max(0) as u64,
-                failed: t.failed.max(0) as u64,
-            })
-            .collect();
+        let items = totals.into_iter().map(pair_summary).collect();
         Ok(Response::new(pb::SummaryResponse { items }))
     }
 
@@ -90,6 +114,27 @@ impl MetricsService for MetricsGrpc {
             })
             .collect();
         Ok(Response::new(pb::SeriesResponse { points }))
+    }
+}
+
+fn pair_summary(t: PairTotals) -> pb::PairSummary {
+    pb::PairSummary {
+        success_rate: rate(t.delivered, t.undelivered, t.failed),
+        top_errors: t
+            .top_errors
+            .into_iter()
+            .map(|(code, count)| pb::ErrorCount {
+                code,
+                count: count.max(0) as u64,
+            })
+            .collect(),
+        country_operator_id: t.pair_id,
+        country: t.country,
+        operator: t.operator,
+        sms_sent: t.sms_sent.max(0) as u64,
+        delivered: t.delivered.max(0) as u64,
+        undelivered: t.undelivered.max(0) as u64,
+        failed: t.failed.max(0) as u64,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::{
 
 pub struct Application {
     server: GrpcServer,
+    core: Arc<MetricsCore>,
     consumer: EventConsumer,
 }
 
@@ -37,13 +38,19 @@ impl Application {
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
         let core = MetricsCore::new(store.clone());
+        let core_for_consumer = core.clone();
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(MetricsServiceServer::new(MetricsGrpc::new(core, verifier)));
+            .add_service(MetricsServiceServer::new(MetricsGrpc::new(
+                core.clone(),
+                verifier,
+            )));
         Ok(Self {
             server: GrpcServer::bind(config.grpc_addr, router).await?,
+            core,
             consumer: EventConsumer::new(
                 store,
+                core_for_consumer,
                 config.amqp_url,
                 config.exchange,
                 config.queue,
@@ -64,7 +71,14 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
         let (stop_consumer, stopped) = tokio::sync::watch::channel(false);
         let consumer = tokio::spawn(self.consumer.run(stopped));
-        let served = self.server.run_until(stop).await;
+        let core = self.core;
+        let served = self
+            .server
+            .run_until(async move {
+                stop.await;
+                core.close();
+            })
+            .await;
         let _ = stop_consumer.send(true);
         let _ = consumer.await;
         served

@@ -109,13 +109,55 @@ pub fn tally<'a>(
     tallies
 }
 
+/// How often live subscribers get the pairs that changed.
+pub const LIVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The window live updates total over.
+const LIVE_WINDOW_SECS: i64 = 3600;
+
 pub struct MetricsCore {
     store: Store,
+    /// Pairs whose counts just changed, for live subscribers.
+    changed: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
+    /// Turns true when the service stops, ending live streams so the
+    /// server's graceful shutdown does not wait on them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl MetricsCore {
     pub fn new(store: Store) -> Arc<Self> {
-        Arc::new(Self { store })
+        Arc::new(Self {
+            store,
+            changed: tokio::sync::broadcast::channel(1024).0,
+            closing: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// Ends every live stream.
+    pub fn close(&self) {
+        let _ = self.closing.send(true);
+    }
+
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells live subscribers which pairs' counts changed.
+    pub fn changed(&self, pairs: Vec<String>) {
+        if !pairs.is_empty() {
+            let _ = self.changed.send(Arc::new(pairs));
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>> {
+        self.changed.subscribe()
+    }
+
+    /// The last hour's totals of these pairs.
+    pub async fn live_totals(&self, pairs: &[String]) -> Result<Vec<PairTotals>, MetricsError> {
+        let since = Utc::now() - TimeDelta::seconds(LIVE_WINDOW_SECS);
+        let mut totals = self.store.summary(since, None, None).await?;
+        totals.retain(|t| pairs.contains(&t.pair_id));
+        Ok(totals)
     }
 
     /// Totals per pair over the last `window_secs` (0: an hour).

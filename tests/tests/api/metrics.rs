@@ -7,6 +7,7 @@ use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, type
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smsops_common::amqp::{Outgoing, Publisher};
+use smsops_proto::metrics::v1::{LiveRequest, metrics_service_client::MetricsServiceClient};
 use smsops_proto::sms::v1::{
     SendSmsBatchRequest, SendSmsRequest, sms_service_client::SmsServiceClient,
 };
@@ -48,11 +49,18 @@ async fn send(app: &TestApp, admin: &str, pair: &str, count: usize) {
             session_id: String::new(),
         })
         .collect();
-    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+    client
+        .send_sms_batch(authed(admin, SendSmsBatchRequest { messages }))
+        .await
+        .unwrap();
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
-        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
-    client.send_sms_batch(request).await.unwrap();
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }
 
 async fn summary_of(app: &TestApp, admin: &str, pair: &str) -> Value {
@@ -141,8 +149,42 @@ async fn the_summary_matches_the_sandboxs_exact_outcomes() {
     let app = app_with(&sandbox).await;
     let admin = app.admin_tokens().await.access;
     let pair = new_pair(&app, &admin).await;
+    let mut live = MetricsServiceClient::connect(format!("http://{}", app.metrics_addr))
+        .await
+        .unwrap()
+        .live(authed(&admin, LiveRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    // The latest live totals of the pair, as they stream in.
+    let (latest_tx, latest) = tokio::sync::watch::channel(None);
+    let watched = pair.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(update)) = live.message().await {
+            if let Some(now) = update
+                .pairs
+                .into_iter()
+                .find(|p| p.country_operator_id == watched)
+            {
+                let _ = latest_tx.send(Some(now));
+            }
+        }
+    });
     send(&app, &admin, &pair, 200).await;
     let item = settled(&app, &admin, &pair, 200).await;
+    // The live stream caught up with the same totals.
+    let mut latest = latest;
+    let caught_up = latest.wait_for(|now| {
+        now.as_ref()
+            .is_some_and(|p| p.delivered + p.undelivered + p.failed == 200)
+    });
+    let last_live = tokio::time::timeout(Duration::from_secs(2), caught_up)
+        .await
+        .expect("the live stream did not catch up")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(last_live.delivered, item["delivered"].as_u64().unwrap());
 
     let log = sandbox.twilio_messages().await;
     let outcome = |name: &str| {
