@@ -73,6 +73,32 @@ async fn received(sandbox: &Sandbox, tag: &str) -> (Vec<(u64, i64)>, u64) {
     (seen, duplicates)
 }
 
+/// Waits (10 s at most) until what the sandbox received for `tag`
+/// satisfies `done`, and returns it.
+async fn wait_received(
+    sandbox: &Sandbox,
+    tag: &str,
+    what: &str,
+    done: impl Fn(&[(u64, i64)]) -> bool,
+) -> Vec<(u64, i64)> {
+    for _ in 0..200 {
+        let (seen, _) = received(sandbox, tag).await;
+        if done(&seen) {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{tag}: never {what}");
+}
+
+/// The time span, in ms, between the first and the last message received.
+fn span_ms(seen: &[(u64, i64)]) -> i64 {
+    match (seen.first(), seen.last()) {
+        (Some(first), Some(last)) => last.1 - first.1,
+        _ => 0,
+    }
+}
+
 /// Every number from 0 up, once each.
 #[track_caller]
 fn assert_no_gaps(seen: &[(u64, i64)]) {
@@ -94,7 +120,11 @@ async fn a_session_sends_at_its_rate_evenly_and_stops_when_told() {
     let session = start(&app, &user.access, session_body(&pair, 600.0, "rate")).await;
     let id = session["id"].as_str().unwrap().to_string();
     assert_eq!(session["config"]["rate_per_minute"], 600.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three seconds of sending, by the sandbox's clock.
+    wait_received(&sandbox, "rate", "ran for 3 s", |seen| {
+        span_ms(seen) >= 2900
+    })
+    .await;
     let stopped = act(&app, &user.access, &id, "stop", json!({})).await;
     assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.body);
     assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
@@ -157,7 +187,7 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    wait_received(&sandbox, "again", "sent 10", |seen| seen.len() >= 10).await;
     let restarted = act(&app, &admin, &id, "restart", json!({})).await;
     assert_eq!(restarted.status, StatusCode::OK, "{}", restarted.body);
     assert!(
@@ -167,7 +197,11 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
     );
     let before = restarted.body["next_seq"].as_u64().unwrap();
     assert!(before > 0);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let wanted = before as usize + 10;
+    wait_received(&sandbox, "again", "went on after the restart", |seen| {
+        seen.len() >= wanted
+    })
+    .await;
     let stopped = act(&app, &stopper.access, &id, "stop", json!({})).await;
     assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
     assert!(stopped.body["next_seq"].as_u64().unwrap() > before);
@@ -340,10 +374,28 @@ async fn a_country_budget_is_shared_by_its_sessions() {
     let second = new_pair(&app, &admin, "IT", false).await;
     let a = start(&app, &admin, session_body(&first, 600.0, "budget-a")).await;
     let b = start(&app, &admin, session_body(&second, 600.0, "budget-b")).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Both hold their share once the budget is shared out.
+    for session in [&a, &b] {
+        let path = format!("/api/v1/sessions/{}", session["id"].as_str().unwrap());
+        let mut shared = false;
+        for _ in 0..100 {
+            if app.get(&path, &admin).await.body["effective_rate_per_minute"] == 300.0 {
+                shared = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(shared, "the budget was never shared");
+    }
     let from = chrono::Utc::now().timestamp_millis();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let to = chrono::Utc::now().timestamp_millis();
+    let to = from + 3000;
+    // Until both have sent past the 3 s window, by the sandbox's clock.
+    for tag in ["budget-a", "budget-b"] {
+        wait_received(&sandbox, tag, "sent past the window", |seen| {
+            seen.last().is_some_and(|(_, at)| *at >= to)
+        })
+        .await;
+    }
     let mut in_window = 0;
     for tag in ["budget-a", "budget-b"] {
         let (seen, _) = received(&sandbox, tag).await;
@@ -444,7 +496,7 @@ async fn a_killed_replicas_session_resumes_with_no_repeat_and_no_gap() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_received(&sandbox, "crash", "sent 15", |seen| seen.len() >= 15).await;
     first.kill();
     let sent_before = received(&sandbox, "crash").await.0.len();
     assert!(sent_before > 10, "only {sent_before} sent before the crash");
@@ -507,7 +559,7 @@ async fn replicas_share_sessions_and_take_over_a_dead_ones() {
             on_a.push((created.id, tag));
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A replica holds what it created from the start.
     let owners = holders(&app).await;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for owner in owners.values() {
@@ -626,15 +678,25 @@ async fn a_session_waits_out_an_sms_svc_outage_and_skips_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_received(&sandbox, "outage", "sent 5", |seen| seen.len() >= 5).await;
     app.stop_sms().await;
     let during = received(&sandbox, "outage").await.0.len();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Until the session has met the outage (and saved what it met).
+    let mut session = Value::Null;
+    for _ in 0..100 {
+        session = app
+            .get(&format!("/api/v1/sessions/{id}"), &admin)
+            .await
+            .body;
+        if session["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(received(&sandbox, "outage").await.0.len(), during);
-    let session = app
-        .get(&format!("/api/v1/sessions/{id}"), &admin)
-        .await
-        .body;
     assert_eq!(session["state"], "running", "{session}");
     assert!(
         session["last_error"]
