@@ -98,6 +98,42 @@ impl Publisher {
     }
 }
 
+/// What a relay does with a connected publisher until it fails or `stop`.
+pub type Pump<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Keeps a confirmed publisher to `exchange` until `stop` turns true: runs
+/// `pump` with it, and whenever the broker goes away or cannot be reached,
+/// connects again after a backoff (100 ms, doubling to 2 s). Never gives up.
+pub async fn keep_publishing<'a>(
+    url: &str,
+    exchange: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut pump: impl FnMut(std::sync::Arc<Publisher>, tokio::sync::watch::Receiver<bool>) -> Pump<'a>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        match Publisher::connect(url, exchange).await {
+            Ok(publisher) => {
+                tracing::info!(exchange = %exchange, "relay connected to broker");
+                backoff = Duration::from_millis(100);
+                let publisher = std::sync::Arc::new(publisher);
+                if let Err(err) = pump(publisher.clone(), stop.clone()).await {
+                    tracing::warn!(error = %err, "relay lost the broker, reconnecting");
+                }
+                if let Ok(publisher) = std::sync::Arc::try_unwrap(publisher) {
+                    publisher.close().await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "relay cannot reach the broker"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// The broker's answers to published events, in publishing order.
 pub struct Confirms {
     pending: Vec<lapin::PublisherConfirm>,

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use smsops_common::amqp::{Outgoing, Publisher};
+use smsops_common::amqp::{Outgoing, Publisher, keep_publishing};
 
 use crate::{core::SmsCore, store::Store};
 
@@ -32,33 +32,19 @@ impl Relay {
         }
     }
 
-    /// Runs until `stop` resolves; never gives up on the broker.
-    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(100);
-        while !*stop.borrow() {
-            match Publisher::connect(&self.amqp_url, &self.exchange).await {
-                Ok(publisher) => {
-                    tracing::info!(exchange = %self.exchange, "relay connected to broker");
-                    backoff = Duration::from_millis(100);
-                    if let Err(err) = self.pump(&publisher, &mut stop).await {
-                        tracing::warn!(error = %err, "relay lost the broker, reconnecting");
-                    }
-                    publisher.close().await;
-                }
-                Err(err) => tracing::warn!(error = %err, "relay cannot reach the broker"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.changed() => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+    /// Runs until `stop` turns true; never gives up on the broker.
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
+        let (url, exchange) = (self.amqp_url.clone(), self.exchange.clone());
+        keep_publishing(&url, &exchange, stop, |publisher, stop| {
+            Box::pin(self.pump(publisher, stop))
+        })
+        .await;
     }
 
     async fn pump(
         &self,
-        publisher: &Publisher,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
+        publisher: Arc<Publisher>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), String> {
         // Reading on from the last id seen spares MySQL from stepping over
         // the rows just deleted. A transaction can commit a lower id after a

@@ -5,10 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use smsops_common::{ApiError, ErrorCode};
-use sqlx::{
-    MySql, MySqlPool, QueryBuilder, Row, Transaction,
-    mysql::{MySqlConnectOptions, MySqlPoolOptions},
-};
+use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
 use crate::core::{OutboxEvent, Status};
 
@@ -136,23 +133,7 @@ pub struct Store {
 impl Store {
     /// Creates the database if missing, connects and applies migrations.
     pub async fn connect(server_url: &str, database: &str) -> Result<Self, StoreError> {
-        let server: MySqlConnectOptions = server_url.parse()?;
-        let admin = MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect_with(server.clone())
-            .await?;
-        let quoted = database.replace('`', "``");
-        sqlx::query(&format!(
-            "CREATE DATABASE IF NOT EXISTS `{quoted}` CHARACTER SET utf8mb4"
-        ))
-        .execute(&admin)
-        .await?;
-        admin.close().await;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(server.database(database))
-            .await?;
+        let pool = smsops_common::mysql::connect(server_url, database, 16).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
