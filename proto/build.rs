@@ -7,6 +7,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "smsops/auth/v1/auth.proto",
     "smsops/metrics/v1/metrics.proto",
+    "smsops/notify/v1/notify.proto",
     "smsops/operator/v1/operator.proto",
     "smsops/process/v1/process.proto",
     "smsops/sms/v1/sms.proto",

@@ -6,6 +6,8 @@ use smsops_common::config::{self, ConfigError, TokenSettings};
 pub struct AuthConfig {
     /// gRPC listen address; port 0 picks a free port.
     pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
     pub mongo_url: String,
     pub database: String,
     /// PKCS#8 PEM of the Ed25519 key that signs new access tokens.
@@ -55,6 +57,10 @@ impl AuthConfig {
             }
         };
         Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_AUTH_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9101)),
+            )?,
             grpc_addr: config::or(
                 "SMSOPS_AUTH_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),

@@ -9,7 +9,7 @@ use smsops_common::{
 use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
-use crate::core::{AuthCore, KeyRing, TokenPair, User};
+use crate::core::{ApiKey, AuthCore, KeyRing, TokenPair, User};
 
 pub struct AuthGrpc {
     core: Arc<AuthCore>,
@@ -135,12 +135,77 @@ impl AuthService for AuthGrpc {
             .await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedApiKey>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let created = self
+            .core
+            .create_api_key(&caller, &request.into_inner().name)
+            .await?;
+        Ok(Response::new(pb::CreatedApiKey {
+            api_key: Some(api_key_to_pb(created.api_key)),
+            key: created.key,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let keys = self.core.list_api_keys(&caller).await?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            items: keys.into_iter().map(api_key_to_pb).collect(),
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let key = self
+            .core
+            .revoke_api_key(&caller, &request.into_inner().id)
+            .await?;
+        Ok(Response::new(api_key_to_pb(key)))
+    }
+
+    async fn exchange_api_key(
+        &self,
+        request: Request<pb::ExchangeApiKeyRequest>,
+    ) -> Result<Response<pb::ExchangedApiKey>, Status> {
+        let (access_token, key) = self
+            .core
+            .exchange_api_key(&request.into_inner().key)
+            .await?;
+        Ok(Response::new(pb::ExchangedApiKey {
+            access_token,
+            api_key: Some(api_key_to_pb(key)),
+        }))
+    }
+}
+
+fn api_key_to_pb(key: ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        id: key.id,
+        name: key.name,
+        prefix: key.prefix,
+        created_by: key.created_by,
+        created_at: key.created_at,
+        revoked_at: key.revoked_at.unwrap_or_default(),
+        last_used_at: key.last_used_at.unwrap_or_default(),
+    }
 }
 
 pub fn role_to_pb(role: Role) -> pb::Role {
     match role {
         Role::User => pb::Role::User,
         Role::Admin => pb::Role::Admin,
+        Role::Ingest => pb::Role::Ingest,
     }
 }
 
@@ -148,7 +213,7 @@ pub fn role_from_pb(role: i32) -> Option<Role> {
     match pb::Role::try_from(role).ok()? {
         pb::Role::User => Some(Role::User),
         pb::Role::Admin => Some(Role::Admin),
-        pb::Role::Unspecified => None,
+        pb::Role::Unspecified | pb::Role::Ingest => None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::TokenVerifier,
     grpc::standard_routes,
@@ -60,16 +61,28 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
+        let telemetry = Arc::new(Telemetry::new("auth-svc"));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(AuthServiceServer::new(AuthGrpc::new(core, verifier)));
+            .add_service(Instrumented::new(
+                AuthServiceServer::new(AuthGrpc::new(core, verifier)),
+                telemetry.clone(),
+            ));
         Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            server: GrpcServer::bind(config.grpc_addr, router)
+                .await?
+                .with_metrics(config.prometheus_addr, telemetry)
+                .await?,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// Where `GET /metrics` is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.server.metrics_addr()
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

@@ -42,10 +42,25 @@ pub struct RefreshDoc {
     pub expires_at: DateTime,
 }
 
+/// An API key, stored by the SHA-256 of its secret part, never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_by: String,
+    pub created_at: DateTime,
+    pub revoked_at: Option<DateTime>,
+    pub last_used_at: Option<DateTime>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     users: Collection<UserDoc>,
     tokens: Collection<RefreshDoc>,
+    api_keys: Collection<ApiKeyDoc>,
 }
 
 impl Store {
@@ -55,6 +70,7 @@ impl Store {
         let store = Self {
             users: db.collection("users"),
             tokens: db.collection("refresh_tokens"),
+            api_keys: db.collection("api_keys"),
         };
         let unique = IndexOptions::builder()
             .unique(true)
@@ -184,5 +200,44 @@ impl Store {
             )
             .await?;
         Ok(result.modified_count)
+    }
+
+    pub async fn insert_api_key(&self, key: &ApiKeyDoc) -> Result<(), StoreError> {
+        self.api_keys
+            .insert_one(key)
+            .await
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Every key, newest first.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyDoc>, StoreError> {
+        let cursor = self.api_keys.find(doc! {}).sort(doc! { "_id": -1 }).await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyDoc>, StoreError> {
+        Ok(self.api_keys.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Revokes a key (again is harmless); `None` if there is no such key.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<Option<ApiKeyDoc>, StoreError> {
+        self.api_keys
+            .update_one(
+                doc! { "_id": id, "revoked_at": null },
+                doc! { "$set": { "revoked_at": DateTime::now() } },
+            )
+            .await?;
+        self.api_key(id).await
+    }
+
+    pub async fn touch_api_key(&self, id: &str) -> Result<(), StoreError> {
+        self.api_keys
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "last_used_at": DateTime::now() } },
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -36,6 +36,9 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 pub enum Role {
     User,
     Admin,
+    /// An API key's one-minute token: may only report SMS results. Never a
+    /// user's role.
+    Ingest,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Admin => "admin",
+            Role::Ingest => "ingest",
         }
     }
 }

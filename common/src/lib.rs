@@ -4,10 +4,12 @@
 pub mod amqp;
 pub mod auth;
 pub mod config;
+pub mod consume;
 pub mod error;
 pub mod grpc;
 pub mod mongo;
 pub mod mysql;
+pub mod prom;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -3,7 +3,7 @@
 #
 # Starts secantusd-rs when nothing answers at SMSOPS_MONGO_URL, the sandbox
 # unless real Twilio credentials are set, then auth-svc, operator-svc, sms-svc,
-# process-svc, metrics-svc and the gateway; waits for /readyz; prints the URLs and the
+# process-svc, metrics-svc, notify-svc and the gateway; waits for /readyz; prints the URLs and the
 # seeded admin login; then follows the logs. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,10 +45,18 @@ if [ -z "${SMSOPS_TWILIO_ACCOUNT_SID:-}" ]; then
   export SMSOPS_TWILIO_AUTH_TOKEN="sandbox-auth-token"
   export SMSOPS_TWILIO_FROM="${SMSOPS_TWILIO_FROM:-+15005550006}"
 fi
+# Without a real bot token, alerts go to the sandbox's Telegram.
+if [ -z "${SMSOPS_TELEGRAM_BOT_TOKEN:-}" ]; then
+  export SMSOPS_TELEGRAM_URL="http://${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
+  export SMSOPS_TELEGRAM_BOT_TOKEN="123456:sandbox-bot-token"
+  export SMSOPS_TELEGRAM_CHAT_IDS="${SMSOPS_TELEGRAM_CHAT_IDS:--1000000000001}"
+  USE_SANDBOX=1
+  SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
+fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
 
 echo "==> building (release)"
-cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p metrics-svc -p gateway
+cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p metrics-svc -p notify-svc -p gateway
 if [ -n "$USE_SANDBOX" ]; then
   cargo build --release --locked -p smsops-tests --bin sandbox
 fi
@@ -108,6 +116,7 @@ start operator-svc "$BIN/operator-svc"
 start sms-svc "$BIN/sms-svc"
 start process-svc "$BIN/process-svc"
 start metrics-svc "$BIN/metrics-svc"
+start notify-svc "$BIN/notify-svc"
 start gateway "$BIN/gateway"
 
 URL="http://$SMSOPS_GATEWAY_ADDR"
@@ -130,10 +139,11 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
+TWILIO_INFO="$SMSOPS_TWILIO_BASE_URL"
+TELEGRAM_INFO="${SMSOPS_TELEGRAM_URL:-https://api.telegram.org}"
 if [ -n "$USE_SANDBOX" ]; then
-  TWILIO_INFO="sandbox at http://$SANDBOX_ADDR (what it received: /_sandbox/twilio/messages)"
-else
-  TWILIO_INFO="$SMSOPS_TWILIO_BASE_URL"
+  case "$TWILIO_INFO" in *"$SANDBOX_ADDR"*) TWILIO_INFO="sandbox at $TWILIO_INFO (what it received: /_sandbox/twilio/messages)" ;; esac
+  case "$TELEGRAM_INFO" in *"$SANDBOX_ADDR"*) TELEGRAM_INFO="sandbox at $TELEGRAM_INFO (what it received: /_sandbox/telegram/messages)" ;; esac
 fi
 cat <<INFO
 
@@ -141,6 +151,7 @@ cat <<INFO
   API:      $URL/api/v1
   API docs: $URL/docs/
   Twilio:   $TWILIO_INFO
+  Telegram: $TELEGRAM_INFO
   admin:    $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
   logs:     $LOG_DIR  (following below; Ctrl-C stops everything)
 

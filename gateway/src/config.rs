@@ -14,6 +14,7 @@ pub struct GatewayConfig {
     pub sms_url: String,
     pub process_url: String,
     pub metrics_url: String,
+    pub notify_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
     /// Sign-in and sign-up attempts allowed per client IP.
@@ -58,6 +59,7 @@ impl GatewayConfig {
             sms_url: config::string_or("SMSOPS_SMS_URL", "http://127.0.0.1:50053")?,
             process_url: config::string_or("SMSOPS_PROCESS_URL", "http://127.0.0.1:50054")?,
             metrics_url: config::string_or("SMSOPS_METRICS_URL", "http://127.0.0.1:50055")?,
+            notify_url: config::string_or("SMSOPS_NOTIFY_URL", "http://127.0.0.1:50056")?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
             auth_rate,

@@ -10,6 +10,7 @@ use smsops_common::{
 use smsops_proto::{
     auth::v1::auth_service_client::AuthServiceClient,
     metrics::v1::metrics_service_client::MetricsServiceClient,
+    notify::v1::notify_service_client::NotifyServiceClient,
     operator::v1::operator_service_client::OperatorServiceClient,
     process::v1::process_service_client::ProcessServiceClient,
     sms::v1::sms_service_client::SmsServiceClient,
@@ -30,6 +31,7 @@ pub struct Services {
     pub sms: SmsServiceClient<Channel>,
     pub process: ProcessServiceClient<Channel>,
     pub metrics: MetricsServiceClient<Channel>,
+    pub notify: NotifyServiceClient<Channel>,
     pub verifier: Arc<TokenVerifier>,
     downstream: Vec<(&'static str, Channel)>,
 }
@@ -41,6 +43,7 @@ impl Services {
         let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
         let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
         let metrics = lazy_channel("SMSOPS_METRICS_URL", &config.metrics_url, config.timeouts)?;
+        let notify = lazy_channel("SMSOPS_NOTIFY_URL", &config.notify_url, config.timeouts)?;
         let verifier = Arc::new(TokenVerifier::new(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
@@ -51,6 +54,7 @@ impl Services {
             sms: SmsServiceClient::new(sms.clone()),
             process: ProcessServiceClient::new(process.clone()),
             metrics: MetricsServiceClient::new(metrics.clone()),
+            notify: NotifyServiceClient::new(notify.clone()),
             verifier,
             downstream: vec![
                 ("auth-svc", auth),
@@ -58,6 +62,7 @@ impl Services {
                 ("sms-svc", sms),
                 ("process-svc", process),
                 ("metrics-svc", metrics),
+                ("notify-svc", notify),
             ],
         })
     }

@@ -17,11 +17,16 @@ use crate::{
     extract::ClientIp,
     grpc::Services,
     openapi::ApiDoc,
-    routes::{auth, health, metrics, pairs, resource, sessions, sms, users, webhooks},
+    routes::{
+        alerts, api_keys, auth, health, ingest, live, metrics, pairs, prometheus, resource,
+        sessions, sms, users, webhooks,
+    },
 };
 
 /// Request bodies above this size are refused with 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// `POST /api/v1/ingest/sms-events` takes up to 1,000 results of ~200 bytes.
+pub const MAX_INGEST_BYTES: usize = 512 * 1024;
 
 pub struct Application {
     http_addr: SocketAddr,
@@ -48,9 +53,11 @@ impl Application {
             source,
         })?;
         let openapi = ApiDoc::openapi();
+        let telemetry = web::Data::new(smsops_common::prom::Telemetry::new("gateway"));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
+                .app_data(telemetry.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
@@ -59,8 +66,10 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"))
+                .wrap(middleware::from_fn(prometheus::record))
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
                 .service(resource("/readyz").route(web::get().to(health::readyz)))
+                .service(resource("/metrics").route(web::get().to(prometheus::metrics)))
                 .service(web::redirect("/docs", "/docs/"))
                 .service(
                     SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()),
@@ -113,6 +122,36 @@ impl Application {
                             resource("/metrics/summary").route(web::get().to(metrics::summary)),
                         )
                         .service(resource("/metrics/series").route(web::get().to(metrics::series)))
+                        .service(resource("/live").route(web::get().to(live::live)))
+                        .service(
+                            resource("/api-keys")
+                                .route(web::get().to(api_keys::list))
+                                .route(web::post().to(api_keys::create)),
+                        )
+                        .service(
+                            resource("/api-keys/{id}").route(web::delete().to(api_keys::revoke)),
+                        )
+                        .service(
+                            resource("/ingest/sms-events")
+                                // A full batch of 1,000 results is larger than
+                                // any other request body.
+                                .app_data(
+                                    web::JsonConfig::default()
+                                        .limit(MAX_INGEST_BYTES)
+                                        .error_handler(json_error),
+                                )
+                                .route(web::post().to(ingest::sms_events)),
+                        )
+                        .service(
+                            resource("/alerts")
+                                .route(web::get().to(alerts::list))
+                                .route(web::post().to(alerts::trigger)),
+                        )
+                        .service(
+                            resource("/alerts/rules")
+                                .route(web::get().to(alerts::get_rules))
+                                .route(web::put().to(alerts::update_rules)),
+                        )
                         .service(
                             resource("/sessions/{id}/stop").route(web::post().to(sessions::stop)),
                         )
@@ -131,6 +170,8 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .disable_signals()
+        // Live feeds and small JSON replies must not wait for delayed acks.
+        .tcp_nodelay(true)
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -9,12 +9,16 @@ use smsops_common::{
 pub struct MetricsConfig {
     /// gRPC listen address; port 0 picks a free port.
     pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
     /// MySQL server; the database is created if missing.
     pub mysql_url: String,
     pub database: String,
     pub amqp_url: String,
     /// The exchange SMS events come from.
     pub exchange: String,
+    /// Session events, for the live feed only.
+    pub session_exchange: String,
     /// This service's own durable queue on it; `<queue>.dlq` takes the
     /// messages that cannot be read.
     pub queue: String,
@@ -28,6 +32,10 @@ pub struct MetricsConfig {
 impl MetricsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_METRICS_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9105)),
+            )?,
             grpc_addr: config::or(
                 "SMSOPS_METRICS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50055)),
@@ -36,8 +44,9 @@ impl MetricsConfig {
             database: config::string_or("SMSOPS_METRICS_DB", "sms_metrics")?,
             amqp_url: config::amqp_url()?,
             exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
+            session_exchange: config::string_or("SMSOPS_SESSION_EXCHANGE", "session.events")?,
             queue: config::string_or("SMSOPS_METRICS_QUEUE", "metrics-svc.sms")?,
-            prefetch: config::or("SMSOPS_METRICS_PREFETCH", 1000)?,
+            prefetch: config::or("SMSOPS_METRICS_PREFETCH", 3000)?,
             auth_url: config::auth_url()?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,

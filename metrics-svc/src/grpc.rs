@@ -7,7 +7,10 @@ use smsops_common::auth::TokenVerifier;
 use smsops_proto::metrics::v1::{self as pb, metrics_service_server::MetricsService};
 use tonic::{Request, Response, Status};
 
-use crate::{core::MetricsCore, store::PairTotals};
+use crate::{
+    core::{LiveEvent, MetricsCore},
+    store::PairTotals,
+};
 
 pub struct MetricsGrpc {
     core: Arc<MetricsCore>,
@@ -34,6 +37,7 @@ impl MetricsService for MetricsGrpc {
         self.verifier.caller_of(&request).await?;
         let core = self.core.clone();
         let mut changes = core.subscribe();
+        let mut events = core.subscribe_events();
         let mut closing = core.closing();
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -47,11 +51,30 @@ impl MetricsService for MetricsGrpc {
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },
+                    event = events.recv() => {
+                        let batch = match event {
+                            Ok(first) => live_batch(first, &mut events),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => vec![pb::LiveEvent {
+                                r#type: "live.lagged".into(),
+                                body: format!("{{\"missed\":{missed}}}"),
+                            }],
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        };
+                        let update = pb::LiveUpdate {
+                            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                            pairs: Vec::new(),
+                            events: batch,
+                        };
+                        if tx.send(Ok(update)).await.is_err() {
+                            return;
+                        }
+                    }
                     _ = every.tick(), if !pending.is_empty() => {
                         let pairs: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
                         let update = core.live_totals(&pairs).await.map(|totals| pb::LiveUpdate {
                             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                             pairs: totals.into_iter().map(pair_summary).collect(),
+                            events: Vec::new(),
                         });
                         if tx.send(update.map_err(Status::from)).await.is_err() {
                             return;
@@ -115,6 +138,28 @@ impl MetricsService for MetricsGrpc {
             .collect();
         Ok(Response::new(pb::SeriesResponse { points }))
     }
+}
+
+/// The event just received and whatever else is already waiting, so a busy
+/// feed goes out in few messages.
+fn live_batch(
+    first: Arc<LiveEvent>,
+    events: &mut tokio::sync::broadcast::Receiver<Arc<LiveEvent>>,
+) -> Vec<pb::LiveEvent> {
+    let mut batch = vec![first];
+    while batch.len() < 500 {
+        match events.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
+    }
+    batch
+        .into_iter()
+        .map(|e| pb::LiveEvent {
+            r#type: e.kind.clone(),
+            body: e.body.clone(),
+        })
+        .collect()
 }
 
 fn pair_summary(t: PairTotals) -> pb::PairSummary {

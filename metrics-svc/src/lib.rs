@@ -4,5 +4,6 @@ pub mod config;
 pub mod consumer;
 pub mod core;
 pub mod grpc;
+pub mod live;
 pub mod startup;
 pub mod store;

@@ -2,6 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
@@ -11,13 +12,14 @@ use smsops_proto::metrics::v1::metrics_service_server::{MetricsServiceServer, SE
 
 use crate::{
     config::MetricsConfig, consumer::EventConsumer, core::MetricsCore, grpc::MetricsGrpc,
-    store::Store,
+    live::LiveFeed, store::Store,
 };
 
 pub struct Application {
     server: GrpcServer,
     core: Arc<MetricsCore>,
     consumer: EventConsumer,
+    live: LiveFeed,
 }
 
 impl Application {
@@ -39,14 +41,26 @@ impl Application {
             .await;
         let core = MetricsCore::new(store.clone());
         let core_for_consumer = core.clone();
+        let mut telemetry = Telemetry::new("metrics-svc");
+        core.exported().register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(MetricsServiceServer::new(MetricsGrpc::new(
-                core.clone(),
-                verifier,
-            )));
+            .add_service(Instrumented::new(
+                MetricsServiceServer::new(MetricsGrpc::new(core.clone(), verifier)),
+                telemetry.clone(),
+            ));
         Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            server: GrpcServer::bind(config.grpc_addr, router)
+                .await?
+                .with_metrics(config.prometheus_addr, telemetry)
+                .await?,
+            live: LiveFeed::new(
+                core.clone(),
+                config.amqp_url.clone(),
+                config.exchange.clone(),
+                config.session_exchange.clone(),
+            ),
             core,
             consumer: EventConsumer::new(
                 store,
@@ -63,6 +77,11 @@ impl Application {
         self.server.addr()
     }
 
+    /// Where `GET /metrics` is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.server.metrics_addr()
+    }
+
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.run_until(smsops_common::shutdown::signal()).await
     }
@@ -70,7 +89,9 @@ impl Application {
     /// Serves and consumes until `stop` resolves.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
         let (stop_consumer, stopped) = tokio::sync::watch::channel(false);
-        let consumer = tokio::spawn(self.consumer.run(stopped));
+        let consumer = tokio::spawn(self.consumer.run(stopped.clone()));
+        let live = tokio::spawn(self.live.run(stopped.clone()));
+        let exported = tokio::spawn(refresh_exported(self.core.clone(), stopped));
         let core = self.core;
         let served = self
             .server
@@ -81,6 +102,23 @@ impl Application {
             .await;
         let _ = stop_consumer.send(true);
         let _ = consumer.await;
+        let _ = live.await;
+        let _ = exported.await;
         served
+    }
+}
+
+/// How often the exported success rates are read back from MySQL.
+const EXPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn refresh_exported(core: Arc<MetricsCore>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if let Err(err) = core.refresh_exported().await {
+            tracing::warn!(error = %err, "refreshing exported success rates failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EXPORT_EVERY) => {}
+            _ = stop.changed() => {}
+        }
     }
 }

@@ -71,10 +71,10 @@ impl Store {
     }
 
     /// Counts the events not counted before, in one transaction; returns
-    /// how many were new. Two consumers racing on one event both try to
+    /// what the new ones added, per pair and minute. Two consumers racing on one event both try to
     /// record it; the loser's transaction fails on the key and is retried
     /// by its caller, and then finds it counted.
-    pub async fn count(&self, events: &[SmsEvent]) -> Result<usize, StoreError> {
+    pub async fn count(&self, events: &[SmsEvent]) -> Result<Vec<Tally>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut select =
             QueryBuilder::<MySql>::new("SELECT event_id FROM processed_events WHERE event_id IN (");
@@ -97,7 +97,7 @@ impl Store {
             .collect();
         if new.is_empty() {
             tx.commit().await?;
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let now = Utc::now();
         let mut record =
@@ -106,10 +106,11 @@ impl Store {
             values.push_bind(&event.event_id).push_bind(now);
         });
         record.build().execute(&mut *tx).await?;
-        add(&mut tx, &crate::core::tally(new.iter().copied())).await?;
+        let tallies = crate::core::tally(new.iter().copied());
+        add(&mut tx, &tallies).await?;
         add_errors(&mut tx, &crate::core::error_tally(new.iter().copied())).await?;
         tx.commit().await?;
-        Ok(new.len())
+        Ok(tallies.into_values().collect())
     }
 
     pub async fn summary(

@@ -9,6 +9,8 @@ use smsops_common::{
 pub struct OperatorConfig {
     /// gRPC listen address; port 0 picks a free port.
     pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
     pub mongo_url: String,
     pub database: String,
     pub collection: String,
@@ -21,6 +23,10 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_OPERATOR_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9102)),
+            )?,
             grpc_addr: config::or(
                 "SMSOPS_OPERATOR_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50052)),

@@ -9,6 +9,8 @@ use smsops_common::{
 pub struct ProcessConfig {
     /// gRPC listen address; port 0 picks a free port.
     pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
     pub mongo_url: String,
     pub database: String,
     pub collection: String,
@@ -94,6 +96,10 @@ impl ProcessConfig {
             ));
         }
         Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_PROCESS_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9104)),
+            )?,
             grpc_addr: config::or(
                 "SMSOPS_PROCESS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50054)),

@@ -2,6 +2,7 @@
 
 use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, sync::RwLock};
 
+use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
@@ -64,11 +65,18 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
+        let telemetry = Arc::new(Telemetry::new("process-svc"));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(ProcessServiceServer::new(ProcessGrpc::new(core, verifier)));
+            .add_service(Instrumented::new(
+                ProcessServiceServer::new(ProcessGrpc::new(core, verifier)),
+                telemetry.clone(),
+            ));
         Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router).await?,
+            server: GrpcServer::bind(config.grpc_addr, router)
+                .await?
+                .with_metrics(config.prometheus_addr, telemetry)
+                .await?,
             supervisor,
             relay: Relay::new(store, config.amqp_url, config.exchange),
         })
@@ -76,6 +84,11 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// Where `GET /metrics` is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.server.metrics_addr()
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

@@ -16,6 +16,12 @@ pub mod metrics {
     }
 }
 
+pub mod notify {
+    pub mod v1 {
+        tonic::include_proto!("smsops.notify.v1");
+    }
+}
+
 pub mod operator {
     pub mod v1 {
         tonic::include_proto!("smsops.operator.v1");

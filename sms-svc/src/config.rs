@@ -9,6 +9,8 @@ use smsops_common::{
 pub struct SmsConfig {
     /// gRPC listen address; port 0 picks a free port.
     pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
     /// MySQL server; the database is created if missing.
     pub mysql_url: String,
     pub database: String,
@@ -94,6 +96,10 @@ impl SmsConfig {
         }
         let defaults = DeliveryConfig::default();
         Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_SMS_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9103)),
+            )?,
             grpc_addr: config::or("SMSOPS_SMS_ADDR", SocketAddr::from(([127, 0, 0, 1], 50053)))?,
             mysql_url: config::mysql_url()?,
             database: config::string_or("SMSOPS_SMS_DB", "smsops_sms")?,

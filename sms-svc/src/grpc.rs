@@ -16,7 +16,7 @@ use smsops_proto::sms::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    core::{ListQuery, SendRequest, SmsCore, SmsError},
+    core::{ListQuery, SendRequest, SmsCore, SmsError, ingest::Report},
     store::{HistoryRow, MessageRow},
 };
 
@@ -199,6 +199,30 @@ impl SmsService for SmsGrpc {
             .status_callback(&req.provider, &req.query, params, &req.signature)
             .await?;
         Ok(Response::new(pb::StatusCallbackResponse {}))
+    }
+
+    async fn ingest_events(
+        &self,
+        request: Request<pb::IngestEventsRequest>,
+    ) -> Result<Response<pb::IngestEventsResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let reports: Vec<Report> = req
+            .events
+            .into_iter()
+            .map(|e| Report {
+                event_id: e.event_id,
+                country: e.country,
+                operator: e.operator,
+                status: e.status,
+                error_code: e.error_code,
+                occurred_at: e.occurred_at,
+            })
+            .collect();
+        let accepted = self.core.ingest(&caller, &req.source, &reports).await?;
+        Ok(Response::new(pb::IngestEventsResponse {
+            accepted: accepted as u32,
+        }))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
@@ -82,10 +83,17 @@ impl Application {
             config.amqp_url.clone(),
             config.exchange.clone(),
         );
+        let telemetry = Arc::new(Telemetry::new("sms-svc"));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
-            .add_service(SmsServiceServer::new(SmsGrpc::new(core.clone(), verifier)));
-        let server = GrpcServer::bind(config.grpc_addr, router).await?;
+            .add_service(Instrumented::new(
+                SmsServiceServer::new(SmsGrpc::new(core.clone(), verifier)),
+                telemetry.clone(),
+            ));
+        let server = GrpcServer::bind(config.grpc_addr, router)
+            .await?
+            .with_metrics(config.prometheus_addr, telemetry)
+            .await?;
         Ok(Self {
             server,
             relay,
@@ -96,6 +104,11 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// Where `GET /metrics` is served.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.server.metrics_addr()
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

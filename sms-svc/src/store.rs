@@ -374,6 +374,15 @@ impl Store {
     }
 
     /// The oldest events after `after` not yet confirmed by the broker.
+    /// Puts events with no message row behind them (reported results) in
+    /// the outbox, all or none.
+    pub async fn insert_events(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_outbox(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn outbox_batch(&self, after: u64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \
                    FROM sms_outbox WHERE id > ? ORDER BY id LIMIT ?";

@@ -2,7 +2,11 @@
 //! while metrics-svc is stopped, starts it, and prints how fast it consumed
 //! them and whether the final counts are exact.
 //!
-//! `bench-metrics [--events N] [--pairs P]`
+//! Then it starts the whole stack, opens the gateway's WebSocket feed, and
+//! publishes events at a steady rate to print how long each took from
+//! publish to the socket.
+//!
+//! `bench-metrics [--events N] [--pairs P] [--prefetch F] [--live-events N] [--live-rate R]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,12 +33,14 @@ fn arg(name: &str, default: usize) -> usize {
 fn config(run: &str, queue: &str, exchange: &str) -> metrics_svc::config::MetricsConfig {
     metrics_svc::config::MetricsConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        prometheus_addr: "127.0.0.1:0".parse().unwrap(),
         mysql_url: "mysql://root@127.0.0.1:3306".into(),
         database: format!("bench_metrics_{run}"),
         amqp_url: URL.into(),
         exchange: exchange.into(),
+        session_exchange: format!("{exchange}.sessions"),
         queue: queue.into(),
-        prefetch: 1000,
+        prefetch: arg("--prefetch", 3000) as u16,
         auth_url: "http://127.0.0.1:9".into(),
         tokens: smsops_common::config::TokenSettings {
             issuer: "smsops".into(),
@@ -174,7 +180,7 @@ async fn main() {
         sums.3,
         if exact { "exact" } else { "NOT EXACT" }
     );
-    println!("websocket:   not built yet");
+    websocket_latency(arg("--live-events", 5_000), arg("--live-rate", 1_000)).await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS `bench_metrics_{run}`"))
@@ -186,4 +192,119 @@ async fn main() {
     amqp::delete_queue(&format!("{queue}.dlq")).await;
     amqp::delete_exchange(&format!("{queue}.dlq")).await;
     amqp::delete_exchange(&exchange).await;
+    amqp::delete_exchange(&format!("{exchange}.sessions")).await;
+}
+
+/// Publishes `count` events at `rate` a second through the whole stack and
+/// prints publish → WebSocket latency.
+async fn websocket_latency(count: usize, rate: usize) {
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = smsops_tests::TestApp::spawn().await;
+    let token = app.admin_tokens().await.access;
+    let url = format!(
+        "{}/api/v1/live?token={token}",
+        app.base_url.replace("http://", "ws://")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Duration)>();
+    let reader_sent = sent.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let Some(id) = value["event"]["event_id"].as_str() else {
+                continue;
+            };
+            let at = reader_sent.lock().unwrap().get(id).copied();
+            if let Some(at) = at {
+                let _ = done_tx.send((id.to_string(), at.elapsed()));
+            }
+        }
+    });
+    let publisher = Publisher::connect(URL, &app.exchange).await.unwrap();
+    let event = |i: usize| {
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = json!({
+            "event_id": id, "type": "sms.delivered", "occurred_at": Utc::now(),
+            "message_id": format!("live{i}"), "session_id": null,
+            "country_operator_id": format!("live-pair-{}", i % 20), "country": "GB",
+            "operator": "Vodafone", "is_high_priority": false, "status": "delivered",
+            "error_code": null, "provider": "twilio", "provider_sid": null,
+        });
+        (id, serde_json::to_vec(&body).unwrap())
+    };
+    // The feed's queue comes up once a watcher is there: wait for a probe.
+    let mut warm = false;
+    for i in 0..100 {
+        let (id, payload) = event(i);
+        sent.lock().unwrap().insert(id.clone(), Instant::now());
+        let probe = Outgoing {
+            event_id: &id,
+            routing_key: "sms.delivered",
+            event_type: "sms.delivered",
+            traceparent: "",
+            payload: &payload,
+        };
+        publisher.publish_confirmed(&[probe]).await.unwrap();
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), done_rx.recv()).await
+        {
+            warm = true;
+            break;
+        }
+    }
+    assert!(warm, "the live feed never started");
+    while done_rx.try_recv().is_ok() {}
+
+    let every = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let started = tokio::time::Instant::now();
+    let mut confirms = Vec::new();
+    for i in 0..count {
+        tokio::time::sleep_until(started + every * i as u32).await;
+        let (id, payload) = event(i);
+        sent.lock().unwrap().insert(id.clone(), Instant::now());
+        let outgoing = Outgoing {
+            event_id: &id,
+            routing_key: "sms.delivered",
+            event_type: "sms.delivered",
+            traceparent: "",
+            payload: &payload,
+        };
+        confirms.push(publisher.publish(&[outgoing]).await.unwrap());
+    }
+    for confirm in confirms {
+        confirm.confirmed().await.unwrap();
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while latencies.len() < count {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some((_, latency))) => latencies.push(latency),
+            _ => break,
+        }
+    }
+    publisher.close().await;
+    reader.abort();
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map(|d| format!("{:.1} ms", d.as_secs_f64() * 1000.0))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    println!(
+        "websocket:   {} of {count} events at {rate}/s reached the socket; publish -> socket p50 {} p99 {} max {}",
+        latencies.len(),
+        pick(0.50),
+        pick(0.99),
+        pick(1.0)
+    );
+    app.cleanup().await;
 }

@@ -12,6 +12,7 @@ use lapin::{
     types::FieldTable,
 };
 use serde_json::Value;
+use smsops_common::amqp::{Outgoing, Publisher};
 
 pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -167,4 +168,69 @@ pub async fn delete_queue(queue: &str) {
         let _ =
             tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
     }
+}
+
+/// Messages waiting in `queue`.
+pub async fn queue_length(queue: &str) -> u32 {
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    declared.message_count()
+}
+
+/// Publishes these events (again), as a relay would, confirmed.
+pub async fn publish_again(exchange: &str, events: &[Event]) {
+    let publisher = Publisher::connect(URL, exchange).await.unwrap();
+    let payloads: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| serde_json::to_vec(&e.body).unwrap())
+        .collect();
+    let outgoing: Vec<Outgoing<'_>> = events
+        .iter()
+        .zip(&payloads)
+        .map(|(e, payload)| Outgoing {
+            event_id: &e.message_id,
+            routing_key: &e.routing_key,
+            event_type: &e.type_header,
+            traceparent: &e.traceparent,
+            payload,
+        })
+        .collect();
+    assert!(
+        publisher
+            .publish_confirmed(&outgoing)
+            .await
+            .unwrap()
+            .iter()
+            .all(|ack| *ack)
+    );
+    publisher.close().await;
+}
+
+/// Publishes one message as it is, confirmed: for poison, or for events a
+/// test makes up.
+pub async fn publish_raw(exchange: &str, routing_key: &str, payload: &[u8]) {
+    let publisher = Publisher::connect(URL, exchange).await.unwrap();
+    let id = uuid::Uuid::now_v7().to_string();
+    let event = Outgoing {
+        event_id: &id,
+        routing_key,
+        event_type: routing_key,
+        traceparent: "",
+        payload,
+    };
+    assert_eq!(publisher.publish_confirmed(&[event]).await.unwrap(), [true]);
+    publisher.close().await;
 }

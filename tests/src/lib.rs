@@ -45,6 +45,10 @@ pub struct Options {
     pub failure_streak: u32,
     /// Per-country caps, messages per minute.
     pub country_budgets: Vec<(String, f64)>,
+    /// Where notify-svc finds the Telegram Bot API; the default goes nowhere.
+    pub telegram_base_url: String,
+    /// The Telegram chats alerts go to.
+    pub telegram_chats: Vec<String>,
     /// Run process-svc in this process; off, a test starts replicas as
     /// child processes with [`TestApp::spawn_process_replica`].
     pub process_in_process: bool,
@@ -67,6 +71,8 @@ impl Default for Options {
             failure_streak: 20,
             country_budgets: Vec::new(),
             process_in_process: true,
+            telegram_base_url: "http://127.0.0.1:9".into(),
+            telegram_chats: vec!["-1001".into()],
         }
     }
 }
@@ -125,9 +131,16 @@ pub struct TestApp {
     pub metrics_queue: String,
     /// This test's own `session.events` exchange.
     pub session_exchange: String,
+    pub notify_addr: SocketAddr,
+    pub notify_db: String,
+    /// notify-svc's own queue on this test's exchanges.
+    pub notify_queue: String,
+    /// Where each in-process service serves `GET /metrics`.
+    pub prometheus: std::collections::BTreeMap<&'static str, SocketAddr>,
     options: Options,
     process: Option<Running>,
     metrics: Option<Running>,
+    notify: Option<Running>,
     auth: Option<Running>,
     operator: Option<Running>,
     sms: Option<Running>,
@@ -166,9 +179,14 @@ impl TestApp {
             metrics_db: format!("test_metrics_{run_id}"),
             metrics_queue: format!("metrics.test.{run_id}"),
             session_exchange: format!("session.events.test.{run_id}"),
+            notify_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            notify_db: format!("test_notify_{run_id}"),
+            notify_queue: format!("notify.test.{run_id}"),
+            prometheus: Default::default(),
             options,
             process: None,
             metrics: None,
+            notify: None,
             auth: None,
             operator: None,
             sms: None,
@@ -183,6 +201,7 @@ impl TestApp {
             app.start_process().await;
         }
         app.start_metrics().await;
+        app.start_notify().await;
         app.start_gateway().await;
         app.start_sms().await;
         app
@@ -206,6 +225,7 @@ impl TestApp {
     pub async fn start_auth(&mut self, signing_key: PathBuf, extra_keys: Vec<PathBuf>) {
         let config = auth_svc::config::AuthConfig {
             grpc_addr: self.auth_addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mongo_url: self.mongo_url.clone(),
             database: self.auth_db.clone(),
             signing_key,
@@ -220,6 +240,9 @@ impl TestApp {
         };
         let app = auth_svc::startup::Application::build(config).await.unwrap();
         self.auth_addr = app.grpc_addr();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("auth-svc", addr);
+        }
         self.auth = Some(spawn(|stop| async move {
             app.run_until(async move {
                 let _ = stop.await;
@@ -239,6 +262,7 @@ impl TestApp {
     pub async fn start_operator(&mut self) {
         let config = operator_svc::config::OperatorConfig {
             grpc_addr: self.operator_addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mongo_url: self.mongo_url.clone(),
             database: self.operator_db.clone(),
             collection: "country_operator".into(),
@@ -250,6 +274,9 @@ impl TestApp {
             .await
             .unwrap();
         self.operator_addr = app.grpc_addr();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("operator-svc", addr);
+        }
         self.operator = Some(spawn(|stop| async move {
             app.run_until(async move {
                 let _ = stop.await;
@@ -269,6 +296,7 @@ impl TestApp {
     pub async fn start_sms(&mut self) {
         let config = sms_svc::config::SmsConfig {
             grpc_addr: self.sms_addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mysql_url: "mysql://root@127.0.0.1:3306".into(),
             database: self.sms_db.clone(),
             amqp_url: self.options.amqp_url.clone(),
@@ -296,6 +324,9 @@ impl TestApp {
             pair_cache_ttl: Duration::from_secs(30),
         };
         let app = sms_svc::startup::Application::build(config).await.unwrap();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("sms-svc", addr);
+        }
         self.sms = Some(spawn(|stop| async move {
             app.run_until(async move {
                 let _ = stop.await;
@@ -316,6 +347,7 @@ impl TestApp {
     pub fn process_config(&self, addr: SocketAddr, replica: &str) -> ProcessConfig {
         ProcessConfig {
             grpc_addr: addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mongo_url: self.mongo_url.clone(),
             database: self.process_db.clone(),
             collection: "sessions".into(),
@@ -348,6 +380,9 @@ impl TestApp {
             .await
             .unwrap();
         self.process_addr = app.grpc_addr();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("process-svc", addr);
+        }
         self.process = Some(spawn(|stop| async move {
             app.run_until(async move {
                 let _ = stop.await;
@@ -367,10 +402,12 @@ impl TestApp {
     pub async fn start_metrics(&mut self) {
         let config = metrics_svc::config::MetricsConfig {
             grpc_addr: self.metrics_addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mysql_url: "mysql://root@127.0.0.1:3306".into(),
             database: self.metrics_db.clone(),
             amqp_url: self.options.amqp_url.clone(),
             exchange: self.exchange.clone(),
+            session_exchange: self.session_exchange.clone(),
             queue: self.metrics_queue.clone(),
             prefetch: 1000,
             auth_url: format!("http://{}", self.auth_addr),
@@ -381,6 +418,9 @@ impl TestApp {
             .await
             .unwrap();
         self.metrics_addr = app.grpc_addr();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("metrics-svc", addr);
+        }
         self.metrics = Some(spawn(|stop| async move {
             app.run_until(async move {
                 let _ = stop.await;
@@ -393,6 +433,51 @@ impl TestApp {
     /// Stops metrics-svc as a crash would: its unacked events go back.
     pub async fn stop_metrics(&mut self) {
         if let Some(running) = self.metrics.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Starts notify-svc (again, on the same port if it ran before).
+    pub async fn start_notify(&mut self) {
+        let config = notify_svc::config::NotifyConfig {
+            grpc_addr: self.notify_addr,
+            prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mysql_url: "mysql://root@127.0.0.1:3306".into(),
+            database: self.notify_db.clone(),
+            amqp_url: self.options.amqp_url.clone(),
+            sms_exchange: self.exchange.clone(),
+            session_exchange: self.session_exchange.clone(),
+            queue: self.notify_queue.clone(),
+            prefetch: 500,
+            evaluate_every: Duration::from_millis(250),
+            telegram: notify_svc::config::TelegramConfig {
+                base_url: self.options.telegram_base_url.clone(),
+                bot_token: Some(sandbox::BOT_TOKEN.into()),
+                chat_ids: self.options.telegram_chats.clone(),
+                request_timeout: Duration::from_secs(3),
+            },
+            auth_url: format!("http://{}", self.auth_addr),
+            tokens: Self::tokens(),
+            timeouts: self.timeouts(),
+        };
+        let app = notify_svc::startup::Application::build(config)
+            .await
+            .unwrap();
+        self.notify_addr = app.grpc_addr();
+        if let Some(addr) = app.prometheus_addr() {
+            self.prometheus.insert("notify-svc", addr);
+        }
+        self.notify = Some(spawn(|stop| async move {
+            app.run_until(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+
+    pub async fn stop_notify(&mut self) {
+        if let Some(running) = self.notify.take() {
             running.stop().await;
         }
     }
@@ -410,6 +495,7 @@ impl TestApp {
             sms_url: format!("http://{}", self.sms_addr),
             process_url: format!("http://{}", self.process_addr),
             metrics_url: format!("http://{}", self.metrics_addr),
+            notify_url: format!("http://{}", self.notify_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
             auth_rate: gateway::config::RateLimit {
@@ -436,6 +522,7 @@ impl TestApp {
             self.gateway.take(),
             self.process.take(),
             self.metrics.take(),
+            self.notify.take(),
             self.sms.take(),
             self.operator.take(),
             self.auth.take(),
@@ -446,17 +533,19 @@ impl TestApp {
         let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
             .await
             .unwrap();
-        for db in [&self.sms_db, &self.metrics_db] {
+        for db in [&self.sms_db, &self.metrics_db, &self.notify_db] {
             let drop = format!("DROP DATABASE IF EXISTS `{db}`");
             sqlx::query(&drop).execute(&mysql).await.unwrap();
         }
         mysql.close().await;
         amqp::delete_exchange(&self.exchange).await;
         amqp::delete_exchange(&self.session_exchange).await;
-        let dead = format!("{}.dlq", self.metrics_queue);
-        amqp::delete_queue(&self.metrics_queue).await;
-        amqp::delete_queue(&dead).await;
-        amqp::delete_exchange(&dead).await;
+        for queue in [&self.metrics_queue, &self.notify_queue] {
+            let dead = format!("{queue}.dlq");
+            amqp::delete_queue(queue).await;
+            amqp::delete_queue(&dead).await;
+            amqp::delete_exchange(&dead).await;
+        }
         let client = mongodb::Client::with_uri_str(&self.mongo_url)
             .await
             .unwrap();

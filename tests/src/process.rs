@@ -24,6 +24,10 @@ impl Replica {
         let supervision = &config.supervision;
         let child = Command::new(binary())
             .env("SMSOPS_PROCESS_ADDR", config.grpc_addr.to_string())
+            .env(
+                "SMSOPS_PROCESS_PROMETHEUS_ADDR",
+                config.prometheus_addr.to_string(),
+            )
             .env("SMSOPS_MONGO_URL", &config.mongo_url)
             .env("SMSOPS_PROCESS_DB", &config.database)
             .env("SMSOPS_PROCESS_COLLECTION", &config.collection)

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const AUTH_TOKEN: &str = "sandbox-auth-token";
+pub const BOT_TOKEN: &str = "123456:sandbox-bot-token";
 
 pub struct Sandbox {
     pub url: String,

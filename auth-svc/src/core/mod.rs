@@ -1,5 +1,6 @@
 //! Transport-neutral auth logic: the gRPC layer only converts and calls in here.
 
+mod api_keys;
 mod error;
 pub mod keys;
 mod password;
@@ -14,6 +15,7 @@ use smsops_common::{
     config::TokenSettings,
 };
 
+pub use api_keys::{ApiKey, CreatedApiKey};
 pub use error::AuthError;
 pub use keys::KeyRing;
 pub use tokens::TokenPair;
@@ -235,7 +237,13 @@ impl AuthCore {
     }
 
     async fn issue(&self, user: &UserDoc, family_id: String) -> Result<TokenPair, AuthError> {
-        let access_token = tokens::access_token(&self.keys, &self.tokens, user, self.access_ttl)?;
+        let subject = tokens::Subject {
+            id: &user.id,
+            email: &user.email,
+            role: user.role,
+        };
+        let access_token =
+            tokens::access_token(&self.keys, &self.tokens, &subject, self.access_ttl)?;
         let (refresh_token, doc) = tokens::refresh_token(user, family_id, self.refresh_ttl)?;
         self.store.insert_refresh(&doc).await?;
         Ok(TokenPair {
@@ -246,7 +254,7 @@ impl AuthCore {
     }
 }
 
-fn require_admin(caller: &Caller) -> Result<(), AuthError> {
+pub(crate) fn require_admin(caller: &Caller) -> Result<(), AuthError> {
     caller
         .require_admin()
         .map_err(|_| AuthError::Forbidden("this action needs the admin role".into()))

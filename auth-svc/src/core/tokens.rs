@@ -6,7 +6,10 @@ use aws_lc_rs::{digest, rand::SecureRandom, rand::SystemRandom};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Header, encode};
 use mongodb::bson::DateTime;
-use smsops_common::{auth::Claims, config::TokenSettings};
+use smsops_common::{
+    auth::{Claims, Role},
+    config::TokenSettings,
+};
 
 use super::{AuthError, KeyRing};
 use crate::store::{RefreshDoc, TokenState, UserDoc};
@@ -18,10 +21,17 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
+/// Who an access token speaks for.
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub role: Role,
+}
+
 pub fn access_token(
     keys: &KeyRing,
     settings: &TokenSettings,
-    user: &UserDoc,
+    subject: &Subject<'_>,
     ttl: Duration,
 ) -> Result<String, AuthError> {
     let now = SystemTime::now()
@@ -29,9 +39,9 @@ pub fn access_token(
         .map_err(|err| AuthError::Internal(format!("clock before 1970: {err}")))?
         .as_secs() as i64;
     let claims = Claims {
-        sub: user.id.clone(),
-        email: user.email.clone(),
-        role: user.role,
+        sub: subject.id.to_string(),
+        email: subject.email.to_string(),
+        role: subject.role,
         iss: settings.issuer.clone(),
         aud: settings.audience.clone(),
         iat: now,
@@ -65,6 +75,21 @@ pub fn refresh_token(
         expires_at: DateTime::from_millis(now.timestamp_millis() + ttl.as_millis() as i64),
     };
     Ok((token, doc))
+}
+
+/// A new random secret: 32 bytes, base64url.
+pub fn random_secret() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| AuthError::Internal("no randomness for a secret".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Secrets are random and long, so a plain SHA-256 is enough to store them
+/// (unlike passwords, which need a slow hash).
+pub fn hash_secret(secret: &str) -> String {
+    hash_refresh(secret)
 }
 
 pub fn hash_refresh(token: &str) -> String {

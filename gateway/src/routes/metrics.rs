@@ -124,29 +124,29 @@ pub async fn summary(
         .summary(caller.authorize(tonic::Request::new(request)))
         .await?
         .into_inner();
-    let items = reply
-        .items
-        .into_iter()
-        .map(|p| PairSummaryView {
-            country_operator_id: p.country_operator_id,
-            country: p.country,
-            operator: p.operator,
-            sms_sent: p.sms_sent,
-            delivered: p.delivered,
-            undelivered: p.undelivered,
-            failed: p.failed,
-            success_rate: p.success_rate,
-            top_errors: p
-                .top_errors
-                .into_iter()
-                .map(|e| ErrorCountView {
-                    code: e.code,
-                    count: e.count,
-                })
-                .collect(),
-        })
-        .collect();
+    let items = reply.items.into_iter().map(pair_view).collect();
     Ok(HttpResponse::Ok().json(SummaryView { items }))
+}
+
+pub(crate) fn pair_view(p: pb::PairSummary) -> PairSummaryView {
+    PairSummaryView {
+        country_operator_id: p.country_operator_id,
+        country: p.country,
+        operator: p.operator,
+        sms_sent: p.sms_sent,
+        delivered: p.delivered,
+        undelivered: p.undelivered,
+        failed: p.failed,
+        success_rate: p.success_rate,
+        top_errors: p
+            .top_errors
+            .into_iter()
+            .map(|e| ErrorCountView {
+                code: e.code,
+                count: e.count,
+            })
+            .collect(),
+    }
 }
 
 /// Counts per time bucket, for one pair or all of them.

@@ -1,9 +1,14 @@
 //! REST routes under `/api/v1`. Handlers only convert JSON to gRPC and back.
 
+pub mod alerts;
+pub mod api_keys;
 pub mod auth;
 pub mod health;
+pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod pairs;
+pub mod prometheus;
 pub mod sessions;
 pub mod sms;
 pub mod users;

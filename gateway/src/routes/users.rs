@@ -28,7 +28,9 @@ impl From<pb::User> for UserView {
     fn from(user: pb::User) -> Self {
         let role = match pb::Role::try_from(user.role) {
             Ok(pb::Role::Admin) => RoleView::Admin,
-            Ok(pb::Role::User | pb::Role::Unspecified) | Err(_) => RoleView::User,
+            Ok(pb::Role::User | pb::Role::Unspecified | pb::Role::Ingest) | Err(_) => {
+                RoleView::User
+            }
         };
         Self {
             id: user.id,

@@ -2,6 +2,7 @@
 //! summary callers ask for.
 
 mod error;
+mod exported;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use smsops_common::auth::Caller;
 
 pub use error::MetricsError;
+pub use exported::Exported;
 
 use crate::store::{Bucket, PairTotals, Store};
 
@@ -40,6 +42,14 @@ impl SmsEvent {
             && event.operator.len() <= 50;
         valid.then_some(event)
     }
+}
+
+/// An event on its way to live subscribers.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// The routing key, e.g. `sms.delivered`.
+    pub kind: String,
+    pub body: String,
 }
 
 /// What a batch of events adds to one pair's minute.
@@ -118,6 +128,10 @@ pub struct MetricsCore {
     store: Store,
     /// Pairs whose counts just changed, for live subscribers.
     changed: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
+    /// What Prometheus scrapes beyond the request metrics.
+    exported: Exported,
+    /// Every event as it arrives, for live subscribers.
+    events: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     /// Turns true when the service stops, ending live streams so the
     /// server's graceful shutdown does not wait on them.
     closing: tokio::sync::watch::Sender<bool>,
@@ -128,6 +142,8 @@ impl MetricsCore {
         Arc::new(Self {
             store,
             changed: tokio::sync::broadcast::channel(1024).0,
+            events: tokio::sync::broadcast::channel(8192).0,
+            exported: Exported::default(),
             closing: tokio::sync::watch::channel(false).0,
         })
     }
@@ -141,6 +157,18 @@ impl MetricsCore {
         self.closing.subscribe()
     }
 
+    pub fn exported(&self) -> &Exported {
+        &self.exported
+    }
+
+    /// Sets the exported success rates from the last hour's totals.
+    pub async fn refresh_exported(&self) -> Result<(), MetricsError> {
+        let since = Utc::now() - TimeDelta::seconds(LIVE_WINDOW_SECS);
+        let totals = self.store.summary(since, None, None).await?;
+        self.exported.set_rates(&totals);
+        Ok(())
+    }
+
     /// Tells live subscribers which pairs' counts changed.
     pub fn changed(&self, pairs: Vec<String>) {
         if !pairs.is_empty() {
@@ -150,6 +178,33 @@ impl MetricsCore {
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>> {
         self.changed.subscribe()
+    }
+
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Whether anyone follows the live event feed.
+    pub fn has_watchers(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// An event just published: to live subscribers as it is, and its
+    /// pair's totals soon after.
+    pub fn live_event(&self, kind: &str, body: String) {
+        #[derive(Deserialize)]
+        struct Pair {
+            country_operator_id: String,
+        }
+        if kind.starts_with("sms.")
+            && let Ok(pair) = serde_json::from_str::<Pair>(&body)
+        {
+            self.changed(vec![pair.country_operator_id]);
+        }
+        let _ = self.events.send(Arc::new(LiveEvent {
+            kind: kind.to_string(),
+            body,
+        }));
     }
 
     /// The last hour's totals of these pairs.

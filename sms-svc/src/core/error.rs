@@ -15,6 +15,8 @@ pub enum SmsError {
     PairNotFound(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the provider signature does not match")]
     InvalidSignature,
     #[error(transparent)]
@@ -34,6 +36,7 @@ impl From<SmsError> for ApiError {
             SmsError::InvalidArgument(_) => ApiError::new(ErrorCode::InvalidArgument, message),
             SmsError::PairNotFound(_) => ApiError::new(ErrorCode::PairNotFound, message),
             SmsError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
+            SmsError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
             SmsError::InvalidSignature => ApiError::new(ErrorCode::InvalidSignature, message),
             SmsError::Upstream(api) => api,
             SmsError::Internal(message) => ApiError::new(ErrorCode::Internal, message),

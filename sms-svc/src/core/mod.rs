@@ -2,6 +2,7 @@
 
 mod error;
 mod event;
+pub mod ingest;
 pub mod pairs;
 pub mod providers;
 mod status;

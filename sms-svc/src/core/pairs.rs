@@ -8,7 +8,9 @@ use std::{
 };
 
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
-use smsops_proto::operator::v1::{GetPairRequest, operator_service_client::OperatorServiceClient};
+use smsops_proto::operator::v1::{
+    GetPairRequest, ListPairsRequest, operator_service_client::OperatorServiceClient,
+};
 use tonic::transport::Channel;
 
 use super::SmsError;
@@ -25,6 +27,8 @@ pub struct PairDirectory {
     client: OperatorServiceClient<Channel>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (PairInfo, Instant)>>,
+    /// (COUNTRY, operator lower-cased) → pair, for reports that name a pair.
+    by_name: Mutex<HashMap<(String, String), (PairInfo, Instant)>>,
 }
 
 impl PairDirectory {
@@ -33,6 +37,7 @@ impl PairDirectory {
             client: OperatorServiceClient::new(channel),
             ttl,
             cache: Mutex::new(HashMap::new()),
+            by_name: Mutex::new(HashMap::new()),
         }
     }
 
@@ -72,5 +77,64 @@ impl PairDirectory {
             cache.insert(id.to_string(), (info.clone(), Instant::now()));
         }
         Ok(info)
+    }
+
+    /// The pair of a country and operator (operator names match ignoring
+    /// case), or `None` when operator-svc has no such pair.
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        country: &str,
+        operator: &str,
+    ) -> Result<Option<PairInfo>, SmsError> {
+        let key = (country.to_ascii_uppercase(), operator.to_lowercase());
+        if let Ok(cache) = self.by_name.lock()
+            && let Some((pair, at)) = cache.get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(pair.clone()));
+        }
+        let mut page_token = String::new();
+        loop {
+            let request = caller.authorize(tonic::Request::new(ListPairsRequest {
+                country: Some(key.0.clone()),
+                is_high_priority: None,
+                page_size: 200,
+                page_token: page_token.clone(),
+            }));
+            let page = self
+                .client
+                .clone()
+                .list_pairs(request)
+                .await
+                .map_err(|status| SmsError::Upstream(ApiError::from_status(&status)))?
+                .into_inner();
+            let mut found = None;
+            if let Ok(mut cache) = self.by_name.lock() {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                for pair in page.items {
+                    let info = PairInfo {
+                        id: pair.id,
+                        country: pair.country,
+                        operator: pair.operator,
+                        is_high_priority: pair.is_high_priority,
+                    };
+                    let name = (
+                        info.country.to_ascii_uppercase(),
+                        info.operator.to_lowercase(),
+                    );
+                    if name == key {
+                        found = Some(info.clone());
+                    }
+                    cache.insert(name, (info, Instant::now()));
+                }
+            }
+            if found.is_some() || page.next_page_token.is_empty() {
+                return Ok(found);
+            }
+            page_token = page.next_page_token;
+        }
     }
 }

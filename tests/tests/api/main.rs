@@ -2,10 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alerts;
 mod bad_input;
 mod flow;
 mod grpc;
+mod ingest;
+mod live;
 mod metrics;
+mod prometheus;
 mod readiness;
 mod roles;
 mod sandbox;

@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smsops_common::amqp::{Outgoing, Publisher};
 use smsops_proto::metrics::v1::{LiveRequest, metrics_service_client::MetricsServiceClient};
 use smsops_proto::sms::v1::{
     SendSmsBatchRequest, SendSmsRequest, sms_service_client::SmsServiceClient,
 };
 use smsops_tests::{
     Options, TestApp,
-    amqp::{Event, EventQueue, URL},
+    amqp::{self, EventQueue},
     sandbox::Sandbox,
 };
 
@@ -92,53 +90,6 @@ async fn settled(app: &TestApp, admin: &str, pair: &str, expected: u64) -> Value
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("metrics never reached {expected} finished messages");
-}
-
-async fn queue_length(queue: &str) -> u32 {
-    let connection = Connection::connect(URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    declared.message_count()
-}
-
-async fn publish_again(exchange: &str, events: &[Event]) {
-    let publisher = Publisher::connect(URL, exchange).await.unwrap();
-    let payloads: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| serde_json::to_vec(&e.body).unwrap())
-        .collect();
-    let outgoing: Vec<Outgoing<'_>> = events
-        .iter()
-        .zip(&payloads)
-        .map(|(e, payload)| Outgoing {
-            event_id: &e.message_id,
-            routing_key: &e.routing_key,
-            event_type: &e.type_header,
-            traceparent: &e.traceparent,
-            payload,
-        })
-        .collect();
-    assert!(
-        publisher
-            .publish_confirmed(&outgoing)
-            .await
-            .unwrap()
-            .iter()
-            .all(|ack| *ack)
-    );
-    publisher.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,26 +221,18 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
     );
 
     // Every event again, and one that is not an event at all.
-    publish_again(&app.exchange, &events).await;
-    let publisher = Publisher::connect(URL, &app.exchange).await.unwrap();
-    let poison = Outgoing {
-        event_id: "poison",
-        routing_key: "sms.delivered",
-        event_type: "sms.delivered",
-        traceparent: "",
-        payload: b"{not json",
-    };
-    publisher.publish_confirmed(&[poison]).await.unwrap();
-    publisher.close().await;
+    amqp::publish_again(&app.exchange, &events).await;
+    amqp::publish_raw(&app.exchange, "sms.delivered", b"{not json").await;
     let dead = format!("{}.dlq", app.metrics_queue);
     for _ in 0..100 {
-        if queue_length(&dead).await == 1 && queue_length(&app.metrics_queue).await == 0 {
+        if amqp::queue_length(&dead).await == 1 && amqp::queue_length(&app.metrics_queue).await == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        queue_length(&dead).await,
+        amqp::queue_length(&dead).await,
         1,
         "the poison message is not dead-lettered"
     );
@@ -297,10 +240,10 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
 
     // Killed and back: the events come once more and still count once.
     app.stop_metrics().await;
-    publish_again(&app.exchange, &events).await;
+    amqp::publish_again(&app.exchange, &events).await;
     app.start_metrics().await;
     for _ in 0..100 {
-        if queue_length(&app.metrics_queue).await == 0 {
+        if amqp::queue_length(&app.metrics_queue).await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -310,5 +253,98 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
     send(&app, &admin, &pair, 5).await;
     let after = settled(&app, &admin, &pair, 35).await;
     assert_eq!(after["sms_sent"], 35);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_session_messages_count_exactly_through_a_crash_and_duplicates() {
+    let sandbox = Sandbox::start(json!({"default_rule": {
+        "delivered": 0.8, "undelivered": 0.1, "failed": 0.1, "callback_latency_ms": 10
+    }}));
+    let mut app = app_with(&sandbox).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin).await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+    let session = app
+        .post(
+            "/api/v1/sessions",
+            Some(&admin),
+            json!({
+                "country_operator_id": pair,
+                "rate_per_minute": 30000,
+                "recipients": {"range": {"first": "+447700100000", "count": 1000}},
+                "template": "metrics {n}",
+                "limit": 1000
+            }),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+
+    // metrics-svc goes down mid-stream and comes back.
+    let first = queue
+        .collect_until(Duration::from_secs(30), |e| e.len() >= 400)
+        .await;
+    app.stop_metrics().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.start_metrics().await;
+
+    // Four events a message: accepted, queued, sent and its final status.
+    let mut events = first;
+    let have = events.len();
+    events.extend(
+        queue
+            .collect_until(Duration::from_secs(60), |e| e.len() + have >= 4000)
+            .await,
+    );
+    assert_eq!(events.len(), 4000);
+    let item = settled(&app, &admin, &pair, 1000).await;
+
+    // Every event once more: nothing changes.
+    amqp::publish_again(&app.exchange, &events).await;
+    for _ in 0..100 {
+        if amqp::queue_length(&app.metrics_queue).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(summary_of(&app, &admin, &pair).await, item);
+
+    let log = sandbox.twilio_messages().await;
+    assert_eq!(log["duplicates"], 0);
+    let outcome = |name: &str| {
+        log["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["outcome"] == name)
+            .count() as u64
+    };
+    assert_eq!(item["sms_sent"], 1000);
+    assert_eq!(item["delivered"].as_u64().unwrap(), outcome("delivered"));
+    assert_eq!(
+        item["undelivered"].as_u64().unwrap(),
+        outcome("undelivered")
+    );
+    assert_eq!(item["failed"].as_u64().unwrap(), outcome("failed"));
+    assert_eq!(
+        item["success_rate"].as_f64().unwrap(),
+        outcome("delivered") as f64 / 1000.0
+    );
+    let series = app
+        .get(
+            &format!("/api/v1/metrics/series?country_operator_id={pair}&bucket=1m"),
+            &admin,
+        )
+        .await;
+    for key in ["sms_sent", "delivered", "undelivered", "failed"] {
+        let sum: u64 = series.body["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[key].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, item[key].as_u64().unwrap(), "{key}");
+    }
     app.cleanup().await;
 }

@@ -640,8 +640,11 @@ async fn a_session_whose_sends_keep_failing_fails_with_the_reason() {
     }
     assert_eq!(session["state"], "failed", "{session}");
     let reason = session["reason"].as_str().unwrap();
+    // Unreachable until sms-svc's breaker opens, unavailable after: which
+    // one the fifth failure meets depends on timing.
     assert!(
-        reason.contains("in a row") && reason.contains("provider_unavailable"),
+        reason.contains("in a row")
+            && (reason.contains("provider_unavailable") || reason.contains("provider_unreachable")),
         "{reason}"
     );
     assert!(session["counters"]["failed"].as_u64().unwrap() >= 5);

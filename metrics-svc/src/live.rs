@@ -1,0 +1,140 @@
+//! The live feed: every SMS and session event, as it is published, for
+//! dashboards. While anyone watches, this replica has its own exclusive,
+//! auto-deleted queue on both exchanges, consumed without acks: a feed, not
+//! a ledger (the counted metrics come from the durable queue). With nobody
+//! watching, the queue is gone and costs the broker nothing.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use smsops_common::amqp::declare_exchange;
+
+use crate::core::MetricsCore;
+
+/// How long the feed stays connected after the last watcher left.
+const LINGER: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(100);
+
+pub struct LiveFeed {
+    core: Arc<MetricsCore>,
+    amqp_url: String,
+    /// (exchange, routing key pattern)
+    bindings: Vec<(String, String)>,
+}
+
+impl LiveFeed {
+    pub fn new(
+        core: Arc<MetricsCore>,
+        amqp_url: String,
+        sms_exchange: String,
+        session_exchange: String,
+    ) -> Self {
+        Self {
+            core,
+            amqp_url,
+            bindings: vec![
+                (sms_exchange, "sms.#".into()),
+                (session_exchange, "session.#".into()),
+            ],
+        }
+    }
+
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            if !self.core.has_watchers() {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            if let Err(err) = self.feed(&mut stop).await {
+                tracing::warn!(error = %err, "live feed lost the broker");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Feeds watchers until nobody has watched for [`LINGER`] or `stop`.
+    async fn feed(
+        &self,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), lapin::Error> {
+        let connection =
+            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for (exchange, key) in &self.bindings {
+            declare_exchange(&channel, exchange).await?;
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    exchange.as_str().into(),
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        channel.basic_qos(2000, BasicQosOptions::default()).await?;
+        let mut deliveries = channel
+            .basic_consume(
+                queue.name().clone(),
+                "metrics-svc.live".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!("live feed on");
+        let mut idle_since: Option<tokio::time::Instant> = None;
+        let mut check = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                delivery = deliveries.next() => match delivery {
+                    Some(delivery) => {
+                        let delivery = delivery?;
+                        self.core.live_event(
+                            delivery.routing_key.as_str(),
+                            String::from_utf8_lossy(&delivery.data).into_owned(),
+                        );
+                    }
+                    None => break,
+                },
+                _ = check.tick() => {
+                    if self.core.has_watchers() {
+                        idle_since = None;
+                    } else if idle_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= LINGER {
+                        break;
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        tracing::info!("live feed off");
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), connection.close(200, "bye".into())).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+use std::{net::SocketAddr, time::Duration};
+
+use smsops_common::{
+    config::{self, ConfigError, TokenSettings},
+    grpc::ClientTimeouts,
+};
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// Where Prometheus scrapes `GET /metrics`; port 0 picks a free port.
+    pub prometheus_addr: SocketAddr,
+    /// MySQL server; the database is created if missing.
+    pub mysql_url: String,
+    pub database: String,
+    pub amqp_url: String,
+    pub sms_exchange: String,
+    pub session_exchange: String,
+    /// This service's own durable queue, bound to both exchanges;
+    /// `<queue>.dlq` takes what cannot be read.
+    pub queue: String,
+    pub prefetch: u16,
+    /// How often the rules are evaluated.
+    pub evaluate_every: Duration,
+    pub telegram: TelegramConfig,
+    pub auth_url: String,
+    pub tokens: TokenSettings,
+    pub timeouts: ClientTimeouts,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    /// The Bot API's base URL (the sandbox's in tests and `make up`).
+    pub base_url: String,
+    /// Without a token or chats, alerts are recorded but sent nowhere.
+    pub bot_token: Option<String>,
+    pub chat_ids: Vec<String>,
+    pub request_timeout: Duration,
+}
+
+impl NotifyConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            prometheus_addr: config::or(
+                "SMSOPS_NOTIFY_PROMETHEUS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9106)),
+            )?,
+            grpc_addr: config::or(
+                "SMSOPS_NOTIFY_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50056)),
+            )?,
+            mysql_url: config::mysql_url()?,
+            database: config::string_or("SMSOPS_NOTIFY_DB", "sms_notify")?,
+            amqp_url: config::amqp_url()?,
+            sms_exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
+            session_exchange: config::string_or("SMSOPS_SESSION_EXCHANGE", "session.events")?,
+            queue: config::string_or("SMSOPS_NOTIFY_QUEUE", "notify-svc.events")?,
+            prefetch: config::or("SMSOPS_NOTIFY_PREFETCH", 500)?,
+            evaluate_every: config::millis_or("SMSOPS_NOTIFY_EVALUATE_MS", 1000)?,
+            telegram: TelegramConfig {
+                base_url: config::string_or("SMSOPS_TELEGRAM_URL", "https://api.telegram.org")?,
+                bot_token: config::optional("SMSOPS_TELEGRAM_BOT_TOKEN")?,
+                chat_ids: config::list("SMSOPS_TELEGRAM_CHAT_IDS")?,
+                request_timeout: config::secs_or("SMSOPS_TELEGRAM_TIMEOUT_SECS", 10)?,
+            },
+            auth_url: config::auth_url()?,
+            tokens: TokenSettings::from_env()?,
+            timeouts: ClientTimeouts::from_env()?,
+        })
+    }
+}

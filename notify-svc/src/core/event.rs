@@ -1,0 +1,102 @@
+//! The events notify-svc reads: SMS outcomes from `sms.events` and session
+//! lifecycle steps from `session.events` (docs/events.md).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Sms(SmsOutcome),
+    Session(SessionEvent),
+}
+
+/// A message's final status; the other statuses are not bound to our queue.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmsOutcome {
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub country_operator_id: String,
+    pub country: String,
+    pub operator: String,
+    #[serde(default)]
+    pub is_high_priority: bool,
+    pub status: String,
+    #[serde(default)]
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionEvent {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    pub session_id: String,
+    pub country_operator_id: String,
+    pub country: String,
+    pub operator: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+impl Event {
+    /// Reads an event body; `None` for what is neither (poison).
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let envelope: Envelope = serde_json::from_slice(body).ok()?;
+        let event = if envelope.kind.starts_with("session.") {
+            Event::Session(serde_json::from_slice(body).ok()?)
+        } else {
+            Event::Sms(serde_json::from_slice(body).ok()?)
+        };
+        let (id, pair, country, operator) = match &event {
+            Event::Sms(e) => (&e.event_id, &e.country_operator_id, &e.country, &e.operator),
+            Event::Session(e) => (&e.event_id, &e.country_operator_id, &e.country, &e.operator),
+        };
+        let valid = !id.is_empty()
+            && id.len() <= 36
+            && !pair.is_empty()
+            && pair.len() <= 64
+            && country.len() <= 10
+            && operator.len() <= 50;
+        valid.then_some(event)
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Event::Sms(e) => &e.event_id,
+            Event::Session(e) => &e.event_id,
+        }
+    }
+}
+
+impl SmsOutcome {
+    /// The error code kept for bursts: undelivered and failed only.
+    pub fn burst_code(&self) -> Option<&str> {
+        let code = self.error_code.as_deref()?;
+        let finished_badly = matches!(self.status.as_str(), "undelivered" | "failed");
+        (finished_badly && !code.is_empty() && code.len() <= 64).then_some(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_kinds_and_refuses_poison() {
+        let sms = br#"{"event_id":"e1","type":"sms.failed","occurred_at":"2026-11-22T10:00:00Z","country_operator_id":"p","country":"GB","operator":"V","status":"failed","error_code":"30003"}"#;
+        assert!(
+            matches!(Event::parse(sms), Some(Event::Sms(e)) if e.burst_code() == Some("30003"))
+        );
+        let session = br#"{"event_id":"e2","type":"session.failed","occurred_at":"2026-11-22T10:00:00Z","session_id":"s","country_operator_id":"p","country":"GB","operator":"V","reason":"x"}"#;
+        assert!(matches!(Event::parse(session), Some(Event::Session(_))));
+        assert!(Event::parse(b"{}").is_none());
+        assert!(Event::parse(b"garbage").is_none());
+    }
+}

@@ -1,0 +1,412 @@
+//! Transport-neutral alerting: the rules, what they decide over the event
+//! windows, and the alerts callers raise and read.
+
+mod error;
+pub mod event;
+pub mod rules;
+mod text;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+};
+
+use chrono::{TimeDelta, Utc};
+use smsops_common::auth::Caller;
+
+pub use error::NotifyError;
+
+use crate::store::{AlertRow, NewAlert, SessionAction, Store, StoreError};
+use event::SessionEvent;
+use rules::{Rules, Verdict};
+
+pub const RULE_SUCCESS_RATE: &str = "success_rate";
+pub const RULE_FAILURE_BURST: &str = "failure_burst";
+pub const RULE_SESSION_FAILED: &str = "session_failed";
+pub const RULE_MANUAL: &str = "manual";
+
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+pub struct NotifyCore {
+    store: Store,
+    rules: RwLock<Rules>,
+    chats: Vec<String>,
+    /// Alerts as they open, resolve or change delivery, for watchers.
+    changes: tokio::sync::broadcast::Sender<Arc<AlertRow>>,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl NotifyCore {
+    /// Reads the stored rules, storing the defaults on first start.
+    pub async fn new(store: Store, chats: Vec<String>) -> Result<Arc<Self>, StoreError> {
+        let default = serde_json::to_string(&Rules::default()).unwrap_or_default();
+        let stored = store.rules(&default).await?;
+        let rules = serde_json::from_str(&stored).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "stored rules are unreadable, using the defaults");
+            Rules::default()
+        });
+        Ok(Arc::new(Self {
+            store,
+            rules: RwLock::new(rules),
+            chats,
+            changes: tokio::sync::broadcast::channel(256).0,
+            closing: tokio::sync::watch::channel(false).0,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn rules(&self) -> Rules {
+        match self.rules.read() {
+            Ok(rules) => rules.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_rules(&self, rules: Rules) {
+        match self.rules.write() {
+            Ok(mut current) => *current = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
+    }
+
+    /// Picks up rules another replica stored.
+    async fn reload_rules(&self) -> Result<(), NotifyError> {
+        let default = serde_json::to_string(&Rules::default()).unwrap_or_default();
+        let stored = self.store.rules(&default).await?;
+        if let Ok(rules) = serde_json::from_str(&stored) {
+            self.set_rules(rules);
+        }
+        Ok(())
+    }
+
+    pub async fn get_rules(&self, caller: &Caller) -> Result<Rules, NotifyError> {
+        admin(caller)?;
+        self.reload_rules().await?;
+        Ok(self.rules())
+    }
+
+    pub async fn update_rules(&self, caller: &Caller, rules: Rules) -> Result<Rules, NotifyError> {
+        admin(caller)?;
+        rules.validate()?;
+        let body = serde_json::to_string(&rules)
+            .map_err(|err| NotifyError::InvalidArgument(err.to_string()))?;
+        self.store.save_rules(&body, &caller.user_id).await?;
+        tracing::info!(by = %caller.user_id, "alert rules updated");
+        self.set_rules(rules.clone());
+        Ok(rules)
+    }
+
+    /// Raises an alert by hand: recorded and sent to every chat.
+    pub async fn trigger(&self, caller: &Caller, message: &str) -> Result<AlertRow, NotifyError> {
+        admin(caller)?;
+        let message = message.trim();
+        if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(NotifyError::InvalidArgument(format!(
+                "message must be 1 to {MAX_MESSAGE_CHARS} characters"
+            )));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let html = text::manual(&id, message, &caller.email);
+        let alert = NewAlert {
+            texts: self.to_every_chat(&html),
+            id: id.clone(),
+            rule: RULE_MANUAL.into(),
+            pair_id: None,
+            country: None,
+            operator: None,
+            message: message.to_string(),
+            notice: true,
+        };
+        self.store.open(&alert, TimeDelta::zero()).await?;
+        tracing::info!(alert = %id, by = %caller.user_id, "manual alert raised");
+        self.store
+            .get(&id)
+            .await?
+            .ok_or_else(|| NotifyError::Store(StoreError::Sql(sqlx::Error::RowNotFound)))
+    }
+
+    pub async fn list(
+        &self,
+        _caller: &Caller,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<AlertRow>, NotifyError> {
+        let state = match state {
+            "" | "all" => None,
+            "open" | "resolved" => Some(state),
+            _ => {
+                return Err(NotifyError::InvalidArgument(
+                    "state must be open, resolved or all".into(),
+                ));
+            }
+        };
+        let limit = match limit {
+            0 => 100,
+            1..=500 => limit,
+            _ => {
+                return Err(NotifyError::InvalidArgument(
+                    "limit must be 1 to 500".into(),
+                ));
+            }
+        };
+        Ok(self.store.list(state, limit).await?)
+    }
+
+    fn to_every_chat(&self, html: &str) -> Vec<(String, String)> {
+        self.chats
+            .iter()
+            .map(|chat| (chat.clone(), html.to_string()))
+            .collect()
+    }
+
+    /// What a session event does to the session-failed rule.
+    pub fn session_action(&self, event: &SessionEvent) -> Option<SessionAction> {
+        let rules = self.rules();
+        match event.kind.as_str() {
+            "session.failed" if rules.session_failed.enabled => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let reason = event
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into());
+                let html = text::session_failed(&id, event, &reason);
+                Some(SessionAction::Open {
+                    alert: NewAlert {
+                        texts: self.to_every_chat(&html),
+                        rule: RULE_SESSION_FAILED.into(),
+                        pair_id: Some(event.country_operator_id.clone()),
+                        country: Some(event.country.clone()),
+                        operator: Some(event.operator.clone()),
+                        message: format!(
+                            "session {} on {} / {} failed: {reason}",
+                            event.session_id, event.country, event.operator
+                        ),
+                        notice: false,
+                        id,
+                    },
+                    cooldown: cooldown(&rules),
+                })
+            }
+            "session.started" | "session.restarted" => Some(SessionAction::Resolve {
+                rule: RULE_SESSION_FAILED.into(),
+                pair_id: event.country_operator_id.clone(),
+                texts: self.to_every_chat(&text::session_recovered(event)),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Runs every rule over the current windows once: opens what crossed a
+    /// threshold and resolves what recovered. Replicas may run this at the
+    /// same time; the store keeps one open alert per rule and pair.
+    pub async fn evaluate(&self) -> Result<(), NotifyError> {
+        self.reload_rules().await?;
+        let rules = self.rules();
+        let now = Utc::now();
+        let open: HashMap<(String, String), AlertRow> = self
+            .store
+            .open_alerts()
+            .await?
+            .into_iter()
+            .filter_map(|a| Some(((a.rule.clone(), a.pair_id.clone()?), a)))
+            .collect();
+        let is_open = |rule: &str, pair: &str| open.get(&(rule.to_string(), pair.to_string()));
+        let mut looked_at: HashSet<(String, String)> = HashSet::new();
+
+        let rate = &rules.success_rate;
+        let windows = self
+            .store
+            .windows(now - TimeDelta::seconds(rate.window_seconds as i64))
+            .await?;
+        for w in &windows {
+            let delivered = w.delivered.max(0) as u64;
+            let finished = delivered + w.undelivered.max(0) as u64 + w.failed.max(0) as u64;
+            let current = is_open(RULE_SUCCESS_RATE, &w.pair_id);
+            looked_at.insert((RULE_SUCCESS_RATE.into(), w.pair_id.clone()));
+            let verdict = rules::success_rate_verdict(
+                rate,
+                w.is_high_priority != 0,
+                delivered,
+                finished,
+                current.is_some(),
+            );
+            let facts = text::RateFacts {
+                country: &w.country,
+                operator: &w.operator,
+                delivered,
+                finished,
+                threshold: rules::threshold(rate, w.is_high_priority != 0),
+                high_priority: w.is_high_priority != 0,
+                window_seconds: rate.window_seconds,
+            };
+            match (verdict, current) {
+                (Verdict::Open, None) => {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let alert = NewAlert {
+                        texts: self.to_every_chat(&text::rate_low(&id, &facts)),
+                        rule: RULE_SUCCESS_RATE.into(),
+                        pair_id: Some(w.pair_id.clone()),
+                        country: Some(w.country.clone()),
+                        operator: Some(w.operator.clone()),
+                        message: text::rate_low_plain(&facts),
+                        notice: false,
+                        id,
+                    };
+                    self.open(&alert, cooldown(&rules)).await?;
+                }
+                (Verdict::Resolve, Some(alert)) => {
+                    let html = text::rate_recovered(&alert.id, &facts);
+                    self.resolve(alert, &html).await?;
+                }
+                _ => {}
+            }
+        }
+
+        let burst = &rules.failure_burst;
+        let worst = self
+            .store
+            .worst_errors(now - TimeDelta::seconds(burst.window_seconds as i64))
+            .await?;
+        // A burst window longer than the rate window may hold pairs the
+        // rate window does not; their names come from the longer one.
+        let longer = if burst.window_seconds > rate.window_seconds && !worst.is_empty() {
+            self.store
+                .windows(now - TimeDelta::seconds(burst.window_seconds as i64))
+                .await?
+        } else {
+            Vec::new()
+        };
+        let names: HashMap<&str, (&str, &str)> = windows
+            .iter()
+            .chain(&longer)
+            .map(|w| {
+                (
+                    w.pair_id.as_str(),
+                    (w.country.as_str(), w.operator.as_str()),
+                )
+            })
+            .collect();
+        let mut burst_pairs: Vec<&String> = worst.keys().collect();
+        burst_pairs.extend(
+            open.keys()
+                .filter(|(rule, _)| rule == RULE_FAILURE_BURST)
+                .map(|(_, pair)| pair),
+        );
+        for pair in burst_pairs {
+            if !looked_at.insert((RULE_FAILURE_BURST.into(), pair.clone())) {
+                continue;
+            }
+            let (code, count) = worst.get(pair).cloned().unwrap_or_default();
+            let current = is_open(RULE_FAILURE_BURST, pair);
+            match (
+                rules::burst_verdict(burst, count.max(0) as u64, current.is_some()),
+                current,
+            ) {
+                (Verdict::Open, None) => {
+                    let (country, operator) = names.get(pair.as_str()).copied().unwrap_or(("", ""));
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let facts = text::BurstFacts {
+                        country,
+                        operator,
+                        code: &code,
+                        count: count.max(0) as u64,
+                        window_seconds: burst.window_seconds,
+                    };
+                    let alert = NewAlert {
+                        texts: self.to_every_chat(&text::burst(&id, &facts)),
+                        rule: RULE_FAILURE_BURST.into(),
+                        pair_id: Some(pair.clone()),
+                        country: Some(country.into()),
+                        operator: Some(operator.into()),
+                        message: text::burst_plain(&facts),
+                        notice: false,
+                        id,
+                    };
+                    self.open(&alert, cooldown(&rules)).await?;
+                }
+                (Verdict::Resolve, Some(alert)) => {
+                    let html = text::burst_over(alert);
+                    self.resolve(alert, &html).await?;
+                }
+                _ => {}
+            }
+        }
+
+        // A rule switched off resolves what it had open.
+        for ((rule, _), alert) in &open {
+            let off = match rule.as_str() {
+                RULE_SUCCESS_RATE => !rules.success_rate.enabled,
+                RULE_FAILURE_BURST => !rules.failure_burst.enabled,
+                RULE_SESSION_FAILED => !rules.session_failed.enabled,
+                _ => false,
+            };
+            if off {
+                self.resolve(alert, &text::rule_off(alert)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(&self, alert: &NewAlert, cooldown: TimeDelta) -> Result<(), NotifyError> {
+        if self.store.open(alert, cooldown).await? {
+            tracing::warn!(alert = %alert.id, rule = %alert.rule, pair = ?alert.pair_id, "alert opened");
+        }
+        Ok(())
+    }
+
+    async fn resolve(&self, alert: &AlertRow, html: &str) -> Result<(), NotifyError> {
+        if self
+            .store
+            .resolve(&alert.id, &self.to_every_chat(html))
+            .await?
+        {
+            tracing::info!(alert = %alert.id, rule = %alert.rule, pair = ?alert.pair_id, "alert resolved");
+        }
+        Ok(())
+    }
+
+    /// Forgets outcomes no rule can look at any more.
+    pub async fn prune(&self) -> Result<(), NotifyError> {
+        let keep = self.rules().longest_window() as i64 + 60;
+        Ok(self
+            .store
+            .prune(Utc::now() - TimeDelta::seconds(keep))
+            .await?)
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<AlertRow>> {
+        self.changes.subscribe()
+    }
+
+    pub fn has_watchers(&self) -> bool {
+        self.changes.receiver_count() > 0
+    }
+
+    pub fn publish_change(&self, alert: AlertRow) {
+        let _ = self.changes.send(Arc::new(alert));
+    }
+
+    /// Ends every watch stream.
+    pub fn close(&self) {
+        let _ = self.closing.send(true);
+    }
+
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+}
+
+fn admin(caller: &Caller) -> Result<(), NotifyError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(NotifyError::Forbidden("only an admin may do this".into()))
+    }
+}
+
+fn cooldown(rules: &Rules) -> TimeDelta {
+    TimeDelta::seconds(rules.cooldown_seconds as i64)
+}

@@ -1,0 +1,219 @@
+//! The alert rules and the decisions they make. Pure functions, so the
+//! thresholds and hysteresis are tested without a database.
+
+use serde::{Deserialize, Serialize};
+
+use super::NotifyError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub success_rate: SuccessRateRule,
+    pub failure_burst: FailureBurstRule,
+    pub session_failed: SessionFailedRule,
+    pub cooldown_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuccessRateRule {
+    pub enabled: bool,
+    pub threshold: f64,
+    pub high_priority_threshold: f64,
+    pub window_seconds: u64,
+    pub min_finished: u64,
+    pub hysteresis: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureBurstRule {
+    pub enabled: bool,
+    pub count: u64,
+    pub window_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionFailedRule {
+    pub enabled: bool,
+}
+
+impl Default for Rules {
+    /// The defaults of the product brief: below 50 % over 5 minutes with at
+    /// least 20 finished, 80 % for high-priority pairs.
+    fn default() -> Self {
+        Self {
+            success_rate: SuccessRateRule {
+                enabled: true,
+                threshold: 0.5,
+                high_priority_threshold: 0.8,
+                window_seconds: 300,
+                min_finished: 20,
+                hysteresis: 0.05,
+            },
+            failure_burst: FailureBurstRule {
+                enabled: true,
+                count: 50,
+                window_seconds: 60,
+            },
+            session_failed: SessionFailedRule { enabled: true },
+            cooldown_seconds: 600,
+        }
+    }
+}
+
+const MAX_WINDOW_SECS: u64 = 24 * 3600;
+
+impl Rules {
+    /// The longest window any rule looks back over.
+    pub fn longest_window(&self) -> u64 {
+        self.success_rate
+            .window_seconds
+            .max(self.failure_burst.window_seconds)
+    }
+
+    pub fn validate(&self) -> Result<(), NotifyError> {
+        let invalid = |message: &str| Err(NotifyError::InvalidArgument(message.into()));
+        let share = |value: f64| (0.0..=1.0).contains(&value);
+        let rate = &self.success_rate;
+        if !share(rate.threshold) || !share(rate.high_priority_threshold) {
+            return invalid("success_rate thresholds must be between 0 and 1");
+        }
+        if !(0.0..=0.5).contains(&rate.hysteresis) {
+            return invalid("success_rate.hysteresis must be between 0 and 0.5");
+        }
+        if rate.min_finished == 0 {
+            return invalid("success_rate.min_finished must be at least 1");
+        }
+        if self.failure_burst.count == 0 {
+            return invalid("failure_burst.count must be at least 1");
+        }
+        for window in [rate.window_seconds, self.failure_burst.window_seconds] {
+            if !(10..=MAX_WINDOW_SECS).contains(&window) {
+                return invalid("windows must be 10 s to 24 h");
+            }
+        }
+        if self.cooldown_seconds > MAX_WINDOW_SECS {
+            return invalid("cooldown_seconds must be at most 24 h");
+        }
+        Ok(())
+    }
+}
+
+/// What a rule says about one pair now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Open,
+    Resolve,
+    Keep,
+}
+
+/// The success-rate rule for one pair's window. Too few finished messages
+/// say nothing either way, so an open alert stays open through a lull.
+pub fn success_rate_verdict(
+    rule: &SuccessRateRule,
+    high_priority: bool,
+    delivered: u64,
+    finished: u64,
+    open: bool,
+) -> Verdict {
+    if !rule.enabled {
+        return if open {
+            Verdict::Resolve
+        } else {
+            Verdict::Keep
+        };
+    }
+    if finished < rule.min_finished {
+        return Verdict::Keep;
+    }
+    let threshold = threshold(rule, high_priority);
+    let rate = delivered as f64 / finished as f64;
+    match open {
+        false if rate < threshold => Verdict::Open,
+        true if rate >= (threshold + rule.hysteresis).min(1.0) => Verdict::Resolve,
+        _ => Verdict::Keep,
+    }
+}
+
+pub fn threshold(rule: &SuccessRateRule, high_priority: bool) -> f64 {
+    if high_priority {
+        rule.high_priority_threshold
+    } else {
+        rule.threshold
+    }
+}
+
+/// The failure-burst rule for one pair: the most messages one error code
+/// ended in the window.
+pub fn burst_verdict(rule: &FailureBurstRule, worst: u64, open: bool) -> Verdict {
+    if !rule.enabled {
+        return if open {
+            Verdict::Resolve
+        } else {
+            Verdict::Keep
+        };
+    }
+    match open {
+        false if worst >= rule.count => Verdict::Open,
+        true if worst * 2 < rule.count => Verdict::Resolve,
+        _ => Verdict::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rate_opens_below_and_resolves_above_the_hysteresis() {
+        let rule = Rules::default().success_rate;
+        assert_eq!(
+            success_rate_verdict(&rule, false, 6, 20, false),
+            Verdict::Open
+        );
+        // Too few finished: no verdict.
+        assert_eq!(
+            success_rate_verdict(&rule, false, 0, 19, false),
+            Verdict::Keep
+        );
+        // Back at 50 %: not yet, 55 % is needed.
+        assert_eq!(
+            success_rate_verdict(&rule, false, 10, 20, true),
+            Verdict::Keep
+        );
+        assert_eq!(
+            success_rate_verdict(&rule, false, 11, 20, true),
+            Verdict::Resolve
+        );
+    }
+
+    #[test]
+    fn high_priority_pairs_use_their_own_threshold() {
+        let rule = Rules::default().success_rate;
+        assert_eq!(
+            success_rate_verdict(&rule, false, 14, 20, false),
+            Verdict::Keep
+        );
+        assert_eq!(
+            success_rate_verdict(&rule, true, 14, 20, false),
+            Verdict::Open
+        );
+    }
+
+    #[test]
+    fn bursts_resolve_below_half() {
+        let rule = Rules::default().failure_burst;
+        assert_eq!(burst_verdict(&rule, 50, false), Verdict::Open);
+        assert_eq!(burst_verdict(&rule, 30, true), Verdict::Keep);
+        assert_eq!(burst_verdict(&rule, 24, true), Verdict::Resolve);
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        let mut rules = Rules::default();
+        rules.success_rate.threshold = 1.5;
+        assert!(rules.validate().is_err());
+        let mut rules = Rules::default();
+        rules.failure_burst.window_seconds = 1;
+        assert!(rules.validate().is_err());
+        assert!(Rules::default().validate().is_ok());
+    }
+}

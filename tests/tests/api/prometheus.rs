@@ -1,0 +1,151 @@
+//! Every service serves Prometheus metrics; metrics-svc also exports SMS
+//! counts and success rates per pair.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use smsops_tests::{Options, TestApp, sandbox::Sandbox};
+
+async fn scrape(app: &TestApp, url: &str) -> String {
+    let response = app.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the first sample named `name` whose labels contain every
+/// one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_serves_metrics_and_sms_counts_are_exported() {
+    let sandbox = Sandbox::start(json!({"default_rule": {
+        "delivered": 1.0, "callback_latency_ms": 10
+    }}));
+    let app = TestApp::spawn_with(Options {
+        twilio_base_url: sandbox.url.clone(),
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let operator = format!("op-{}", uuid::Uuid::new_v4().simple());
+    let pair = app
+        .post(
+            "/api/v1/country-operators",
+            Some(&admin),
+            json!({"country": "GB", "operator": operator}),
+        )
+        .await
+        .id();
+    for n in 0..3 {
+        let reply = app
+            .post(
+                "/api/v1/sms",
+                Some(&admin),
+                json!({"country_operator_id": pair, "to": format!("+44770090010{n}"), "body": "prom"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    }
+
+    let metrics_url = format!("http://{}/metrics", app.prometheus["metrics-svc"]);
+    let operator_label = format!("operator=\"{operator}\"");
+    let mut text = String::new();
+    for _ in 0..150 {
+        text = scrape(&app, &metrics_url).await;
+        let rate = sample(&text, "smsops_sms_success_rate", &[&operator_label]);
+        let delivered = sample(
+            &text,
+            "smsops_sms_total",
+            &[&operator_label, "status=\"delivered\""],
+        );
+        if rate == Some(1.0) && delivered == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "smsops_sms_total",
+            &[&operator_label, "status=\"accepted\"", "country=\"GB\""]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "smsops_sms_total",
+            &[&operator_label, "status=\"delivered\""]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "smsops_sms_success_rate", &[&operator_label]),
+        Some(1.0),
+        "{text}"
+    );
+
+    let sms = scrape(
+        &app,
+        &format!("http://{}/metrics", app.prometheus["sms-svc"]),
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &sms,
+            "smsops_grpc_server_requests_total",
+            &[
+                "method=\"SmsService/SendSms\"",
+                "code=\"ok\"",
+                "service=\"sms-svc\""
+            ]
+        ),
+        Some(3.0),
+        "{sms}"
+    );
+    assert!(sms.contains("smsops_grpc_server_request_duration_seconds_bucket"));
+
+    let gateway = scrape(&app, &app.url("/metrics")).await;
+    assert_eq!(
+        sample(
+            &gateway,
+            "smsops_http_server_requests_total",
+            &["route=\"/api/v1/sms\"", "method=\"POST\"", "status=\"202\""]
+        ),
+        Some(3.0),
+        "{gateway}"
+    );
+
+    for service in ["auth-svc", "operator-svc", "process-svc", "notify-svc"] {
+        let text = scrape(&app, &format!("http://{}/metrics", app.prometheus[service])).await;
+        assert!(
+            text.contains(&format!("service=\"{service}\"")) || text.ends_with("# EOF\n"),
+            "{service}: {text}"
+        );
+    }
+    let other = app
+        .http
+        .get(format!("http://{}/other", app.prometheus["sms-svc"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    app.cleanup().await;
+}
