@@ -629,9 +629,33 @@ impl TestApp {
 }
 
 /// A free loopback port, for a service that others must know before it starts.
+/// A loopback address nobody listens on, chosen below the kernel's ephemeral
+/// range: a port the kernel handed out for `:0` could be handed out again (to a
+/// client socket or another test's listener) before the service binds it, which
+/// is how CI once failed with AddrInUse. One counter per process keeps parallel
+/// tests apart; the random start keeps concurrent test processes apart.
 pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() % u32::from(HIGH - LOW)) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                Some(if p + 1 >= HIGH { LOW } else { p + 1 })
+            })
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
 fn reply_id(reply: &Reply) -> String {
