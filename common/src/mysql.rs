@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{ApiError, ErrorCode};
+
 use sqlx::{
     MySqlPool,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
@@ -32,4 +34,17 @@ pub async fn connect(
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(server.database(database))
         .await
+}
+
+/// What a caller is told about a failed query on `store` ("the alert
+/// store"): unavailable (and worth a retry) when the database cannot be
+/// reached, internal otherwise.
+pub fn api_error(store: &str, err: sqlx::Error) -> ApiError {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the {store} is unavailable"),
+        ),
+        err => ApiError::internal(err),
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use smsops_common::{ApiError, ErrorCode};
+use smsops_common::ApiError;
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
 
 use crate::core::{SmsEvent, Tally};
@@ -20,10 +20,7 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Sql(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::new(ErrorCode::Unavailable, "the metrics store is unavailable"),
-            StoreError::Sql(err) => ApiError::internal(err),
+            StoreError::Sql(err) => smsops_common::mysql::api_error("metrics store", err),
             StoreError::Migrate(err) => ApiError::internal(err),
         }
     }

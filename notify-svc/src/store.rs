@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use smsops_common::{ApiError, ErrorCode};
+use smsops_common::ApiError;
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
 use crate::core::event::{Event, SmsOutcome};
@@ -20,10 +20,7 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Sql(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::new(ErrorCode::Unavailable, "the alert store is unavailable"),
-            StoreError::Sql(err) => ApiError::internal(err),
+            StoreError::Sql(err) => smsops_common::mysql::api_error("alert store", err),
             StoreError::Migrate(err) => ApiError::internal(err),
         }
     }

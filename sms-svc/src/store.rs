@@ -25,10 +25,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Duplicate => ApiError::new(ErrorCode::Conflict, "already exists"),
-            StoreError::Sql(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::new(ErrorCode::Unavailable, "the message store is unavailable"),
-            StoreError::Sql(err) => ApiError::internal(err),
+            StoreError::Sql(err) => smsops_common::mysql::api_error("message store", err),
             StoreError::Migrate(err) => ApiError::internal(err),
             StoreError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
         }
