@@ -27,3 +27,24 @@ pub async fn signal() {
         () = terminate => tracing::info!("sigterm received, shutting down"),
     }
 }
+
+/// Runs `round` now and then every `period` until `stop` turns true: the
+/// background chores (sweeps, evaluations, refreshes) that live and die
+/// with a service. A slow round delays the next instead of piling up.
+pub async fn every<F, Fut>(
+    period: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tick.tick() => round().await,
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -91,7 +91,19 @@ impl Application {
         let (stop_consumer, stopped) = tokio::sync::watch::channel(false);
         let consumer = tokio::spawn(self.consumer.run(stopped.clone()));
         let live = tokio::spawn(self.live.run(stopped.clone()));
-        let exported = tokio::spawn(refresh_exported(self.core.clone(), stopped));
+        let core = self.core.clone();
+        let exported = tokio::spawn(smsops_common::shutdown::every(
+            EXPORT_EVERY,
+            stopped,
+            move || {
+                let core = core.clone();
+                async move {
+                    if let Err(err) = core.refresh_exported().await {
+                        tracing::warn!(error = %err, "refreshing exported success rates failed");
+                    }
+                }
+            },
+        ));
         let core = self.core;
         let served = self
             .server
@@ -110,15 +122,3 @@ impl Application {
 
 /// How often the exported success rates are read back from MySQL.
 const EXPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn refresh_exported(core: Arc<MetricsCore>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if let Err(err) = core.refresh_exported().await {
-            tracing::warn!(error = %err, "refreshing exported success rates failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(EXPORT_EVERY) => {}
-            _ = stop.changed() => {}
-        }
-    }
-}

@@ -117,24 +117,25 @@ impl Application {
 
     /// Serves until `stop` resolves; the relay keeps publishing until then.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(relay_stopped));
-        let sweeper = tokio::spawn(sweep(self.core, self.delivery));
+        let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(self.relay.run(stopped.clone()));
+        let (core, stale_after) = (self.core, self.delivery.stale_after);
+        let sweeper = tokio::spawn(smsops_common::shutdown::every(
+            self.delivery.sweep_every,
+            stopped,
+            move || sweep(core.clone(), stale_after),
+        ));
         let served = self.server.run_until(stop).await;
-        let _ = stop_relay.send(true);
+        let _ = stop_tasks.send(true);
         let _ = relay.await;
-        sweeper.abort();
+        let _ = sweeper.await;
         served
     }
 }
 
-/// Looks for messages their sender abandoned, now and then.
-async fn sweep(core: Arc<SmsCore>, delivery: crate::config::DeliveryConfig) {
-    let mut every = tokio::time::interval(delivery.sweep_every);
-    loop {
-        every.tick().await;
-        if let Err(err) = core.sweep_stale(delivery.stale_after).await {
-            tracing::warn!(error = %err, "stale message sweep failed");
-        }
+/// Looks for messages their sender abandoned.
+async fn sweep(core: Arc<SmsCore>, stale_after: std::time::Duration) {
+    if let Err(err) = core.sweep_stale(stale_after).await {
+        tracing::warn!(error = %err, "stale message sweep failed");
     }
 }
