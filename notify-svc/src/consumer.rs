@@ -68,7 +68,10 @@ impl BatchHandler for EventConsumer {
         loop {
             attempt += 1;
             match self.core.store().record(&events, &actions).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    self.core.exported().recorded(events.len());
+                    break;
+                }
                 // Nothing was taken in; the events stay unacked either way.
                 Err(err) if attempt < 50 => {
                     tracing::warn!(error = %err, attempt, "recording events failed, retrying");

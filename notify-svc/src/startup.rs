@@ -7,6 +7,7 @@ use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
+    shutdown::every,
     startup::{GrpcServer, StartupError},
 };
 use smsops_proto::notify::v1::notify_service_server::{NotifyServiceServer, SERVICE_NAME};
@@ -58,7 +59,9 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let telemetry = Arc::new(Telemetry::new("notify-svc"));
+        let mut telemetry = Telemetry::new("notify-svc");
+        core.exported().register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(
@@ -98,11 +101,14 @@ impl Application {
         let tasks = [
             tokio::spawn(self.consumer.run(stopped.clone())),
             tokio::spawn(self.sender.run(stopped.clone())),
-            tokio::spawn(evaluate(
-                self.core.clone(),
-                self.evaluate_every,
-                stopped.clone(),
-            )),
+            tokio::spawn(every(self.evaluate_every, stopped.clone(), {
+                let core = self.core.clone();
+                move || evaluate(core.clone())
+            })),
+            tokio::spawn(every(PRUNE_EVERY, stopped.clone(), {
+                let core = self.core.clone();
+                move || prune(core.clone())
+            })),
             tokio::spawn(watch_changes(self.core.clone(), stopped)),
         ];
         let core = self.core;
@@ -121,25 +127,18 @@ impl Application {
     }
 }
 
-/// Runs the rules every `every`, and prunes old outcomes now and then.
-async fn evaluate(core: Arc<NotifyCore>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pruned = tokio::time::Instant::now();
-    while !*stop.borrow() {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if let Err(err) = core.evaluate().await {
-            tracing::warn!(error = %err, "evaluating alert rules failed");
-        }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = tokio::time::Instant::now();
-            if let Err(err) = core.prune().await {
-                tracing::warn!(error = %err, "pruning old outcomes failed");
-            }
-        }
+/// Runs the rules once over every pair.
+async fn evaluate(core: Arc<NotifyCore>) {
+    match core.evaluate().await {
+        Ok(()) => core.exported().evaluated(),
+        Err(err) => tracing::warn!(error = %err, "evaluating alert rules failed"),
+    }
+}
+
+/// Forgets outcomes older than any window.
+async fn prune(core: Arc<NotifyCore>) {
+    if let Err(err) = core.prune().await {
+        tracing::warn!(error = %err, "pruning old outcomes failed");
     }
 }
 

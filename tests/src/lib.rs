@@ -517,6 +517,28 @@ impl TestApp {
     }
 
     /// Stops everything and drops this test's databases and key files.
+    /// The sum of every sample named `name` that `service` exports to
+    /// Prometheus; 0 before the first.
+    pub async fn prometheus_sum(&self, service: &str, name: &str) -> f64 {
+        let url = format!("http://{}/metrics", self.prometheus[service]);
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn cleanup(mut self) {
         let services = [
             self.gateway.take(),

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod event;
+pub mod exported;
 pub mod rules;
 mod text;
 
@@ -34,6 +35,7 @@ pub struct NotifyCore {
     /// Alerts as they open, resolve or change delivery, for watchers.
     changes: tokio::sync::broadcast::Sender<Arc<AlertRow>>,
     closing: tokio::sync::watch::Sender<bool>,
+    exported: exported::Exported,
 }
 
 impl NotifyCore {
@@ -51,11 +53,17 @@ impl NotifyCore {
             chats,
             changes: tokio::sync::broadcast::channel(256).0,
             closing: tokio::sync::watch::channel(false).0,
+            exported: exported::Exported::default(),
         }))
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Its Prometheus counters.
+    pub fn exported(&self) -> &exported::Exported {
+        &self.exported
     }
 
     pub fn rules(&self) -> Rules {

@@ -120,6 +120,28 @@ async fn wait_for_telegram(
     panic!("no {count} telegram messages with {words:?} in {limit:?}: {all}");
 }
 
+/// Waits until notify-svc has taken in `events` outcomes and then judged
+/// every pair twice (the first round may have started before the last of
+/// them was recorded): from then on, an alert that did not come is one the
+/// rules did not raise.
+async fn wait_until_judged(app: &TestApp, events: u64) {
+    let started = Instant::now();
+    let counter = |name| app.prometheus_sum("notify-svc", name);
+    while counter("smsops_notify_events_total").await < events as f64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "notify-svc took in {} of {events} events",
+            counter("smsops_notify_events_total").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rounds = counter("smsops_notify_evaluations_total").await;
+    while counter("smsops_notify_evaluations_total").await < rounds + 2.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no evaluation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_below_its_threshold_alerts_once_and_resolves_once() {
     let sandbox = sandbox();
@@ -153,7 +175,7 @@ async fn a_pair_below_its_threshold_alerts_once_and_resolves_once() {
 
     // Still low, more traffic: no second alert.
     send(&app, &admin, &pair, 3, 7).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until_judged(&app, 50).await;
     assert_eq!(
         telegram_with(&sandbox, &["Low success rate", &operator])
             .await
@@ -176,7 +198,7 @@ async fn a_pair_below_its_threshold_alerts_once_and_resolves_once() {
         Duration::from_secs(10),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until_judged(&app, 250).await;
     assert_eq!(
         telegram_with(&sandbox, &["Resolved", &operator])
             .await
@@ -216,7 +238,7 @@ async fn high_priority_pairs_alert_at_their_own_threshold() {
         Duration::from_secs(10),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until_judged(&app, 60).await;
     assert!(
         telegram_with(&sandbox, &[&plain_operator]).await.is_empty(),
         "{}",
