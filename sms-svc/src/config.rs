@@ -56,6 +56,10 @@ pub struct DeliveryConfig {
     pub stale_after: Duration,
     /// How often to look for such messages.
     pub sweep_every: Duration,
+    /// Requests to the provider in flight at once. Twilio refuses an
+    /// account's requests beyond its concurrency limit (100 by default)
+    /// with 429s; below it, fewer connections also cost both ends less.
+    pub concurrency: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -68,6 +72,7 @@ impl Default for DeliveryConfig {
             breaker_cooldown: Duration::from_secs(10),
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
+            concurrency: 64,
         }
     }
 }
@@ -121,6 +126,8 @@ impl SmsConfig {
                 breaker_cooldown: config::secs_or("SMSOPS_SMS_BREAKER_COOLDOWN_SECS", 10)?,
                 stale_after: config::secs_or("SMSOPS_SMS_STALE_ACCEPTED_SECS", 300)?,
                 sweep_every: defaults.sweep_every,
+                concurrency: config::or("SMSOPS_SMS_PROVIDER_CONCURRENCY", defaults.concurrency)?
+                    .max(1),
             },
             pair_cache_ttl: config::secs_or("SMSOPS_SMS_PAIR_CACHE_SECS", 30)?,
         })

@@ -104,6 +104,7 @@ pub struct Dispatcher {
     http: reqwest::Client,
     config: DeliveryConfig,
     breaker: Breaker,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Dispatcher {
@@ -114,7 +115,7 @@ impl Dispatcher {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(3)))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(config.concurrency)
             .build()?;
         let breaker = Breaker::new(
             provider.name(),
@@ -124,6 +125,7 @@ impl Dispatcher {
         Ok(Self {
             provider,
             http,
+            in_flight: tokio::sync::Semaphore::new(config.concurrency),
             config,
             breaker,
         })
@@ -154,6 +156,10 @@ impl Dispatcher {
                     message: format!("{} is failing; circuit breaker open", self.provider.name()),
                 };
             }
+            // Held for one attempt, not across the backoff.
+            let Ok(_slot) = self.in_flight.acquire().await else {
+                return last;
+            };
             let request = self.provider.build_request(&self.http, &sms);
             let response = match request.send().await {
                 Ok(response) => response,
@@ -236,6 +242,14 @@ fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "provider did not answer in time".into()
     } else {
-        err.to_string()
+        // reqwest's own text ("error sending request") hides the cause.
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 }
