@@ -6,8 +6,8 @@ use futures::StreamExt;
 use lapin::{
     Connection, ConnectionProperties, ExchangeKind,
     options::{
-        BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -30,12 +30,23 @@ pub struct Event {
 
 /// Collects every event published to `exchange` from now on.
 pub struct EventQueue {
-    consumer: lapin::Consumer,
+    channel: lapin::Channel,
+    queue: String,
+    consumer: Option<lapin::Consumer>,
     _connection: Connection,
 }
 
 impl EventQueue {
     pub async fn bind(exchange: &str) -> Self {
+        let mut queue = Self::bind_idle(exchange).await;
+        queue.start().await;
+        queue
+    }
+
+    /// Binds the queue but reads nothing until [`EventQueue::start`], so a
+    /// benchmark can see its events arrive ([`EventQueue::length`]) without
+    /// paying for their delivery while it measures.
+    pub async fn bind_idle(exchange: &str) -> Self {
         let connection = Connection::connect(URL, ConnectionProperties::default())
             .await
             .unwrap();
@@ -75,19 +86,49 @@ impl EventQueue {
             )
             .await
             .unwrap();
-        let consumer = channel
+        Self {
+            channel,
+            queue,
+            consumer: None,
+            _connection: connection,
+        }
+    }
+
+    /// Starts reading the queue.
+    pub async fn start(&mut self) {
+        let consumer = self
+            .channel
             .basic_consume(
-                queue.as_str().into(),
+                self.queue.as_str().into(),
                 "test".into(),
-                BasicConsumeOptions::default(),
+                // Auto-ack: the queue dies with the test, and acking each of
+                // a benchmark's events one by one costs the broker more than
+                // the events themselves.
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .unwrap();
-        Self {
-            consumer,
-            _connection: connection,
-        }
+        self.consumer = Some(consumer);
+    }
+
+    /// Events in the queue not yet read.
+    pub async fn length(&self) -> u32 {
+        self.channel
+            .queue_declare(
+                self.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
     }
 
     /// Waits until `done` says the events so far are enough, or `timeout`.
@@ -107,13 +148,13 @@ impl EventQueue {
         events
     }
 
-    /// The next event, acked; `None` once `deadline` passes.
+    /// The next event; `None` once `deadline` passes.
     pub async fn next_before(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
-        let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+        let consumer = self.consumer.as_mut().expect("EventQueue::start first");
+        let next = tokio::time::timeout_at(deadline, consumer.next()).await;
         let Ok(Some(Ok(delivery))) = next else {
             return None;
         };
-        delivery.ack(BasicAckOptions::default()).await.unwrap();
         let props = &delivery.properties;
         let header = |name: &str| {
             props

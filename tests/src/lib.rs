@@ -52,6 +52,10 @@ pub struct Options {
     /// Run process-svc in this process; off, a test starts replicas as
     /// child processes with [`TestApp::spawn_process_replica`].
     pub process_in_process: bool,
+    /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
+    /// the sending side turns them off: in production they have cores of
+    /// their own, here they would take the ones being measured.
+    pub consumers: bool,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             failure_streak: 20,
             country_budgets: Vec::new(),
             process_in_process: true,
+            consumers: true,
             telegram_base_url: "http://127.0.0.1:9".into(),
             telegram_chats: vec!["-1001".into()],
         }
@@ -200,8 +205,10 @@ impl TestApp {
             app.process_addr = SocketAddr::from(([127, 0, 0, 1], 0));
             app.start_process().await;
         }
-        app.start_metrics().await;
-        app.start_notify().await;
+        if app.options.consumers {
+            app.start_metrics().await;
+            app.start_notify().await;
+        }
         app.start_gateway().await;
         app.start_sms().await;
         app
