@@ -3,11 +3,12 @@
 //! process, as in production), sms-svc and the sandbox; then waits for
 //! every SMS event and prints the figures.
 //!
-//! `bench-pipeline [--rate MSG_PER_S] [--secs T] [--sessions S]`
+//! `bench-pipeline [--rate MSG_PER_S] [--secs T] [--sessions S] [--with-consumers]`
 //!
 //! auth-svc, operator-svc, sms-svc, the gateway and the event consumer run
 //! in this process; process-svc and the sandbox run apart, so their peak RSS
-//! is their own.
+//! is their own. metrics-svc and notify-svc, which have cores of their own in
+//! production, run (in this process) only with `--with-consumers`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,9 +72,11 @@ async fn main() {
     let sessions = arg("--sessions", 20.0) as usize;
     let sandbox =
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
+    let consumers = std::env::args().any(|a| a == "--with-consumers");
     let app = TestApp::spawn_with(Options {
         twilio_base_url: sandbox.url.clone(),
         process_in_process: false,
+        consumers,
         lease_ttl: Duration::from_secs(5),
         heartbeat: Duration::from_millis(500),
         ..Options::default()
@@ -143,7 +146,8 @@ async fn main() {
 
     let per_minute = rate * 60.0 / sessions as f64;
     println!(
-        "bench-pipeline: {sessions} sessions at {per_minute:.0}/min each ({rate:.0} msg/s in all) for {secs:.0} s"
+        "bench-pipeline: {sessions} sessions at {per_minute:.0}/min each ({rate:.0} msg/s in all) for {secs:.0} s, consumers {}",
+        if consumers { "running" } else { "off" }
     );
     let mut ids = Vec::new();
     let started = Instant::now();
