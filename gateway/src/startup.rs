@@ -54,6 +54,9 @@ impl Application {
         })?;
         let openapi = ApiDoc::openapi();
         let telemetry = web::Data::new(smsops_common::prom::Telemetry::new("gateway"));
+        // The access log renders parts of every request up front; skip it
+        // altogether when nothing would print it (SMSOPS_LOG=warn).
+        let access_log = tracing::enabled!(target: "http", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
@@ -65,7 +68,10 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-                .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"))
+                .wrap(middleware::Condition::new(
+                    access_log,
+                    middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"),
+                ))
                 .wrap(middleware::from_fn(prometheus::record))
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
                 .service(resource("/readyz").route(web::get().to(health::readyz)))
