@@ -88,6 +88,7 @@ async fn twilio_messages(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "count": log.messages.len(),
         "duplicates": log.duplicates(),
+        "max_in_flight": log.max_in_flight,
         "messages": log.messages,
     }))
 }

@@ -1,7 +1,7 @@
 //! Twilio's Programmable Messaging API: `POST /2010-04-01/Accounts/{sid}/Messages.json`,
 //! then signed status callbacks, as Twilio sends them.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -36,6 +36,30 @@ pub struct TwilioLog {
     pub messages: Vec<TwilioMessage>,
     index: HashMap<(String, String), usize>,
     bucket: Option<(f64, std::time::Instant)>,
+    /// Requests being answered now, and the most there ever were: real
+    /// Twilio caps an account's concurrent requests.
+    in_flight: usize,
+    pub max_in_flight: usize,
+}
+
+/// Counts one request from its arrival until its answer is built.
+struct InFlight<'a>(&'a Mutex<TwilioLog>);
+
+impl<'a> InFlight<'a> {
+    fn enter(log: &'a Mutex<TwilioLog>) -> Self {
+        let mut open = log.lock().unwrap();
+        open.in_flight += 1;
+        open.max_in_flight = open.max_in_flight.max(open.in_flight);
+        Self(log)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.lock() {
+            open.in_flight = open.in_flight.saturating_sub(1);
+        }
+    }
 }
 
 impl TwilioLog {
@@ -46,8 +70,12 @@ impl TwilioLog {
             .sum()
     }
 
+    /// Forgets everything but the requests still being answered.
     pub fn reset(&mut self) {
-        *self = Self::default();
+        *self = Self {
+            in_flight: self.in_flight,
+            ..Self::default()
+        };
     }
 
     /// A token bucket of `rate` per second (burst `rate`); false when empty.
@@ -108,6 +136,7 @@ pub async fn create_message(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
+    let _counted = InFlight::enter(&state.twilio);
     let faults = state.faults.lock().unwrap().clone();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;

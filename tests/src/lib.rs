@@ -38,6 +38,8 @@ pub struct Options {
     pub sweep_every: Duration,
     /// Consecutive provider failures that open sms-svc's circuit breaker.
     pub breaker_threshold: u32,
+    /// Requests sms-svc keeps open at the provider at once.
+    pub provider_concurrency: usize,
     /// process-svc's lease length and heartbeat.
     pub lease_ttl: Duration,
     pub heartbeat: Duration,
@@ -70,6 +72,7 @@ impl Default for Options {
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
             breaker_threshold: 20,
+            provider_concurrency: 64,
             lease_ttl: Duration::from_secs(2),
             heartbeat: Duration::from_millis(250),
             failure_streak: 20,
@@ -326,6 +329,7 @@ impl TestApp {
                 stale_after: self.options.stale_after,
                 sweep_every: self.options.sweep_every,
                 breaker_threshold: self.options.breaker_threshold,
+                concurrency: self.options.provider_concurrency,
                 ..Default::default()
             },
             pair_cache_ttl: Duration::from_secs(30),

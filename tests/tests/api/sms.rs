@@ -606,3 +606,54 @@ async fn streamed_sends_answer_each_request_in_place() {
     assert_eq!(page.body["items"].as_array().unwrap().len(), 249);
     app.cleanup().await;
 }
+
+/// sms-svc keeps at most its configured number of requests open at the
+/// provider (Twilio refuses an account's requests beyond its limit), and
+/// the ones that waited for a slot are sent all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_requests_in_flight_stay_within_the_limit() {
+    use smsops_proto::sms::v1::{
+        SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
+    };
+
+    let sandbox = Sandbox::start_default();
+    let options = Options {
+        provider_concurrency: 3,
+        ..Options::default()
+    };
+    let app = app_with(&sandbox, options).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", "Vodafone").await;
+    // Slow answers, so twelve requests at once would overlap if allowed.
+    sandbox.set_faults(json!({"latency_ms": 100})).await;
+    let messages = (0..12)
+        .map(|n| SendSmsRequest {
+            country_operator_id: pair.clone(),
+            to: format!("+4477003{n:05}"),
+            body: format!("limited {n}"),
+            idempotency_key: String::new(),
+            session_id: String::new(),
+        })
+        .collect();
+    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+    for result in &reply.results {
+        match &result.result {
+            Some(send_sms_result::Result::Sms(sms)) => assert_eq!(sms.status, "queued"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let log = sandbox.twilio_messages().await;
+    assert_eq!(
+        (log["count"].as_u64(), log["duplicates"].as_u64()),
+        (Some(12), Some(0))
+    );
+    assert_eq!(log["max_in_flight"], 3, "{}", log["max_in_flight"]);
+    app.cleanup().await;
+}
