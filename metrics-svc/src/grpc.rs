@@ -23,6 +23,10 @@ impl MetricsGrpc {
     }
 }
 
+/// How long a new `Live` stream waits for the event feed before it says it
+/// follows without it.
+const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 type LiveStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::LiveUpdate, Status>> + Send>>;
 
@@ -41,6 +45,23 @@ impl MetricsService for MetricsGrpc {
         let mut closing = core.closing();
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            // The first message says from when on every event comes: once
+            // the feed is on, or (broker away) after FOLLOW_WAIT without.
+            let mut feed = core.feed_on();
+            let on = tokio::time::timeout(FOLLOW_WAIT, feed.wait_for(|on| *on))
+                .await
+                .is_ok_and(|waited| waited.is_ok());
+            let following = pb::LiveUpdate {
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                pairs: Vec::new(),
+                events: vec![pb::LiveEvent {
+                    r#type: "live.following".into(),
+                    body: format!("{{\"events\":{on}}}"),
+                }],
+            };
+            if tx.send(Ok(following)).await.is_err() {
+                return;
+            }
             let mut every = tokio::time::interval(crate::core::LIVE_EVERY);
             let mut pending: std::collections::BTreeSet<String> = Default::default();
             loop {

@@ -108,6 +108,7 @@ impl LiveFeed {
             )
             .await?;
         tracing::info!("live feed on");
+        self.core.set_feed_on(true);
         let mut idle_since: Option<tokio::time::Instant> = None;
         let mut check = tokio::time::interval(POLL);
         loop {
@@ -133,6 +134,7 @@ impl LiveFeed {
             }
         }
         tracing::info!("live feed off");
+        self.core.set_feed_on(false);
         let _ =
             tokio::time::timeout(Duration::from_secs(1), connection.close(200, "bye".into())).await;
         Ok(())

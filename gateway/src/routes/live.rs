@@ -38,7 +38,9 @@ struct Hello {
 type Upstream = Pin<Box<dyn Stream<Item = Result<Value, tonic::Status>>>>;
 
 /// Opens the live feed. Messages are JSON objects with a `type`:
-/// `ready`; `metrics` {at, pairs: [pair summary]}; an event's own type
+/// `ready`; `following` {events} once every event published from then on
+/// reaches the socket (`events: false`: the broker is away, metrics still
+/// come); `metrics` {at, pairs: [pair summary]}; an event's own type
 /// (`sms.delivered`, `session.started`, …) with `event` as published
 /// (docs/events.md); `alert` {alert}; `lagged` {missed} when this socket
 /// fell behind and skipped events; `error` {code, message}.
@@ -291,6 +293,8 @@ fn metrics_message(update: metrics_pb::LiveUpdate) -> Value {
             let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
             if event.r#type == "live.lagged" {
                 json!({"type": "lagged", "missed": body["missed"]})
+            } else if event.r#type == "live.following" {
+                json!({"type": "following", "events": body["events"]})
             } else {
                 json!({"type": event.r#type, "event": body})
             }

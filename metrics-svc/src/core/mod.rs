@@ -135,6 +135,9 @@ pub struct MetricsCore {
     /// Turns true when the service stops, ending live streams so the
     /// server's graceful shutdown does not wait on them.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Whether the live feed's queue is bound and read, so a new watcher
+    /// can be told from when on it sees every event.
+    feed_on: tokio::sync::watch::Sender<bool>,
 }
 
 impl MetricsCore {
@@ -145,6 +148,7 @@ impl MetricsCore {
             events: tokio::sync::broadcast::channel(8192).0,
             exported: Exported::default(),
             closing: tokio::sync::watch::channel(false).0,
+            feed_on: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -182,6 +186,14 @@ impl MetricsCore {
 
     pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
         self.events.subscribe()
+    }
+
+    pub fn set_feed_on(&self, on: bool) {
+        self.feed_on.send_replace(on);
+    }
+
+    pub fn feed_on(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.feed_on.subscribe()
     }
 
     /// Whether anyone follows the live event feed.

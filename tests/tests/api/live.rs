@@ -35,6 +35,15 @@ async fn next_json(socket: &mut Socket, limit: Duration) -> Option<Value> {
     }
 }
 
+/// Waits until the socket follows every event published from now on.
+async fn wait_until_following(socket: &mut Socket) {
+    let following = wait_for(socket, Duration::from_secs(10), |m| {
+        m["type"] == "following"
+    })
+    .await;
+    assert_eq!(following["events"], true, "{following}");
+}
+
 /// Waits for a message `matches` accepts; panics after `limit`.
 async fn wait_for(socket: &mut Socket, limit: Duration, matches: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + limit;
@@ -70,20 +79,9 @@ async fn a_status_change_reaches_the_socket_within_200_ms() {
         .unwrap();
     assert_eq!(ready["type"], "ready");
 
-    // The feed's queue is made when the first watcher arrives: probe until
-    // an event comes through.
-    let mut warm = false;
-    for _ in 0..50 {
-        let (id, payload) = sms_event("probe");
-        amqp::publish_raw(&app.exchange, "sms.delivered", &payload).await;
-        if let Some(message) = next_json(&mut socket, Duration::from_millis(200)).await
-            && message["event"]["event_id"] == id.as_str()
-        {
-            warm = true;
-            break;
-        }
-    }
-    assert!(warm, "the live feed never started");
+    // The feed's queue is made when the first watcher arrives; the socket
+    // says when it is on.
+    wait_until_following(&mut socket).await;
 
     let mut latencies = Vec::new();
     for _ in 0..5 {
@@ -135,8 +133,7 @@ async fn the_socket_carries_sms_sessions_metrics_and_alerts() {
         .await
         .unwrap();
     assert_eq!(ready["type"], "ready");
-    // Let the feed's queue come up before anything is sent.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until_following(&mut socket).await;
 
     let reply = app
         .post(
