@@ -456,6 +456,9 @@ async fn insert_outbox(
             .push_bind(&event.payload)
             .push_bind(now);
     });
+    // An event id already waiting is the same event: a reporter that sends
+    // its batch again before the relay published the first must not fail.
+    insert.push(" ON DUPLICATE KEY UPDATE event_id = event_id");
     insert.build().execute(&mut **tx).await?;
     Ok(())
 }

@@ -253,3 +253,49 @@ async fn a_malformed_batch_is_refused_naming_the_bad_item() {
         .assert_error(400, "invalid_argument");
     app.cleanup().await;
 }
+
+/// A reporter that sends its batch again while the first still waits in
+/// the outbox (here: the broker is away) gets 202 again, and each event
+/// waits once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reported_again_before_it_was_published_is_kept_once() {
+    let app = TestApp::spawn_with(smsops_tests::Options {
+        amqp_url: "amqp://guest:guest@127.0.0.1:9/%2f".into(),
+        ..Default::default()
+    })
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let operator = format!("Op-{}", uuid::Uuid::new_v4().simple());
+    app.post(
+        "/api/v1/country-operators",
+        Some(&admin),
+        json!({"country": "GB", "operator": operator}),
+    )
+    .await
+    .id();
+    let key = app
+        .post("/api/v1/api-keys", Some(&admin), json!({"name": "twice"}))
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let batch = json!({"events": [
+        result(&operator, "delivered", None),
+        result(&operator, "failed", Some("30008")),
+    ]});
+    for _ in 0..2 {
+        let reply = ingest(&app, Some(&key), batch.clone()).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    }
+    let mysql = sqlx::MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{}", app.sms_db))
+        .await
+        .unwrap();
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox")
+        .fetch_one(&mysql)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 2);
+    mysql.close().await;
+    app.cleanup().await;
+}
