@@ -211,8 +211,10 @@ async fn websocket_latency(count: usize, rate: usize) {
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     // The feed's queue comes up once a watcher is there; the socket says when.
     loop {
-        let Some(Ok(Message::Text(text))) = socket.next().await else {
-            panic!("the socket closed before it followed the events");
+        let text = match socket.next().await {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended before it followed the events: {other:?}"),
         };
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         if value["type"] == "following" {
