@@ -9,6 +9,14 @@ use sqlx::{
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
 };
 
+/// Prepared statements kept per connection unless the URL says otherwise
+/// (`?statement-cache-capacity=N`). Every batch size is a statement of its
+/// own; above sqlx's 100, bench-sms ran 2,538 against 2,444 msg/s (mean of
+/// three interleaved runs each). The server holds at most connections x
+/// this x replicas, which must stay below its max_prepared_stmt_count
+/// (16,382 by default).
+const STATEMENT_CACHE: usize = 256;
+
 /// Creates `database` on the server if missing (utf8mb4) and connects a
 /// pool of `max_connections` to it. Each service then runs its own
 /// migrations on the pool.
@@ -17,7 +25,10 @@ pub async fn connect(
     database: &str,
     max_connections: u32,
 ) -> Result<MySqlPool, sqlx::Error> {
-    let server: MySqlConnectOptions = server_url.parse()?;
+    let mut server: MySqlConnectOptions = server_url.parse()?;
+    if !server_url.contains("statement-cache-capacity=") {
+        server = server.statement_cache_capacity(STATEMENT_CACHE);
+    }
     let admin = MySqlPoolOptions::new()
         .max_connections(1)
         .connect_with(server.clone())
