@@ -48,9 +48,13 @@ impl MetricsService for MetricsGrpc {
             // The first message says from when on every event comes: once
             // the feed is on, or (broker away) after FOLLOW_WAIT without.
             let mut feed = core.feed_on();
-            let on = tokio::time::timeout(FOLLOW_WAIT, feed.wait_for(|on| *on))
-                .await
-                .is_ok_and(|waited| waited.is_ok());
+            let on = tokio::select! {
+                waited = tokio::time::timeout(FOLLOW_WAIT, feed.wait_for(|on| *on)) => {
+                    waited.is_ok_and(|waited| waited.is_ok())
+                }
+                // Stopping: do not hold the server's graceful shutdown.
+                _ = closing.changed() => return,
+            };
             let following = pb::LiveUpdate {
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 pairs: Vec::new(),
