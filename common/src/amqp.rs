@@ -98,6 +98,34 @@ impl Publisher {
     }
 }
 
+/// The wait between attempts to reach the broker: 100 ms, doubling to 2 s,
+/// back to 100 ms once a connection worked.
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Self::FIRST)
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MOST: Duration = Duration::from_secs(2);
+
+    pub fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+
+    /// Waits the current step (less if `stop` changes), then doubles it.
+    pub async fn wait(&mut self, stop: &mut tokio::sync::watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.0) => {}
+            _ = stop.changed() => {}
+        }
+        self.0 = (self.0 * 2).min(Self::MOST);
+    }
+}
+
 /// What a relay does with a connected publisher until it fails or `stop`.
 pub type Pump<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
@@ -110,12 +138,12 @@ pub async fn keep_publishing<'a>(
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut pump: impl FnMut(std::sync::Arc<Publisher>, tokio::sync::watch::Receiver<bool>) -> Pump<'a>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     while !*stop.borrow() {
         match Publisher::connect(url, exchange).await {
             Ok(publisher) => {
                 tracing::info!(exchange = %exchange, "relay connected to broker");
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 let publisher = std::sync::Arc::new(publisher);
                 if let Err(err) = pump(publisher.clone(), stop.clone()).await {
                     tracing::warn!(error = %err, "relay lost the broker, reconnecting");
@@ -126,11 +154,7 @@ pub async fn keep_publishing<'a>(
             }
             Err(err) => tracing::warn!(error = %err, "relay cannot reach the broker"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        backoff.wait(&mut stop).await;
     }
 }
 

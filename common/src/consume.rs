@@ -55,12 +55,12 @@ pub async fn consume_batches<H: BatchHandler>(
     handler: &H,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::amqp::Backoff::default();
     while !*stop.borrow() {
         match connect(url, spec).await {
             Ok((connection, _channel, consumer)) => {
                 tracing::info!(queue = %spec.queue, "consuming events");
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 if let Err(err) = consume(spec, consumer, handler, &mut stop).await {
                     tracing::warn!(queue = %spec.queue, error = %err, "consumer lost the broker, reconnecting");
                 }
@@ -74,11 +74,7 @@ pub async fn consume_batches<H: BatchHandler>(
                 tracing::warn!(queue = %spec.queue, error = %err, "consumer cannot reach the broker");
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        backoff.wait(&mut stop).await;
     }
 }
 

@@ -45,6 +45,7 @@ impl LiveFeed {
     }
 
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = smsops_common::amqp::Backoff::default();
         while !*stop.borrow() {
             if !self.core.has_watchers() {
                 tokio::select! {
@@ -53,11 +54,11 @@ impl LiveFeed {
                 }
                 continue;
             }
-            if let Err(err) = self.feed(&mut stop).await {
-                tracing::warn!(error = %err, "live feed lost the broker");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => {}
+            match self.feed(&mut stop).await {
+                Ok(()) => backoff.reset(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "live feed lost the broker");
+                    backoff.wait(&mut stop).await;
                 }
             }
         }
