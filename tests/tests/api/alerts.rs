@@ -41,14 +41,18 @@ async fn new_pair(app: &TestApp, admin: &str, high_priority: bool) -> (String, S
 }
 
 /// A 60 s window over at least 20 finished messages, bursts off.
-async fn set_rules(app: &TestApp, admin: &str) {
-    let rules = json!({
+fn rate_rules() -> Value {
+    json!({
         "success_rate": {"enabled": true, "threshold": 0.5, "high_priority_threshold": 0.8,
                          "window_seconds": 60, "min_finished": 20, "hysteresis": 0.05},
         "failure_burst": {"enabled": false, "count": 1000, "window_seconds": 60},
         "session_failed": {"enabled": true},
         "cooldown_seconds": 600
-    });
+    })
+}
+
+/// Puts `rules` in place; they come back as sent.
+async fn set_rules(app: &TestApp, admin: &str, rules: Value) {
     let reply = app
         .call(
             Method::PUT,
@@ -147,7 +151,7 @@ async fn a_pair_below_its_threshold_alerts_once_and_resolves_once() {
     let sandbox = sandbox();
     let app = app_with(&sandbox).await;
     let admin = app.admin_tokens().await.access;
-    set_rules(&app, &admin).await;
+    set_rules(&app, &admin, rate_rules()).await;
     let (pair, operator) = new_pair(&app, &admin, false).await;
 
     // 30 % delivered.
@@ -224,7 +228,7 @@ async fn high_priority_pairs_alert_at_their_own_threshold() {
     let sandbox = sandbox();
     let app = app_with(&sandbox).await;
     let admin = app.admin_tokens().await.access;
-    set_rules(&app, &admin).await;
+    set_rules(&app, &admin, rate_rules()).await;
     let (pinned, pinned_operator) = new_pair(&app, &admin, true).await;
     let (plain, plain_operator) = new_pair(&app, &admin, false).await;
 
@@ -440,15 +444,7 @@ async fn a_burst_of_one_error_code_alerts_and_clears_when_it_leaves_the_window()
         "session_failed": {"enabled": true},
         "cooldown_seconds": 600
     });
-    let reply = app
-        .call(
-            Method::PUT,
-            "/api/v1/alerts/rules",
-            Some(&admin),
-            Some(rules),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    set_rules(&app, &admin, rules).await;
     let (pair, operator) = new_pair(&app, &admin, false).await;
 
     // Twelve undelivered with 30003 within seconds.
