@@ -1,6 +1,7 @@
 //! The smsops gateway: REST and JSON in front, gRPC behind. It checks tokens,
 //! roles and rate limits and holds no business logic and no database.
 
+pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -12,6 +12,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    callbacks::CallbackBatcher,
     config::GatewayConfig,
     error::{json_error, not_found, query_error},
     extract::ClientIp,
@@ -38,6 +39,7 @@ impl Application {
     /// it may still be down (their routes answer 503 until they are up).
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
         let services = web::Data::new(Services::connect(&config)?);
+        let callbacks = web::Data::new(CallbackBatcher::start(services.sms.clone()));
         let period_ms = (60_000 / u64::from(config.auth_rate.per_minute)).max(1);
         let limiter = GovernorConfigBuilder::default()
             .milliseconds_per_request(period_ms)
@@ -60,6 +62,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
+                .app_data(callbacks.clone())
                 .app_data(telemetry.clone())
                 .app_data(
                     web::JsonConfig::default()

@@ -41,6 +41,9 @@ fn send_request(req: pb::SendSmsRequest) -> SendRequest {
     }
 }
 
+/// Callbacks one `HandleStatusCallbacks` call may carry.
+const MAX_CALLBACKS: usize = 1000;
+
 /// Requests taken from a stream per batch, and batches in flight at once.
 const STREAM_CHUNK: usize = 200;
 const STREAM_BATCHES_IN_FLIGHT: usize = 4;
@@ -62,6 +65,23 @@ fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
     }
 }
 
+fn callback_result(index: u32, result: Result<(), SmsError>) -> pb::CallbackResult {
+    match result {
+        Ok(()) => pb::CallbackResult {
+            index,
+            ..Default::default()
+        },
+        Err(err) => {
+            let err = ApiError::from(err);
+            pb::CallbackResult {
+                index,
+                error_code: err.code.as_str().into(),
+                error_message: err.message,
+            }
+        }
+    }
+}
+
 /// Runs a send to its end even if the caller hangs up mid-call: a message
 /// recorded as accepted must also get its provider's answer recorded, or it
 /// would sit `accepted` until the sweep fails it.
@@ -78,6 +98,8 @@ async fn detached_send(
 #[tonic::async_trait]
 impl SmsService for SmsGrpc {
     type SendSmsStreamStream = ResultStream;
+    type HandleStatusCallbacksStream =
+        Pin<Box<dyn Stream<Item = Result<pb::CallbackResult, Status>> + Send>>;
 
     async fn send_sms_stream(
         &self,
@@ -199,6 +221,33 @@ impl SmsService for SmsGrpc {
             .status_callback(&req.provider, &req.query, params, &req.signature)
             .await?;
         Ok(Response::new(pb::StatusCallbackResponse {}))
+    }
+
+    async fn handle_status_callbacks(
+        &self,
+        request: Request<pb::StatusCallbacksRequest>,
+    ) -> Result<Response<Self::HandleStatusCallbacksStream>, Status> {
+        let callbacks = request.into_inner().callbacks;
+        if callbacks.len() > MAX_CALLBACKS {
+            return Err(ApiError::from(SmsError::InvalidArgument(format!(
+                "at most {MAX_CALLBACKS} callbacks per call"
+            )))
+            .into());
+        }
+        let handled: futures::stream::FuturesUnordered<_> = (0u32..)
+            .zip(callbacks)
+            .map(|(index, req)| {
+                let core = self.core.clone();
+                async move {
+                    let params = req.params.into_iter().map(|p| (p.name, p.value)).collect();
+                    let result = core
+                        .status_callback(&req.provider, &req.query, params, &req.signature)
+                        .await;
+                    Ok(callback_result(index, result))
+                }
+            })
+            .collect();
+        Ok(Response::new(Box::pin(handled)))
     }
 
     async fn ingest_events(

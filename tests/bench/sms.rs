@@ -69,6 +69,7 @@ async fn main() {
     let options = Options {
         twilio_base_url: sandbox.url.clone(),
         consumers,
+        provider_concurrency: arg("--provider-concurrency", 64),
         ..Options::default()
     };
     let app = TestApp::spawn_with(options).await;

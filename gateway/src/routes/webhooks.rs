@@ -3,8 +3,8 @@ use smsops_common::ErrorCode;
 use smsops_proto::sms::v1 as pb;
 
 use crate::{
+    callbacks::CallbackBatcher,
     error::{ErrorBody, HttpError, error},
-    grpc::Services,
 };
 
 /// Twilio's status callback. No token: sms-svc checks `X-Twilio-Signature`
@@ -15,7 +15,7 @@ use crate::{
     responses((status = 204), (status = 403, description = "invalid_signature", body = ErrorBody),
         (status = 404, description = "not_found: unknown MessageSid", body = ErrorBody)))]
 pub async fn twilio_status(
-    services: web::Data<Services>,
+    callbacks: web::Data<CallbackBatcher>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
@@ -39,6 +39,6 @@ pub async fn twilio_status(
             .collect(),
         signature: signature.to_string(),
     };
-    services.sms.clone().handle_status_callback(request).await?;
+    callbacks.handle(request).await?;
     Ok(HttpResponse::NoContent().finish())
 }

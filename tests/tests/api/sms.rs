@@ -249,6 +249,51 @@ async fn webhook_checks_signatures_and_ignores_replays_and_late_statuses() {
     app.cleanup().await;
 }
 
+/// The gateway hands callbacks that arrive together to sms-svc in one call;
+/// each must still get its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_arriving_together_each_get_their_own_answer() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "ES", "Movistar").await;
+    let id = send(&app, &admin, &pair, "+34612345678", "hola").await.id();
+    let sid = wait_final(&app, &admin, &id).await["provider_sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = app.url("/webhooks/twilio/status");
+    let calls = (0..90).map(|i| {
+        let (message, signature_ok, expected) = match i % 3 {
+            0 => (sid.clone(), false, StatusCode::FORBIDDEN),
+            1 => (format!("SMunknown{i}"), true, StatusCode::NOT_FOUND),
+            _ => (sid.clone(), true, StatusCode::NO_CONTENT),
+        };
+        let params = [
+            ("MessageSid", message),
+            ("MessageStatus", "sent".to_string()),
+        ];
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let signature = if signature_ok {
+            twilio_signature(AUTH_TOKEN, &url, &borrowed)
+        } else {
+            "bm90IHRoZSBzaWduYXR1cmU=".to_string()
+        };
+        let request = app
+            .http
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params);
+        async move { (i, expected, request.send().await.unwrap().status()) }
+    });
+    for (i, expected, got) in futures::future::join_all(calls).await {
+        assert_eq!(got, expected, "callback {i}");
+    }
+    let after = app.get(&format!("/api/v1/sms/{id}"), &admin).await.body;
+    assert_eq!(after["status"], "delivered");
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sms_input_gets_documented_codes_and_keys_dedupe() {
     let sandbox = Sandbox::start_default();
