@@ -30,6 +30,8 @@ use crate::store::{
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 pub const MAX_BATCH: usize = 1000;
+/// Longest provider message id kept (the column's width).
+const MAX_SID_LENGTH: usize = 64;
 /// A status callback is answered within this, under the gateway's timeout.
 const CALLBACK_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
@@ -372,6 +374,12 @@ impl SmsCore {
         let update = handler.parse_callback(&params).ok_or_else(|| {
             SmsError::InvalidArgument("callback without a known message id and status".into())
         })?;
+        if !keepable_sid(&update.sid) {
+            return Err(SmsError::NotFound(format!(
+                "no message with provider id {:?}",
+                update.sid
+            )));
+        }
         let change = Change {
             status: update.status,
             provider_sid: None,
@@ -462,8 +470,21 @@ fn resolve(slots: Vec<Slot>) -> Vec<Result<MessageRow, SmsError>> {
     done
 }
 
+/// The provider message ids sms-svc can keep (and look callbacks up by).
+fn keepable_sid(sid: &str) -> bool {
+    !sid.is_empty() && sid.len() <= MAX_SID_LENGTH && sid.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn change_for(id: &str, outcome: SendOutcome) -> Change {
     match outcome {
+        // Taken, but under an id we could not match its callbacks to.
+        SendOutcome::Accepted { sid, .. } if !keepable_sid(&sid) => {
+            tracing::warn!(message_id = %id, sid_length = sid.len(), "provider message id not kept");
+            failed(
+                codes::UNCERTAIN.into(),
+                "the provider answered with a message id that cannot be kept".into(),
+            )
+        }
         SendOutcome::Accepted {
             sid,
             status,
@@ -498,4 +519,30 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, SmsError> {
     DateTime::parse_from_rfc3339(value)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|_| SmsError::InvalidArgument(format!("{name} must be an RFC 3339 time")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_printable_ascii_provider_ids_are_kept() {
+        assert!(keepable_sid("SM0123456789abcdef0123456789abcdef"));
+        assert!(!keepable_sid(""));
+        assert!(!keepable_sid("SMé"));
+        assert!(!keepable_sid("SM 1"));
+        assert!(!keepable_sid(&"S".repeat(65)));
+    }
+
+    #[test]
+    fn an_unkeepable_provider_id_fails_the_message_as_uncertain() {
+        let outcome = SendOutcome::Accepted {
+            sid: "SMé".into(),
+            status: Status::Queued,
+            provider_status: "queued".into(),
+        };
+        let change = change_for("m1", outcome);
+        assert_eq!(change.status, Status::Failed);
+        assert_eq!(change.error_code.as_deref(), Some(codes::UNCERTAIN));
+    }
 }
