@@ -66,7 +66,12 @@ impl Publisher {
     /// each one the broker confirmed, `false` for each it refused. An error
     /// means the connection is gone and none can be counted as published.
     pub async fn publish_confirmed(&self, events: &[Outgoing<'_>]) -> Result<Vec<bool>, AmqpError> {
-        self.publish(events).await?.confirmed().await
+        // Writing the frames waits on lapin's I/O thread, which a broker
+        // that stopped reading (or a dead connection) can stall forever.
+        let published = tokio::time::timeout(CONFIRM_TIMEOUT, self.publish(events))
+            .await
+            .map_err(|_| AmqpError::ConfirmTimeout)??;
+        published.confirmed().await
     }
 
     /// Publishes every event without waiting for the broker's answers, so the

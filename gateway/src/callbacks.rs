@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 const MOST_PER_CALL: usize = 250;
 /// Calls on their way at once; more callbacks wait and make the next call bigger.
 const CALLS_IN_FLIGHT: usize = 16;
-/// Callbacks waiting for a call before new ones wait to be queued.
+/// Callbacks waiting for a call; beyond this, callbacks are refused (503).
 const QUEUE: usize = 10_000;
 
 type Reply = oneshot::Sender<Result<(), ApiError>>;
@@ -36,14 +36,20 @@ impl CallbackBatcher {
         Self { queue }
     }
 
-    /// Hands one callback to sms-svc and says what it made of it.
+    /// Hands one callback to sms-svc and says what it made of it. Once
+    /// queued, the callback reaches sms-svc even if the provider hangs up
+    /// before the answer (providers do not send a status again).
     pub async fn handle(&self, callback: pb::StatusCallbackRequest) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
-        let gone = || ApiError::new(ErrorCode::Unavailable, "the gateway is shutting down");
         self.queue
-            .send((callback, reply))
-            .await
-            .map_err(|_| gone())?;
+            .try_send((callback, reply))
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => ApiError::new(
+                    ErrorCode::Unavailable,
+                    "too many status callbacks waiting for sms-svc",
+                ),
+                mpsc::error::TrySendError::Closed(_) => gone(),
+            })?;
         answer.await.map_err(|_| gone())?
     }
 }
@@ -131,6 +137,10 @@ async fn call(
             }
         }
     }
+}
+
+fn gone() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "the gateway is shutting down")
 }
 
 fn answer(result: pb::CallbackResult) -> Result<(), ApiError> {

@@ -234,7 +234,7 @@ impl SmsService for SmsGrpc {
             )))
             .into());
         }
-        let handled: futures::stream::FuturesUnordered<_> = (0u32..)
+        let mut handled: futures::stream::FuturesUnordered<_> = (0u32..)
             .zip(callbacks)
             .map(|(index, req)| {
                 let core = self.core.clone();
@@ -247,7 +247,15 @@ impl SmsService for SmsGrpc {
                 }
             })
             .collect();
-        Ok(Response::new(Box::pin(handled)))
+        // Every callback is applied even if the caller hangs up mid-call:
+        // the provider will not send that status again.
+        let (results, answers) = futures::channel::mpsc::unbounded();
+        tokio::spawn(async move {
+            while let Some(result) = handled.next().await {
+                let _ = results.unbounded_send(result);
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn ingest_events(

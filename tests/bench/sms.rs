@@ -164,6 +164,19 @@ async fn main() {
             }
         }
     }
+    if Instant::now() >= deadline {
+        // Say where the missing events are stuck, to be found next time.
+        let statuses: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM sms_messages GROUP BY status")
+                .fetch_all(&mysql)
+                .await
+                .unwrap();
+        let (waiting,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sms_outbox")
+            .fetch_one(&mysql)
+            .await
+            .unwrap();
+        eprintln!("gave up waiting: messages by status {statuses:?}, outbox {waiting}");
+    }
     mysql.close().await;
     let all_secs = started.elapsed().as_secs_f64();
     queue.start().await;
