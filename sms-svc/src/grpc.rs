@@ -55,11 +55,8 @@ fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
         result: Some(match result {
             Ok(row) => SendResult::Sms(sms_to_pb(row)),
             Err(err) => {
-                let err = ApiError::from(err);
-                SendResult::Error(pb::SendError {
-                    code: err.code.as_str().into(),
-                    message: err.message,
-                })
+                let (code, message) = wire_error(err);
+                SendResult::Error(pb::SendError { code, message })
             }
         }),
     }
@@ -72,14 +69,26 @@ fn callback_result(index: u32, result: Result<(), SmsError>) -> pb::CallbackResu
             ..Default::default()
         },
         Err(err) => {
-            let err = ApiError::from(err);
+            let (error_code, error_message) = wire_error(err);
             pb::CallbackResult {
                 index,
-                error_code: err.code.as_str().into(),
-                error_message: err.message,
+                error_code,
+                error_message,
             }
         }
     }
+}
+
+/// The stable code and message of an error reported inside a reply.
+fn wire_error(err: SmsError) -> (String, String) {
+    let err = ApiError::from(err);
+    (err.code.as_str().into(), err.message)
+}
+
+async fn status_callback(core: &SmsCore, req: pb::StatusCallbackRequest) -> Result<(), SmsError> {
+    let params = req.params.into_iter().map(|p| (p.name, p.value)).collect();
+    core.status_callback(&req.provider, &req.query, params, &req.signature)
+        .await
 }
 
 /// Runs a send to its end even if the caller hangs up mid-call: a message
@@ -215,11 +224,7 @@ impl SmsService for SmsGrpc {
         &self,
         request: Request<pb::StatusCallbackRequest>,
     ) -> Result<Response<pb::StatusCallbackResponse>, Status> {
-        let req = request.into_inner();
-        let params = req.params.into_iter().map(|p| (p.name, p.value)).collect();
-        self.core
-            .status_callback(&req.provider, &req.query, params, &req.signature)
-            .await?;
+        status_callback(&self.core, request.into_inner()).await?;
         Ok(Response::new(pb::StatusCallbackResponse {}))
     }
 
@@ -238,13 +243,7 @@ impl SmsService for SmsGrpc {
             .zip(callbacks)
             .map(|(index, req)| {
                 let core = self.core.clone();
-                async move {
-                    let params = req.params.into_iter().map(|p| (p.name, p.value)).collect();
-                    let result = core
-                        .status_callback(&req.provider, &req.query, params, &req.signature)
-                        .await;
-                    Ok(callback_result(index, result))
-                }
+                async move { Ok(callback_result(index, status_callback(&core, req).await)) }
             })
             .collect();
         // Every callback is applied even if the caller hangs up mid-call:
