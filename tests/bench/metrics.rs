@@ -68,6 +68,7 @@ async fn start(config: metrics_svc::config::MetricsConfig) -> tokio::sync::onesh
 #[tokio::main]
 async fn main() {
     smsops_common::telemetry::init("bench-metrics");
+    let host = smsops_tests::host::reference().unwrap();
     let total = arg("--events", 200_000);
     let pairs = arg("--pairs", 20).max(1);
     let run = uuid::Uuid::now_v7().simple().to_string();
@@ -181,6 +182,7 @@ async fn main() {
         if exact { "exact" } else { "NOT EXACT" }
     );
     websocket_latency(arg("--live-events", 5_000), arg("--live-rate", 1_000)).await;
+    println!("host reference: {host}");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS `bench_metrics_{run}`"))

@@ -67,6 +67,7 @@ struct Seen {
 #[tokio::main]
 async fn main() {
     smsops_common::telemetry::init("bench-pipeline");
+    let host = smsops_tests::host::reference().unwrap();
     let rate = arg("--rate", 3000.0);
     let secs = arg("--secs", 30.0);
     let sessions = arg("--sessions", 20.0) as usize;
@@ -231,5 +232,6 @@ async fn main() {
         peak_rss_mib("self")
     );
     drop(replica);
+    println!("host reference:      {host}");
     app.cleanup().await;
 }

@@ -60,6 +60,7 @@ fn peak_rss_mib() -> f64 {
 async fn main() {
     // `make bench-sms` sets SMSOPS_LOG=warn: a lost event must show why.
     smsops_common::telemetry::init("bench-sms");
+    let host = smsops_tests::host::reference().unwrap();
     let total = arg("--messages", 20_000);
     let concurrency = arg("--concurrency", 8);
     let batch = arg("--batch", 100).max(1);
@@ -94,6 +95,7 @@ async fn main() {
     );
     let limit = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
+    let busy_before = smsops_tests::host::busy_cpu();
     let mut tasks = Vec::new();
     for first in (0..total).step_by(batch) {
         let permit = limit.clone().acquire_owned().await.unwrap();
@@ -179,6 +181,7 @@ async fn main() {
     }
     mysql.close().await;
     let all_secs = started.elapsed().as_secs_f64();
+    let busy = smsops_tests::host::busy_cpu().saturating_sub(busy_before);
     queue.start().await;
     let events = queue
         .collect_until(Duration::from_secs(60), |e| e.len() >= queued)
@@ -214,5 +217,11 @@ async fn main() {
         "peak RSS:            {:.0} MiB (all services in this process)",
         peak_rss_mib()
     );
+    println!(
+        "machine CPU busy:    {:.1} s over {all_secs:.1} s = {:.2} ms per message (every process)",
+        busy.as_secs_f64(),
+        busy.as_secs_f64() * 1000.0 / accepted.max(1) as f64
+    );
+    println!("host reference:      {host}");
     app.cleanup().await;
 }

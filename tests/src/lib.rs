@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod amqp;
+pub mod host;
 pub mod mongo;
 pub mod process;
 pub mod proxy;

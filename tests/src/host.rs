@@ -1,0 +1,101 @@
+//! How fast this machine is today, for the benchmarks to print beside their
+//! figures. Machines of one kind differ from day to day: the same bench-sms
+//! build has measured a median of 2,929 msg/s on one and 1,400-2,250 on
+//! another, which also took three times as long to pass a byte between two
+//! threads over loopback. A figure means little without these two numbers.
+
+use std::{
+    hint::black_box,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    time::{Duration, Instant},
+};
+
+/// One core's speed and the cost of a loopback round trip between threads.
+pub struct Reference {
+    /// A fixed integer workload on one core.
+    pub cpu: Duration,
+    /// One 64-byte TCP message and its answer, averaged.
+    pub round_trip: Duration,
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu loop {} ms, loopback round trip {:.1} µs",
+            self.cpu.as_millis(),
+            self.round_trip.as_secs_f64() * 1e6
+        )
+    }
+}
+
+/// Measures both; takes about a second. Run it before anything else starts.
+pub fn reference() -> std::io::Result<Reference> {
+    Ok(Reference {
+        cpu: cpu_loop(),
+        round_trip: round_trip(20_000)?,
+    })
+}
+
+fn cpu_loop() -> Duration {
+    let started = Instant::now();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut sum: u64 = 0;
+    for _ in 0..100_000_000u32 {
+        // xorshift: a dependent chain the compiler cannot fold or vectorise.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sum = sum.wrapping_add(black_box(x));
+    }
+    black_box(sum);
+    started.elapsed()
+}
+
+fn round_trip(times: u32) -> std::io::Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut buf = [0u8; 64];
+        while stream.read_exact(&mut buf).is_ok() {
+            stream.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut buf = [7u8; 64];
+    let started = Instant::now();
+    for _ in 0..times {
+        stream.write_all(&buf)?;
+        stream.read_exact(&mut buf)?;
+    }
+    let took = started.elapsed();
+    drop(stream);
+    echo.join()
+        .map_err(|_| std::io::Error::other("the echo thread panicked"))??;
+    Ok(took / times)
+}
+
+/// CPU time the whole machine (every process, all cores) was busy.
+pub fn busy_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // user nice system idle iowait irq softirq: busy is all but idle and
+    // iowait. Steal, next, is time the host gave to others.
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(7)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    // USER_HZ is 100 on every Linux this project runs on.
+    Duration::from_millis(ticks * 10)
+}
