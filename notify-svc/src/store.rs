@@ -87,6 +87,15 @@ pub struct PairWindow {
     pub failed: i64,
 }
 
+/// A pair's most frequent error code over a window.
+#[derive(Debug, Clone, Default)]
+pub struct WorstError {
+    pub code: String,
+    pub count: i64,
+    pub country: String,
+    pub operator: String,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Notification {
     pub id: u64,
@@ -233,21 +242,41 @@ impl Store {
     }
 
     /// Per pair, the error code that ended the most messages since
-    /// `since`, and how many.
+    /// `since`, how many, and the pair's names. The names come from the
+    /// same statement: read apart, events landing in between left a new
+    /// pair's first burst alert without them (seen in the alert test).
     pub async fn worst_errors(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, (String, i64)>, StoreError> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT pair_id, error_code, CAST(SUM(count) AS SIGNED) AS n FROM pair_errors \
-             WHERE bucket_at >= ? GROUP BY pair_id, error_code ORDER BY n DESC, error_code",
+    ) -> Result<BTreeMap<String, WorstError>, StoreError> {
+        // Every error bucket has its outcome bucket: one transaction writes both.
+        let rows: Vec<(String, WorstError)> = sqlx::query_as(
+            "SELECT e.pair_id, e.error_code, CAST(SUM(e.count) AS SIGNED) AS n, \
+             MAX(o.country) AS country, MAX(o.operator) AS operator \
+             FROM pair_errors e JOIN pair_outcomes o \
+             ON o.pair_id = e.pair_id AND o.bucket_at = e.bucket_at \
+             WHERE e.bucket_at >= ? GROUP BY e.pair_id, e.error_code \
+             ORDER BY n DESC, e.error_code",
         )
         .bind(since)
         .fetch_all(&self.pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|(pair, code, count, country, operator)| {
+            (
+                pair,
+                WorstError {
+                    code,
+                    count,
+                    country,
+                    operator,
+                },
+            )
+        })
+        .collect();
         let mut worst = BTreeMap::new();
-        for (pair, code, count) in rows {
-            worst.entry(pair).or_insert((code, count));
+        for (pair, error) in rows {
+            worst.entry(pair).or_insert(error);
         }
         Ok(worst)
     }

@@ -278,25 +278,6 @@ impl NotifyCore {
             .store
             .worst_errors(now - TimeDelta::seconds(burst.window_seconds as i64))
             .await?;
-        // A burst window longer than the rate window may hold pairs the
-        // rate window does not; their names come from the longer one.
-        let longer = if burst.window_seconds > rate.window_seconds && !worst.is_empty() {
-            self.store
-                .windows(now - TimeDelta::seconds(burst.window_seconds as i64))
-                .await?
-        } else {
-            Vec::new()
-        };
-        let names: HashMap<&str, (&str, &str)> = windows
-            .iter()
-            .chain(&longer)
-            .map(|w| {
-                (
-                    w.pair_id.as_str(),
-                    (w.country.as_str(), w.operator.as_str()),
-                )
-            })
-            .collect();
         let mut burst_pairs: Vec<&String> = worst.keys().collect();
         burst_pairs.extend(
             open.keys()
@@ -307,28 +288,27 @@ impl NotifyCore {
             if !looked_at.insert((RULE_FAILURE_BURST.into(), pair.clone())) {
                 continue;
             }
-            let (code, count) = worst.get(pair).cloned().unwrap_or_default();
+            let error = worst.get(pair).cloned().unwrap_or_default();
             let current = is_open(RULE_FAILURE_BURST, pair);
             match (
-                rules::burst_verdict(burst, count.max(0) as u64, current.is_some()),
+                rules::burst_verdict(burst, error.count.max(0) as u64, current.is_some()),
                 current,
             ) {
                 (Verdict::Open, None) => {
-                    let (country, operator) = names.get(pair.as_str()).copied().unwrap_or(("", ""));
                     let id = uuid::Uuid::now_v7().to_string();
                     let facts = text::BurstFacts {
-                        country,
-                        operator,
-                        code: &code,
-                        count: count.max(0) as u64,
+                        country: &error.country,
+                        operator: &error.operator,
+                        code: &error.code,
+                        count: error.count.max(0) as u64,
                         window_seconds: burst.window_seconds,
                     };
                     let alert = NewAlert {
                         texts: self.to_every_chat(&text::burst(&id, &facts)),
                         rule: RULE_FAILURE_BURST.into(),
                         pair_id: Some(pair.clone()),
-                        country: Some(country.into()),
-                        operator: Some(operator.into()),
+                        country: Some(error.country.clone()),
+                        operator: Some(error.operator.clone()),
                         message: text::burst_plain(&facts),
                         notice: false,
                         id,

@@ -474,3 +474,59 @@ async fn a_burst_of_one_error_code_alerts_and_clears_when_it_leaves_the_window()
     assert_eq!(telegram_with(&sandbox, &[&operator]).await.len(), 2);
     app.cleanup().await;
 }
+
+/// A pair's first burst is named from the same read that counts it: events
+/// landing between two reads once left the alert without country and
+/// operator.
+#[tokio::test]
+async fn a_new_pairs_worst_error_comes_with_its_names() {
+    use notify_svc::{
+        core::event::{Event, SmsOutcome},
+        store::Store,
+    };
+
+    let db = format!("notify_names_{}", uuid::Uuid::new_v4().simple());
+    let store = Store::connect("mysql://root@127.0.0.1:3306", &db)
+        .await
+        .unwrap();
+    let since = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    let outcome = |n: u32, code: &str| {
+        Event::Sms(SmsOutcome {
+            event_id: format!("event-{n}"),
+            occurred_at: chrono::Utc::now(),
+            country_operator_id: "pair-1".into(),
+            country: "GB".into(),
+            operator: "Vodafone".into(),
+            is_high_priority: false,
+            status: "undelivered".into(),
+            error_code: Some(code.into()),
+        })
+    };
+    let events = vec![
+        outcome(1, "30003"),
+        outcome(2, "30003"),
+        outcome(3, "30005"),
+    ];
+    store
+        .record(&events, &std::collections::HashMap::new())
+        .await
+        .unwrap();
+    let worst = store.worst_errors(since).await.unwrap();
+    let error = &worst["pair-1"];
+    assert_eq!(
+        (
+            error.code.as_str(),
+            error.count,
+            error.country.as_str(),
+            error.operator.as_str()
+        ),
+        ("30003", 2, "GB", "Vodafone")
+    );
+    let pool = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
