@@ -148,12 +148,13 @@ fi
 cat <<INFO
 
   smsops is up
-  API:      $URL/api/v1
-  API docs: $URL/docs/
-  Twilio:   $TWILIO_INFO
-  Telegram: $TELEGRAM_INFO
-  admin:    $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
-  logs:     $LOG_DIR  (following below; Ctrl-C stops everything)
+  dashboard: $URL/
+  API:       $URL/api/v1
+  API docs:  $URL/docs/
+  Twilio:    $TWILIO_INFO
+  Telegram:  $TELEGRAM_INFO
+  admin:     $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
+  logs:      $LOG_DIR  (following below; Ctrl-C stops everything)
 
 INFO
 tail -n 0 -F "$LOG_DIR"/*.log &

@@ -19,8 +19,8 @@ use crate::{
     grpc::Services,
     openapi::ApiDoc,
     routes::{
-        alerts, api_keys, auth, health, ingest, live, metrics, pairs, prometheus, resource,
-        sessions, sms, users, webhooks,
+        alerts, api_keys, auth, dashboard, health, ingest, live, metrics, pairs, prometheus,
+        resource, sessions, sms, users, webhooks,
     },
 };
 
@@ -79,6 +79,9 @@ impl Application {
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
                 .service(resource("/readyz").route(web::get().to(health::readyz)))
                 .service(resource("/metrics").route(web::get().to(prometheus::metrics)))
+                .service(resource("/").route(web::get().to(dashboard::index)))
+                .service(resource("/dashboard/app.js").route(web::get().to(dashboard::script)))
+                .service(resource("/dashboard/style.css").route(web::get().to(dashboard::style)))
                 .service(web::redirect("/docs", "/docs/"))
                 .service(
                     SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()),

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod auth;
+pub mod dashboard;
 pub mod health;
 pub mod ingest;
 pub mod live;

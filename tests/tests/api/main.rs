@@ -4,6 +4,7 @@
 
 mod alerts;
 mod bad_input;
+mod dashboard;
 mod flow;
 mod grpc;
 mod ingest;

@@ -1,0 +1,236 @@
+// The smsops dashboard: plain JavaScript over the gateway's REST API, the
+// same calls any client makes. Text from the server is only ever set with
+// textContent, never parsed as HTML.
+"use strict";
+
+const API = "/api/v1";
+const REFRESH_MS = 5000;
+let timer = null;
+
+const $ = (selector) => document.querySelector(selector);
+
+// Tokens live for this tab only.
+const tokens = {
+  get access() { return sessionStorage.getItem("access_token"); },
+  get refresh() { return sessionStorage.getItem("refresh_token"); },
+  save(view) {
+    sessionStorage.setItem("access_token", view.access_token);
+    sessionStorage.setItem("refresh_token", view.refresh_token);
+  },
+  clear() { sessionStorage.clear(); },
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? `${body.message} (${body.code || status})` : `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function call(method, path, body, retried) {
+  const headers = { "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (tokens.access) headers["Authorization"] = `Bearer ${tokens.access}`;
+  const response = await fetch(API + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  // An expired access token is renewed once with the refresh token.
+  if (response.status === 401 && !retried && tokens.refresh) {
+    if (await renew()) return call(method, path, body, true);
+    signedOut();
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+async function renew() {
+  const response = await fetch(`${API}/auth/refresh`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: tokens.refresh }),
+  });
+  if (!response.ok) return false;
+  tokens.save(await response.json());
+  return true;
+}
+
+function showError(err) {
+  const box = $("#error");
+  box.textContent = err ? String(err.message || err) : "";
+  box.hidden = !err;
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  row.appendChild(td);
+  return td;
+}
+
+function button(row, label, action) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.addEventListener("click", () => run(action));
+  row.appendChild(b);
+}
+
+function fill(table, items, render) {
+  const body = $(`${table} tbody`);
+  body.replaceChildren();
+  for (const item of items) {
+    const row = document.createElement("tr");
+    render(row, item);
+    body.appendChild(row);
+  }
+  if (items.length === 0) {
+    const row = document.createElement("tr");
+    cell(row, "none").colSpan = $(`${table} thead tr`).children.length;
+    body.appendChild(row);
+  }
+}
+
+const percent = (x) => (x === null || x === undefined ? "" : `${(x * 100).toFixed(1)} %`);
+const pairName = (x) => `${x.country} / ${x.operator}`;
+
+async function refresh() {
+  const window = $("#window").value;
+  const [metrics, alerts, sessions, pairs] = await Promise.all([
+    call("GET", `/metrics/summary?window=${encodeURIComponent(window)}`),
+    call("GET", "/alerts?state=open"),
+    call("GET", "/sessions?page_size=100"),
+    call("GET", "/country-operators?page_size=100"),
+  ]);
+  fill("#metrics", metrics.items, (row, m) => {
+    cell(row, m.country);
+    cell(row, m.operator);
+    cell(row, m.sms_sent);
+    cell(row, m.delivered);
+    cell(row, m.undelivered);
+    cell(row, m.failed);
+    cell(row, percent(m.success_rate));
+    const top = (m.top_errors || [])[0];
+    cell(row, top ? `${top.code} × ${top.count}` : "");
+  });
+  fill("#alerts", alerts.items, (row, a) => {
+    cell(row, new Date(a.opened_at).toLocaleString());
+    cell(row, a.rule);
+    cell(row, a.country ? pairName(a) : "");
+    cell(row, a.message);
+    cell(row, a.delivery);
+  });
+  fill("#sessions", sessions.items, (row, s) => {
+    cell(row, pairName(s));
+    cell(row, s.state);
+    cell(row, s.effective_rate_per_minute);
+    cell(row, s.counters.submitted);
+    cell(row, s.counters.accepted);
+    cell(row, s.counters.failed);
+    cell(row, s.last_error);
+    const actions = cell(row, "");
+    if (s.state === "running" || s.state === "starting") {
+      button(actions, "Stop", () => call("POST", `/sessions/${encodeURIComponent(s.id)}/stop`, {}));
+    }
+    button(actions, "Restart", () => call("POST", `/sessions/${encodeURIComponent(s.id)}/restart`, {}));
+  });
+  fill("#pairs", pairs.items, (row, p) => {
+    cell(row, p.country);
+    cell(row, p.operator);
+    cell(row, p.is_high_priority ? "yes" : "no");
+    const actions = cell(row, "");
+    button(actions, "Delete", () => {
+      if (!confirm(`Delete ${pairName(p)}?`)) return null;
+      return call("DELETE", `/country-operators/${encodeURIComponent(p.id)}`);
+    });
+  });
+  const select = $("#new-session select[name=pair]");
+  const chosen = select.value;
+  select.replaceChildren(...pairs.items.map((p) => new Option(pairName(p), p.id)));
+  if (chosen) select.value = chosen;
+}
+
+// Runs an action, shows its error if any, then shows the new state.
+async function run(action) {
+  try {
+    await action();
+    showError(null);
+    await refresh();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function signedOut() {
+  tokens.clear();
+  clearInterval(timer);
+  $("#app-view").hidden = true;
+  $("#sign-out").hidden = true;
+  $("#who").textContent = "";
+  $("#sign-in-view").hidden = false;
+}
+
+async function signedIn() {
+  const me = await call("GET", "/auth/me");
+  $("#who").textContent = `${me.email} (${me.role})`;
+  $("#sign-in-view").hidden = true;
+  $("#app-view").hidden = false;
+  $("#sign-out").hidden = false;
+  await run(async () => {});
+  clearInterval(timer);
+  timer = setInterval(() => refresh().catch(showError), REFRESH_MS);
+}
+
+function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#sign-in").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { email, password } = formValues(event.target);
+    try {
+      tokens.save(await call("POST", "/auth/sign-in", { email, password }));
+      showError(null);
+      await signedIn();
+    } catch (err) {
+      showError(err);
+    }
+  });
+  $("#sign-out").addEventListener("click", async () => {
+    const refresh_token = tokens.refresh;
+    await call("POST", "/auth/sign-out", { refresh_token }).catch(() => null);
+    signedOut();
+  });
+  $("#new-pair").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const v = formValues(form);
+    run(async () => {
+      await call("POST", "/country-operators", {
+        country: v.country.trim(),
+        operator: v.operator.trim(),
+        is_high_priority: form.high.checked,
+      });
+      form.reset();
+    });
+  });
+  $("#new-session").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const v = formValues(event.target);
+    run(() => call("POST", "/sessions", {
+      country_operator_id: v.pair,
+      rate_per_minute: Number(v.rate),
+      recipients: { range: { first: v.first.trim(), count: Number(v.count) } },
+      template: v.template,
+    }));
+  });
+  $("#window").addEventListener("change", () => refresh().catch(showError));
+  if (tokens.access) {
+    signedIn().catch(() => signedOut());
+  } else {
+    signedOut();
+  }
+});
