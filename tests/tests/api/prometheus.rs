@@ -133,12 +133,29 @@ async fn every_service_serves_metrics_and_sms_counts_are_exported() {
         "{gateway}"
     );
 
+    let mut exported = format!("{text}{sms}{gateway}");
     for service in ["auth-svc", "operator-svc", "process-svc", "notify-svc"] {
         let text = scrape(&app, &format!("http://{}/metrics", app.prometheus[service])).await;
         assert!(
             text.contains(&format!("service=\"{service}\"")) || text.ends_with("# EOF\n"),
             "{service}: {text}"
         );
+        exported.push_str(&text);
+    }
+    // The Grafana dashboard and the Prometheus alert rules in deploy/ name
+    // only metrics that exist, so a renamed metric cannot leave them blank.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for file in ["deploy/grafana/smsops.json", "deploy/prometheus/rules.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let names = metric_names(&text);
+        assert!(!names.is_empty(), "{file}");
+        for name in names {
+            assert!(
+                exported.contains(&format!("\n{name}{{"))
+                    || exported.contains(&format!("\n{name} ")),
+                "{file} names {name}, which no service exports"
+            );
+        }
     }
     let other = app
         .http
@@ -148,4 +165,16 @@ async fn every_service_serves_metrics_and_sms_counts_are_exported() {
         .unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     app.cleanup().await;
+}
+
+/// Every `smsops_…` name in a dashboard or rules file.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("smsops_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
 }
