@@ -98,11 +98,12 @@ const pairName = (x) => `${x.country} / ${x.operator}`;
 
 async function refresh() {
   const window = $("#window").value;
-  const [metrics, alerts, sessions, pairs] = await Promise.all([
+  const [metrics, alerts, sessions, pairs, messages] = await Promise.all([
     call("GET", `/metrics/summary?window=${encodeURIComponent(window)}`),
     call("GET", "/alerts?state=open"),
     call("GET", "/sessions?page_size=100"),
     call("GET", "/country-operators?page_size=100"),
+    call("GET", "/sms?page_size=20"),
   ]);
   fill("#metrics", metrics.items, (row, m) => {
     cell(row, m.country);
@@ -125,7 +126,7 @@ async function refresh() {
   fill("#sessions", sessions.items, (row, s) => {
     cell(row, pairName(s));
     cell(row, s.state);
-    cell(row, s.effective_rate_per_minute);
+    cell(row, s.config.rate_per_minute);
     cell(row, s.counters.submitted);
     cell(row, s.counters.accepted);
     cell(row, s.counters.failed);
@@ -146,10 +147,20 @@ async function refresh() {
       return call("DELETE", `/country-operators/${encodeURIComponent(p.id)}`);
     });
   });
-  const select = $("#new-session select[name=pair]");
-  const chosen = select.value;
-  select.replaceChildren(...pairs.items.map((p) => new Option(pairName(p), p.id)));
-  if (chosen) select.value = chosen;
+  fill("#messages", messages.items, (row, m) => {
+    cell(row, new Date(m.created_at).toLocaleString());
+    cell(row, pairName(m));
+    cell(row, m.to);
+    cell(row, m.segments);
+    cell(row, m.status);
+    cell(row, m.error_code ? `${m.error_code} ${m.error_message || ""}` : "");
+    cell(row, m.session_id ? "yes" : "");
+  });
+  for (const select of document.querySelectorAll("select[name=pair]")) {
+    const chosen = select.value;
+    select.replaceChildren(...pairs.items.map((p) => new Option(pairName(p), p.id)));
+    if (chosen) select.value = chosen;
+  }
 }
 
 // Runs an action, shows its error if any, then shows the new state.
@@ -225,6 +236,15 @@ document.addEventListener("DOMContentLoaded", () => {
       rate_per_minute: Number(v.rate),
       recipients: { range: { first: v.first.trim(), count: Number(v.count) } },
       template: v.template,
+    }));
+  });
+  $("#new-sms").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const v = formValues(event.target);
+    run(() => call("POST", "/sms", {
+      country_operator_id: v.pair,
+      to: v.to.trim(),
+      body: v.body,
     }));
   });
   $("#window").addEventListener("change", () => refresh().catch(showError));
