@@ -189,7 +189,7 @@ async function signedIn() {
   $("#sign-in-view").hidden = true;
   $("#app-view").hidden = false;
   $("#sign-out").hidden = false;
-  await run(async () => {});
+  await refresh().catch(showError);
   clearInterval(timer);
   timer = setInterval(() => refresh().catch(showError), REFRESH_MS);
 }

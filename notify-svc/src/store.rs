@@ -250,7 +250,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<BTreeMap<String, WorstError>, StoreError> {
         // Every error bucket has its outcome bucket: one transaction writes both.
-        let rows: Vec<(String, WorstError)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64, String, String)> = sqlx::query_as(
             "SELECT e.pair_id, e.error_code, CAST(SUM(e.count) AS SIGNED) AS n, \
              MAX(o.country) AS country, MAX(o.operator) AS operator \
              FROM pair_errors e JOIN pair_outcomes o \
@@ -260,23 +260,16 @@ impl Store {
         )
         .bind(since)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(pair, code, count, country, operator)| {
-            (
-                pair,
-                WorstError {
-                    code,
-                    count,
-                    country,
-                    operator,
-                },
-            )
-        })
-        .collect();
+        .await?;
+        // Rows come commonest first, so each pair keeps its first.
         let mut worst = BTreeMap::new();
-        for (pair, error) in rows {
-            worst.entry(pair).or_insert(error);
+        for (pair, code, count, country, operator) in rows {
+            worst.entry(pair).or_insert(WorstError {
+                code,
+                count,
+                country,
+                operator,
+            });
         }
         Ok(worst)
     }
