@@ -1,25 +1,35 @@
 //! The outbox relay: publishes stored events to RabbitMQ with publisher
 //! confirms, and deletes them only after the broker confirmed them. While the
 //! broker is away, events wait in MySQL; the relay reconnects with backoff.
+//! One replica relays at a time (see [`RelayLock`]); the others stand by.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use prometheus_client::{metrics::gauge::Gauge, registry::Registry};
 use smsops_common::amqp::{Outgoing, Publisher, keep_publishing};
+use tokio::sync::watch;
 
-use crate::{core::SmsCore, store::Store};
+use crate::{
+    core::SmsCore,
+    store::{RelayLock, Store},
+};
 
 const BATCH: u32 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// How often a standby asks for the lock, and the relay checks it still
+/// has it: the longest a dead relay's events wait for another replica.
+const LOCK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
     store: Store,
     core: Arc<SmsCore>,
     amqp_url: String,
     exchange: String,
+    leading: Gauge,
 }
 
 impl Relay {
@@ -29,16 +39,80 @@ impl Relay {
             core,
             amqp_url,
             exchange,
+            leading: Gauge::default(),
         }
     }
 
-    /// Runs until `stop` turns true; never gives up on the broker.
-    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sms_outbox_relay_leading",
+            "1 while this replica is the one publishing the outbox",
+            self.leading.clone(),
+        );
+    }
+
+    /// Runs until `stop` turns true: relays while this replica holds the
+    /// relay lock, stands by while another does. Never gives up on the
+    /// broker or the database.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut standing_by = false;
+        while !*stop.borrow() {
+            match self.store.try_relay_lock().await {
+                Ok(Some(lock)) => {
+                    tracing::info!(exchange = %self.exchange, "outbox relay leading");
+                    standing_by = false;
+                    self.lead(lock, stop.clone()).await;
+                }
+                Ok(None) if !standing_by => {
+                    tracing::info!("another replica relays the outbox, standing by");
+                    standing_by = true;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot ask for the relay lock"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(LOCK_EVERY) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Publishes until `stop`, or until the lock is lost; then releases it.
+    async fn lead(&self, mut lock: RelayLock, mut stop: watch::Receiver<bool>) {
+        self.leading.set(1);
+        let (halt, halted) = watch::channel(false);
         let (url, exchange) = (self.amqp_url.clone(), self.exchange.clone());
-        keep_publishing(&url, &exchange, stop, |publisher, stop| {
-            Box::pin(self.pump(publisher, stop))
-        })
-        .await;
+        let publishing = keep_publishing(&url, &exchange, halted, |publisher, halted| {
+            Box::pin(self.pump(publisher, halted))
+        });
+        tokio::pin!(publishing);
+        let still_held = async {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(LOCK_EVERY) => {}
+                    _ = stop.changed() => return true,
+                }
+                if *stop.borrow() {
+                    return true;
+                }
+                if !lock.held().await {
+                    return false;
+                }
+            }
+        };
+        let held = tokio::select! {
+            () = &mut publishing => true,
+            held = still_held => held,
+        };
+        if !held {
+            // Another replica may be publishing already: finishing the batch
+            // in hand may repeat some events (same ids), which is harmless.
+            tracing::warn!("outbox relay lost its lock, standing by");
+        }
+        let _ = halt.send(true);
+        publishing.await;
+        self.leading.set(0);
+        lock.release().await;
     }
 
     async fn pump(

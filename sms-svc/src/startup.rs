@@ -83,7 +83,9 @@ impl Application {
             config.amqp_url.clone(),
             config.exchange.clone(),
         );
-        let telemetry = Arc::new(Telemetry::new("sms-svc"));
+        let mut telemetry = Telemetry::new("sms-svc");
+        relay.register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(

@@ -9,6 +9,10 @@ use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
 use crate::core::{OutboxEvent, Status};
 
+mod lock;
+
+pub use lock::RelayLock;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("duplicate key")]

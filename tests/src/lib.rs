@@ -86,6 +86,19 @@ impl Default for Options {
     }
 }
 
+/// An sms-svc replica besides the test's own (see [`TestApp::spawn_sms_replica`]).
+pub struct SmsReplica {
+    pub addr: SocketAddr,
+    pub prometheus: SocketAddr,
+    running: Running,
+}
+
+impl SmsReplica {
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+}
+
 /// A service running in this process, stopped when asked or when dropped.
 struct Running {
     stop: Option<oneshot::Sender<()>>,
@@ -305,8 +318,33 @@ impl TestApp {
 
     /// Starts sms-svc (again, on the same port if it ran before).
     pub async fn start_sms(&mut self) {
-        let config = sms_svc::config::SmsConfig {
-            grpc_addr: self.sms_addr,
+        let replica = self.spawn_sms_replica(self.sms_addr).await;
+        self.prometheus.insert("sms-svc", replica.prometheus);
+        self.sms = Some(replica.running);
+    }
+
+    /// One more sms-svc on this test's database and exchange, as a second
+    /// replica would run; the gateway does not call it.
+    pub async fn spawn_sms_replica(&self, addr: SocketAddr) -> SmsReplica {
+        let app = sms_svc::startup::Application::build(self.sms_config(addr))
+            .await
+            .unwrap();
+        SmsReplica {
+            addr: app.grpc_addr(),
+            prometheus: app.prometheus_addr().unwrap(),
+            running: spawn(|stop| async move {
+                app.run_until(async move {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+            }),
+        }
+    }
+
+    fn sms_config(&self, grpc_addr: SocketAddr) -> sms_svc::config::SmsConfig {
+        sms_svc::config::SmsConfig {
+            grpc_addr,
             prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mysql_url: "mysql://root@127.0.0.1:3306".into(),
             database: self.sms_db.clone(),
@@ -334,18 +372,7 @@ impl TestApp {
                 ..Default::default()
             },
             pair_cache_ttl: Duration::from_secs(30),
-        };
-        let app = sms_svc::startup::Application::build(config).await.unwrap();
-        if let Some(addr) = app.prometheus_addr() {
-            self.prometheus.insert("sms-svc", addr);
         }
-        self.sms = Some(spawn(|stop| async move {
-            app.run_until(async move {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        }));
     }
 
     pub async fn stop_sms(&mut self) {
@@ -532,7 +559,12 @@ impl TestApp {
     /// The sum of every sample named `name` that `service` exports to
     /// Prometheus; 0 before the first.
     pub async fn prometheus_sum(&self, service: &str, name: &str) -> f64 {
-        let url = format!("http://{}/metrics", self.prometheus[service]);
+        self.prometheus_sum_at(self.prometheus[service], name).await
+    }
+
+    /// [`Self::prometheus_sum`] for the service serving metrics at `addr`.
+    pub async fn prometheus_sum_at(&self, addr: SocketAddr, name: &str) -> f64 {
+        let url = format!("http://{addr}/metrics");
         let text = self
             .http
             .get(url)

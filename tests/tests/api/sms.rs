@@ -702,3 +702,98 @@ async fn provider_requests_in_flight_stay_within_the_limit() {
     assert_eq!(log["max_in_flight"], 3, "{}", log["max_in_flight"]);
     app.cleanup().await;
 }
+
+/// Sends `count` messages straight to the sms-svc at `addr`; their ids.
+async fn send_grpc(
+    addr: std::net::SocketAddr,
+    token: &str,
+    pair: &str,
+    count: usize,
+) -> Vec<String> {
+    use smsops_proto::sms::v1::{
+        SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
+    };
+    let mut client = SmsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let messages = (0..count)
+        .map(|n| SendSmsRequest {
+            country_operator_id: pair.into(),
+            to: format!("+4477009{n:05}"),
+            body: format!("replica {n}"),
+            ..Default::default()
+        })
+        .collect();
+    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+    reply
+        .results
+        .into_iter()
+        .map(|result| match result.result {
+            Some(send_sms_result::Result::Sms(sms)) => sms.id,
+            other => panic!("not sent: {other:?}"),
+        })
+        .collect()
+}
+
+/// Waits for the `accepted` event of every message in `ids`; all events read.
+async fn accepted_events(queue: &mut EventQueue, ids: &[String]) -> Vec<Event> {
+    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let events = queue
+        .collect_until(Duration::from_secs(20), |events| {
+            let seen: HashSet<&str> = events
+                .iter()
+                .filter(|e| e.body["status"] == "accepted")
+                .filter_map(|e| e.body["message_id"].as_str())
+                .collect();
+            wanted.is_subset(&seen)
+        })
+        .await;
+    let seen: HashSet<&str> = events
+        .iter()
+        .filter(|e| e.body["status"] == "accepted")
+        .filter_map(|e| e.body["message_id"].as_str())
+        .collect();
+    assert!(wanted.is_subset(&seen), "some accepted events never came");
+    events
+}
+
+/// Two replicas share one database: one relays the outbox, so each event is
+/// published once; when it stops, the other takes over within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_relays_the_outbox_and_another_takes_over() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", "Replicas").await;
+    let mut app = app;
+    let second = app.spawn_sms_replica(smsops_tests::free_addr()).await;
+    let leading = "smsops_sms_outbox_relay_leading";
+    let mut queue = EventQueue::bind(&app.exchange).await;
+
+    let mut ids = send_grpc(app.sms_addr, &admin, &pair, 40).await;
+    ids.extend(send_grpc(second.addr, &admin, &pair, 40).await);
+    for id in &ids {
+        wait_final(&app, &admin, id).await;
+    }
+    let mut events = accepted_events(&mut queue, &ids).await;
+    // Whatever is still on its way; nothing more should come.
+    events.extend(queue.collect_until(Duration::from_secs(2), |_| false).await);
+    let distinct: HashSet<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(events.len(), 80 * 4, "events published more than once");
+    assert_eq!(distinct.len(), 80 * 4);
+    let first_leads = app.prometheus_sum("sms-svc", leading).await;
+    let second_leads = app.prometheus_sum_at(second.prometheus, leading).await;
+    assert_eq!((first_leads, second_leads), (1.0, 0.0));
+
+    // The relay goes; the standby publishes what comes next.
+    app.stop_sms().await;
+    let ids = send_grpc(second.addr, &admin, &pair, 20).await;
+    accepted_events(&mut queue, &ids).await;
+    assert_eq!(app.prometheus_sum_at(second.prometheus, leading).await, 1.0);
+    second.stop().await;
+    app.cleanup().await;
+}

@@ -1,0 +1,61 @@
+//! Which replica relays the outbox. Every replica could publish every
+//! waiting event, but two relays publish each event twice: double the
+//! broker's work and every consumer's, for nothing. One replica holds a
+//! MySQL named lock on a connection of its own and relays; the others wait
+//! and take over when it goes. MySQL frees the lock when that connection
+//! ends, so a replica that dies, or loses its database, hands over by itself.
+
+use sqlx::{ConnectOptions, Connection, MySqlConnection, mysql::MySqlConnectOptions};
+
+use super::{Store, StoreError};
+
+/// One lock per database: replicas of other deployments (and parallel
+/// tests) on the same server do not share it. Hashed, because the server
+/// takes names of at most 64 characters.
+const NAME: &str = "CONCAT('smsops.outbox_relay.', SHA1(DATABASE()))";
+
+/// The relay lock, held for as long as this lives.
+pub struct RelayLock {
+    connection: MySqlConnection,
+}
+
+impl Store {
+    /// The relay lock, if no other replica holds it.
+    pub async fn try_relay_lock(&self) -> Result<Option<RelayLock>, StoreError> {
+        let options: MySqlConnectOptions = (*self.pool.connect_options()).clone();
+        let mut connection = options.connect().await?;
+        let (taken,): (Option<i64>,) = sqlx::query_as(&format!("SELECT GET_LOCK({NAME}, 0)"))
+            .fetch_one(&mut connection)
+            .await?;
+        if taken == Some(1) {
+            Ok(Some(RelayLock { connection }))
+        } else {
+            connection.close().await?;
+            Ok(None)
+        }
+    }
+}
+
+impl RelayLock {
+    /// Whether the lock is still this connection's. `false` once the
+    /// connection broke: the server has freed the lock, and another
+    /// replica may hold it by now.
+    pub async fn held(&mut self) -> bool {
+        let sql = format!("SELECT IS_USED_LOCK({NAME}) = CONNECTION_ID()");
+        matches!(
+            sqlx::query_as::<_, (Option<bool>,)>(&sql)
+                .fetch_one(&mut self.connection)
+                .await,
+            Ok((Some(true),))
+        )
+    }
+
+    /// Frees the lock at once, so another replica need not wait for this
+    /// connection to time out.
+    pub async fn release(mut self) {
+        let _ = sqlx::query(&format!("DO RELEASE_LOCK({NAME})"))
+            .execute(&mut self.connection)
+            .await;
+        let _ = self.connection.close().await;
+    }
+}
