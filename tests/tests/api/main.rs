@@ -5,6 +5,7 @@
 mod alerts;
 mod bad_input;
 mod dashboard;
+mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
