@@ -4,8 +4,17 @@
 "use strict";
 
 const API = "/api/v1";
-const REFRESH_MS = 5000;
+// Without the live feed the page polls; with it, it refreshes soon after
+// something happened, and now and then in case the feed missed something.
+const POLL_MS = 5000;
+const LIVE_SETTLE_MS = 2000;
+const LIVE_SAFETY_MS = 30000;
+const LIVE_RETRY_MS = 5000;
 let timer = null;
+let lastRefresh = 0;
+let live = null;
+let liveUp = false;
+let liveRefresh = null;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -97,6 +106,7 @@ const percent = (x) => (x === null || x === undefined ? "" : `${(x * 100).toFixe
 const pairName = (x) => `${x.country} / ${x.operator}`;
 
 async function refresh() {
+  lastRefresh = Date.now();
   const window = $("#window").value;
   const [metrics, alerts, sessions, pairs, messages] = await Promise.all([
     call("GET", `/metrics/summary?window=${encodeURIComponent(window)}`),
@@ -174,8 +184,55 @@ async function run(action) {
   }
 }
 
+// Follows the gateway's live feed (GET /api/v1/live, a WebSocket): any SMS,
+// session, alert or metrics change brings a refresh within LIVE_SETTLE_MS.
+// The token goes in the first message, not the URL, which proxies log.
+function follow() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${API}/live`);
+  live = socket;
+  socket.addEventListener("open", () => socket.send(JSON.stringify({ token: tokens.access })));
+  socket.addEventListener("message", (event) => {
+    let message = null;
+    try { message = JSON.parse(event.data); } catch (_) { return; }
+    if (message.type === "ready") { showLive(true); return; }
+    if (message.type === "following" || message.type === "error") return;
+    if (liveRefresh === null) {
+      liveRefresh = setTimeout(() => {
+        liveRefresh = null;
+        refresh().catch(showError);
+      }, LIVE_SETTLE_MS);
+    }
+  });
+  socket.addEventListener("close", () => {
+    if (live !== socket) return;
+    live = null;
+    showLive(false);
+    // Again later, with whatever token polling has renewed meanwhile.
+    if (tokens.access) setTimeout(() => { if (live === null && tokens.access) follow(); }, LIVE_RETRY_MS);
+  });
+}
+
+function showLive(up) {
+  liveUp = up;
+  $("#freshness").textContent = up ? "live" : "refreshed every 5 s";
+}
+
+function unfollow() {
+  const socket = live;
+  live = null;
+  showLive(false);
+  if (socket) socket.close();
+}
+
+function tick() {
+  const due = liveUp ? LIVE_SAFETY_MS : POLL_MS;
+  if (Date.now() - lastRefresh >= due - 100) refresh().catch(showError);
+}
+
 function signedOut() {
   tokens.clear();
+  unfollow();
   clearInterval(timer);
   $("#app-view").hidden = true;
   $("#sign-out").hidden = true;
@@ -191,7 +248,8 @@ async function signedIn() {
   $("#sign-out").hidden = false;
   await refresh().catch(showError);
   clearInterval(timer);
-  timer = setInterval(() => refresh().catch(showError), REFRESH_MS);
+  timer = setInterval(tick, POLL_MS);
+  if (live === null) follow();
 }
 
 function formValues(form) {

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::{
     core::SmsCore,
-    store::{RelayLock, Store},
+    store::{RelayLock, Store, StoreError},
 };
 
 const BATCH: u32 = 500;
@@ -57,7 +57,9 @@ impl Relay {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut standing_by = false;
         while !*stop.borrow() {
-            match self.store.try_relay_lock().await {
+            // Bounded: a database that stopped answering must not stall this loop.
+            let asked = tokio::time::timeout(LOCK_EVERY * 5, self.store.try_relay_lock()).await;
+            match asked.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer".into()))) {
                 Ok(Some(lock)) => {
                     tracing::info!(exchange = %self.exchange, "outbox relay leading");
                     standing_by = false;
@@ -95,7 +97,9 @@ impl Relay {
                 if *stop.borrow() {
                     return true;
                 }
-                if !lock.held().await {
+                // A database that stopped answering may have freed the lock.
+                let answer = tokio::time::timeout(LOCK_EVERY * 2, lock.held()).await;
+                if !matches!(answer, Ok(true)) {
                     return false;
                 }
             }
@@ -112,7 +116,7 @@ impl Relay {
         let _ = halt.send(true);
         publishing.await;
         self.leading.set(0);
-        lock.release().await;
+        let _ = tokio::time::timeout(LOCK_EVERY * 2, lock.release()).await;
     }
 
     async fn pump(

@@ -792,3 +792,36 @@ impl Reply {
         );
     }
 }
+
+/// `count` messages for `pair`, to `+4477009NNNNN`, each body `"{label} {n}"`.
+pub fn numbered_messages(
+    pair: &str,
+    label: &str,
+    count: usize,
+) -> Vec<smsops_proto::sms::v1::SendSmsRequest> {
+    (0..count)
+        .map(|n| smsops_proto::sms::v1::SendSmsRequest {
+            country_operator_id: pair.into(),
+            to: format!("+4477009{n:05}"),
+            body: format!("{label} {n}"),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Sends one batch straight to the sms-svc at `addr`, as `token`.
+pub async fn send_sms_batch(
+    addr: SocketAddr,
+    token: &str,
+    messages: Vec<smsops_proto::sms::v1::SendSmsRequest>,
+) -> smsops_proto::sms::v1::SendSmsBatchResponse {
+    use smsops_proto::sms::v1::{SendSmsBatchRequest, sms_service_client::SmsServiceClient};
+    let mut client = SmsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    client.send_sms_batch(request).await.unwrap().into_inner()
+}

@@ -6,9 +6,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smsops_proto::metrics::v1::{LiveRequest, metrics_service_client::MetricsServiceClient};
-use smsops_proto::sms::v1::{
-    SendSmsBatchRequest, SendSmsRequest, sms_service_client::SmsServiceClient,
-};
 use smsops_tests::{
     Options, TestApp,
     amqp::{self, EventQueue},
@@ -35,22 +32,8 @@ async fn new_pair(app: &TestApp, admin: &str) -> String {
 
 /// Sends `count` messages for `pair` in one batch through sms-svc.
 async fn send(app: &TestApp, admin: &str, pair: &str, count: usize) {
-    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
-    let messages = (0..count)
-        .map(|n| SendSmsRequest {
-            country_operator_id: pair.into(),
-            to: format!("+4477009{n:05}"),
-            body: format!("metrics {n}"),
-            idempotency_key: String::new(),
-            session_id: String::new(),
-        })
-        .collect();
-    client
-        .send_sms_batch(authed(admin, SendSmsBatchRequest { messages }))
-        .await
-        .unwrap();
+    let messages = smsops_tests::numbered_messages(pair, "metrics", count);
+    smsops_tests::send_sms_batch(app.sms_addr, admin, messages).await;
 }
 
 fn authed<T>(token: &str, message: T) -> tonic::Request<T> {

@@ -710,25 +710,9 @@ async fn send_grpc(
     pair: &str,
     count: usize,
 ) -> Vec<String> {
-    use smsops_proto::sms::v1::{
-        SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
-    };
-    let mut client = SmsServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    let messages = (0..count)
-        .map(|n| SendSmsRequest {
-            country_operator_id: pair.into(),
-            to: format!("+4477009{n:05}"),
-            body: format!("replica {n}"),
-            ..Default::default()
-        })
-        .collect();
-    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+    use smsops_proto::sms::v1::send_sms_result;
+    let messages = smsops_tests::numbered_messages(pair, "replica", count);
+    let reply = smsops_tests::send_sms_batch(addr, token, messages).await;
     reply
         .results
         .into_iter()
@@ -741,23 +725,23 @@ async fn send_grpc(
 
 /// Waits for the `accepted` event of every message in `ids`; all events read.
 async fn accepted_events(queue: &mut EventQueue, ids: &[String]) -> Vec<Event> {
+    fn accepted(events: &[Event]) -> HashSet<&str> {
+        events
+            .iter()
+            .filter(|e| e.body["status"] == "accepted")
+            .filter_map(|e| e.body["message_id"].as_str())
+            .collect()
+    }
     let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let events = queue
         .collect_until(Duration::from_secs(20), |events| {
-            let seen: HashSet<&str> = events
-                .iter()
-                .filter(|e| e.body["status"] == "accepted")
-                .filter_map(|e| e.body["message_id"].as_str())
-                .collect();
-            wanted.is_subset(&seen)
+            wanted.is_subset(&accepted(events))
         })
         .await;
-    let seen: HashSet<&str> = events
-        .iter()
-        .filter(|e| e.body["status"] == "accepted")
-        .filter_map(|e| e.body["message_id"].as_str())
-        .collect();
-    assert!(wanted.is_subset(&seen), "some accepted events never came");
+    assert!(
+        wanted.is_subset(&accepted(&events)),
+        "some accepted events never came"
+    );
     events
 }
 
