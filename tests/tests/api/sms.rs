@@ -750,10 +750,9 @@ async fn accepted_events(queue: &mut EventQueue, ids: &[String]) -> Vec<Event> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_relays_the_outbox_and_another_takes_over() {
     let sandbox = Sandbox::start_default();
-    let app = app_with(&sandbox, Options::default()).await;
+    let mut app = app_with(&sandbox, Options::default()).await;
     let admin = app.admin_tokens().await.access;
     let pair = new_pair(&app, &admin, "GB", "Replicas").await;
-    let mut app = app;
     let second = app.spawn_sms_replica(smsops_tests::free_addr()).await;
     let leading = "smsops_sms_outbox_relay_leading";
     let mut queue = EventQueue::bind(&app.exchange).await;
