@@ -173,6 +173,59 @@ async function refresh() {
   }
 }
 
+// The alert rules as a form, one fieldset per rule, built from whatever the
+// API returns: a field the API adds shows up without a change here.
+async function loadRules() {
+  const rules = await call("GET", "/alerts/rules");
+  const form = $("#rules");
+  const fields = [];
+  for (const [name, value] of Object.entries(rules)) {
+    if (value !== null && typeof value === "object") {
+      const set = document.createElement("fieldset");
+      const legend = document.createElement("legend");
+      legend.textContent = name.replaceAll("_", " ");
+      set.appendChild(legend);
+      for (const [field, inner] of Object.entries(value)) set.appendChild(ruleInput(`${name}.${field}`, field, inner));
+      fields.push(set);
+    } else {
+      fields.push(ruleInput(name, name, value));
+    }
+  }
+  const save = document.createElement("button");
+  save.textContent = "Save rules";
+  fields.push(save);
+  form.replaceChildren(...fields);
+}
+
+function ruleInput(path, name, value) {
+  const label = document.createElement("label");
+  const input = document.createElement("input");
+  input.dataset.path = path;
+  if (typeof value === "boolean") {
+    input.type = "checkbox";
+    input.checked = value;
+  } else {
+    input.type = "number";
+    input.step = "any";
+    input.value = value;
+    input.required = true;
+  }
+  label.append(input, name.replaceAll("_", " "));
+  if (input.type === "number") label.prepend(label.lastChild);
+  return label;
+}
+
+function rulesFromForm() {
+  const rules = {};
+  for (const input of document.querySelectorAll("#rules input[data-path]")) {
+    const path = input.dataset.path.split(".");
+    let target = rules;
+    for (const key of path.slice(0, -1)) target = target[key] ??= {};
+    target[path[path.length - 1]] = input.type === "checkbox" ? input.checked : Number(input.value);
+  }
+  return rules;
+}
+
 // Runs an action, shows its error if any, then shows the new state.
 async function run(action) {
   try {
@@ -247,6 +300,7 @@ async function signedIn() {
   $("#app-view").hidden = false;
   $("#sign-out").hidden = false;
   await refresh().catch(showError);
+  await loadRules().catch(showError);
   clearInterval(timer);
   timer = setInterval(tick, POLL_MS);
   if (live === null) follow();
@@ -304,6 +358,13 @@ document.addEventListener("DOMContentLoaded", () => {
       to: v.to.trim(),
       body: v.body,
     }));
+  });
+  $("#rules").addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(async () => {
+      await call("PUT", "/alerts/rules", rulesFromForm());
+      await loadRules();
+    });
   });
   $("#window").addEventListener("change", () => refresh().catch(showError));
   if (tokens.access) {
