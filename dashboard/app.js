@@ -226,6 +226,46 @@ function rulesFromForm() {
   return rules;
 }
 
+// Users and API keys: admins only, so loaded at sign-in and after changes
+// here rather than with every refresh.
+async function loadAdmin() {
+  const [users, keys] = await Promise.all([
+    call("GET", "/users?page_size=100"),
+    call("GET", "/api-keys"),
+  ]);
+  fill("#users", users.items, (row, u) => {
+    cell(row, u.email);
+    cell(row, u.role);
+    cell(row, new Date(u.created_at).toLocaleString());
+    const actions = cell(row, "");
+    const other = u.role === "admin" ? "user" : "admin";
+    button(actions, `Make ${other}`, () => adminAction(
+      () => call("PATCH", `/users/${encodeURIComponent(u.id)}`, { role: other })));
+    button(actions, "Delete", () => {
+      if (!confirm(`Delete ${u.email}?`)) return null;
+      return adminAction(() => call("DELETE", `/users/${encodeURIComponent(u.id)}`));
+    });
+  });
+  fill("#api-keys", keys.items, (row, k) => {
+    cell(row, k.name);
+    cell(row, `${k.prefix}…`);
+    cell(row, new Date(k.created_at).toLocaleString());
+    cell(row, k.last_used_at ? new Date(k.last_used_at).toLocaleString() : "never");
+    const actions = cell(row, k.revoked_at ? `revoked ${new Date(k.revoked_at).toLocaleString()}` : "");
+    if (!k.revoked_at) {
+      button(actions, "Revoke", () => {
+        if (!confirm(`Revoke ${k.name}? Whoever uses it is refused from now on.`)) return null;
+        return adminAction(() => call("DELETE", `/api-keys/${encodeURIComponent(k.id)}`));
+      });
+    }
+  });
+}
+
+async function adminAction(action) {
+  await action();
+  await loadAdmin();
+}
+
 // Runs an action, shows its error if any, then shows the new state.
 async function run(action) {
   try {
@@ -285,6 +325,8 @@ function tick() {
 
 function signedOut() {
   tokens.clear();
+  $("#new-key").textContent = "";
+  $("#new-key").hidden = true;
   unfollow();
   clearInterval(timer);
   $("#app-view").hidden = true;
@@ -296,11 +338,13 @@ function signedOut() {
 async function signedIn() {
   const me = await call("GET", "/auth/me");
   $("#who").textContent = `${me.email} (${me.role})`;
+  $("#admin-view").hidden = me.role !== "admin";
   $("#sign-in-view").hidden = true;
   $("#app-view").hidden = false;
   $("#sign-out").hidden = false;
   await refresh().catch(showError);
   await loadRules().catch(showError);
+  if (me.role === "admin") await loadAdmin().catch(showError);
   clearInterval(timer);
   timer = setInterval(tick, POLL_MS);
   if (live === null) follow();
@@ -316,6 +360,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const { email, password } = formValues(event.target);
     try {
       tokens.save(await call("POST", "/auth/sign-in", { email, password }));
+      // The password must not wait in the form for the next person.
+      event.target.reset();
       showError(null);
       await signedIn();
     } catch (err) {
@@ -358,6 +404,18 @@ document.addEventListener("DOMContentLoaded", () => {
       to: v.to.trim(),
       body: v.body,
     }));
+  });
+  $("#new-api-key").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    run(async () => {
+      const created = await call("POST", "/api-keys", { name: formValues(form).name.trim() });
+      // The key itself is shown once, now; the API keeps only its hash.
+      $("#new-key").textContent = `New key for ${created.name} (copy it now, it is not shown again): ${created.key}`;
+      $("#new-key").hidden = false;
+      form.reset();
+      await loadAdmin();
+    });
   });
   $("#rules").addEventListener("submit", (event) => {
     event.preventDefault();
