@@ -102,6 +102,19 @@ function fill(table, items, render) {
   }
 }
 
+// Which messages the table shows: a filter, and the page tokens walked
+// back through (the last one is the page on screen).
+const smsView = { pair: "", status: "", pages: [""], next: null };
+
+function smsQuery() {
+  const query = new URLSearchParams({ page_size: "20" });
+  if (smsView.pair) query.set("country_operator_id", smsView.pair);
+  if (smsView.status) query.set("status", smsView.status);
+  const token = smsView.pages[smsView.pages.length - 1];
+  if (token) query.set("page_token", token);
+  return query.toString();
+}
+
 const percent = (x) => (x === null || x === undefined ? "" : `${(x * 100).toFixed(1)} %`);
 const pairName = (x) => `${x.country} / ${x.operator}`;
 
@@ -113,7 +126,7 @@ async function refresh() {
     call("GET", "/alerts?state=open"),
     call("GET", "/sessions?page_size=100"),
     call("GET", "/country-operators?page_size=100"),
-    call("GET", "/sms?page_size=20"),
+    call("GET", `/sms?${smsQuery()}`),
   ]);
   fill("#metrics", metrics.items, (row, m) => {
     cell(row, m.country);
@@ -166,11 +179,17 @@ async function refresh() {
     cell(row, m.error_code ? `${m.error_code} ${m.error_message || ""}` : "");
     cell(row, m.session_id ? "yes" : "");
   });
+  smsView.next = messages.next_page_token || null;
+  $("#sms-older").disabled = smsView.next === null;
+  $("#sms-latest").disabled = smsView.pages.length === 1;
   for (const select of document.querySelectorAll("select[name=pair]")) {
     const chosen = select.value;
     select.replaceChildren(...pairs.items.map((p) => new Option(pairName(p), p.id)));
     if (chosen) select.value = chosen;
   }
+  const filter = $("#sms-filter select[name=filter-pair]");
+  filter.replaceChildren(new Option("all pairs", ""), ...pairs.items.map((p) => new Option(pairName(p), p.id)));
+  filter.value = smsView.pair;
 }
 
 // The alert rules as a form, one fieldset per rule, built from whatever the
@@ -416,6 +435,20 @@ document.addEventListener("DOMContentLoaded", () => {
       form.reset();
       await loadAdmin();
     });
+  });
+  $("#sms-filter").addEventListener("change", (event) => {
+    const v = formValues(event.currentTarget);
+    Object.assign(smsView, { pair: v["filter-pair"], status: v.status, pages: [""] });
+    refresh().catch(showError);
+  });
+  $("#sms-older").addEventListener("click", () => {
+    if (smsView.next === null) return;
+    smsView.pages.push(smsView.next);
+    refresh().catch(showError);
+  });
+  $("#sms-latest").addEventListener("click", () => {
+    smsView.pages = [""];
+    refresh().catch(showError);
   });
   $("#rules").addEventListener("submit", (event) => {
     event.preventDefault();
