@@ -657,9 +657,7 @@ async fn streamed_sends_answer_each_request_in_place() {
 /// the ones that waited for a slot are sent all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_requests_in_flight_stay_within_the_limit() {
-    use smsops_proto::sms::v1::{
-        SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
-    };
+    use smsops_proto::sms::v1::send_sms_result;
 
     let sandbox = Sandbox::start_default();
     let options = Options {
@@ -671,23 +669,8 @@ async fn provider_requests_in_flight_stay_within_the_limit() {
     let pair = new_pair(&app, &admin, "GB", "Vodafone").await;
     // Slow answers, so twelve requests at once would overlap if allowed.
     sandbox.set_faults(json!({"latency_ms": 100})).await;
-    let messages = (0..12)
-        .map(|n| SendSmsRequest {
-            country_operator_id: pair.clone(),
-            to: format!("+4477003{n:05}"),
-            body: format!("limited {n}"),
-            idempotency_key: String::new(),
-            session_id: String::new(),
-        })
-        .collect();
-    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
-    let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
-    let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+    let messages = smsops_tests::numbered_messages(&pair, "limited", 12);
+    let reply = smsops_tests::send_sms_batch(app.sms_addr, &admin, messages).await;
     for result in &reply.results {
         match &result.result {
             Some(send_sms_result::Result::Sms(sms)) => assert_eq!(sms.status, "queued"),
