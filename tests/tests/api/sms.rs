@@ -763,3 +763,68 @@ async fn one_replica_relays_the_outbox_and_another_takes_over() {
     second.stop().await;
     app.cleanup().await;
 }
+
+/// The relay's lock lives with its connection: when the database drops that
+/// connection, the relay stops publishing and a replica (maybe the same
+/// one, on a new connection) takes the lock again, so events keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_loses_its_lock_connection_hands_over() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with(&sandbox, Options::default()).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", "Handover").await;
+    let second = app.spawn_sms_replica(smsops_tests::free_addr()).await;
+    let mut queue = EventQueue::bind(&app.exchange).await;
+    let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
+        .await
+        .unwrap();
+    let holder = || async {
+        sqlx::query_as::<_, (Option<i64>,)>(
+            "SELECT IS_USED_LOCK(CONCAT('smsops.outbox_relay.', SHA1(?)))",
+        )
+        .bind(&app.sms_db)
+        .fetch_one(&mysql)
+        .await
+        .unwrap()
+        .0
+    };
+    let mut first = None;
+    for _ in 0..50 {
+        first = holder().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.expect("no replica took the relay lock");
+
+    sqlx::query(&format!("KILL CONNECTION {first}"))
+        .execute(&mysql)
+        .await
+        .unwrap();
+    let mut next = None;
+    for _ in 0..100 {
+        next = holder().await.filter(|id| *id != first);
+        if next.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(next.is_some(), "nobody took the relay lock again");
+    let leading = "smsops_sms_outbox_relay_leading";
+    let mut leaders = 0.0;
+    for _ in 0..50 {
+        leaders = app.prometheus_sum("sms-svc", leading).await
+            + app.prometheus_sum_at(second.prometheus, leading).await;
+        if leaders == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(leaders, 1.0, "not exactly one replica relays");
+    let ids = send_grpc(second.addr, &admin, &pair, 20).await;
+    accepted_events(&mut queue, &ids).await;
+    mysql.close().await;
+    second.stop().await;
+    app.cleanup().await;
+}
