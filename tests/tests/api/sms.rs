@@ -788,43 +788,40 @@ async fn a_relay_that_loses_its_lock_connection_hands_over() {
         .unwrap()
         .0
     };
-    let mut first = None;
-    for _ in 0..50 {
-        first = holder().await;
-        if first.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let first = first.expect("no replica took the relay lock");
+    let first = poll(50, holder)
+        .await
+        .expect("no replica took the relay lock");
 
     sqlx::query(&format!("KILL CONNECTION {first}"))
         .execute(&mysql)
         .await
         .unwrap();
-    let mut next = None;
-    for _ in 0..100 {
-        next = holder().await.filter(|id| *id != first);
-        if next.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let next = poll(100, || async { holder().await.filter(|id| *id != first) }).await;
     assert!(next.is_some(), "nobody took the relay lock again");
     let leading = "smsops_sms_outbox_relay_leading";
-    let mut leaders = 0.0;
-    for _ in 0..50 {
-        leaders = app.prometheus_sum("sms-svc", leading).await
-            + app.prometheus_sum_at(second.prometheus, leading).await;
-        if leaders == 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(leaders, 1.0, "not exactly one replica relays");
+    let leaders = || async {
+        app.prometheus_sum("sms-svc", leading).await
+            + app.prometheus_sum_at(second.prometheus, leading).await
+    };
+    let one = poll(50, || async { Some(leaders().await).filter(|n| *n == 1.0) }).await;
+    assert_eq!(one, Some(1.0), "not exactly one replica relays");
     let ids = send_grpc(second.addr, &admin, &pair, 20).await;
     accepted_events(&mut queue, &ids).await;
     mysql.close().await;
     second.stop().await;
     app.cleanup().await;
+}
+
+/// Asks `probe` every 100 ms until it answers, at most `tries` times.
+async fn poll<T, F: std::future::Future<Output = Option<T>>>(
+    tries: usize,
+    mut probe: impl FnMut() -> F,
+) -> Option<T> {
+    for _ in 0..tries {
+        if let Some(answer) = probe().await {
+            return Some(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
