@@ -166,6 +166,55 @@ pub async fn keep_publishing<'a>(
     }
 }
 
+/// What lets one replica at a time run a relay: a MySQL named lock, a
+/// MongoDB document.
+pub trait Lease: Send {
+    /// Whether this replica still holds it (renewing it, where it expires).
+    /// False also when the store does not answer in time: the lease may
+    /// have gone to another replica by then.
+    fn still_held(&mut self) -> impl Future<Output = bool> + Send;
+}
+
+/// [`keep_publishing`] for a relay of which one replica runs at a time:
+/// relays until `stop`, or until `lease`, asked every `every`, is no longer
+/// held. Answers whether it was still held at the end, so the caller knows
+/// to release it.
+pub async fn publish_while_held<'a>(
+    url: &str,
+    exchange: &str,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    lease: &mut impl Lease,
+    pump: impl FnMut(std::sync::Arc<Publisher>, tokio::sync::watch::Receiver<bool>) -> Pump<'a>,
+) -> bool {
+    let (halt, halted) = tokio::sync::watch::channel(false);
+    let publishing = keep_publishing(url, exchange, halted, pump);
+    tokio::pin!(publishing);
+    let watching = async {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return true,
+            }
+            if *stop.borrow() {
+                return true;
+            }
+            if !lease.still_held().await {
+                return false;
+            }
+        }
+    };
+    let held = tokio::select! {
+        () = &mut publishing => true,
+        held = watching => held,
+    };
+    // Finishing the batch in hand after the lease is lost may repeat a few
+    // events (same ids) that another replica publishes too: harmless.
+    let _ = halt.send(true);
+    publishing.await;
+    held
+}
+
 /// The broker's answers to published events, in publishing order.
 pub struct Confirms {
     pending: Vec<lapin::PublisherConfirm>,

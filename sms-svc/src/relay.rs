@@ -9,7 +9,7 @@ use std::{
 };
 
 use prometheus_client::{metrics::gauge::Gauge, registry::Registry};
-use smsops_common::amqp::{Outgoing, Publisher, keep_publishing};
+use smsops_common::amqp::{Outgoing, Publisher, publish_while_held};
 use tokio::sync::watch;
 
 use crate::{
@@ -80,41 +80,20 @@ impl Relay {
     }
 
     /// Publishes until `stop`, or until the lock is lost; then releases it.
-    async fn lead(&self, mut lock: RelayLock, mut stop: watch::Receiver<bool>) {
+    async fn lead(&self, mut lock: RelayLock, stop: watch::Receiver<bool>) {
         self.leading.set(1);
-        let (halt, halted) = watch::channel(false);
-        let (url, exchange) = (self.amqp_url.clone(), self.exchange.clone());
-        let publishing = keep_publishing(&url, &exchange, halted, |publisher, halted| {
-            Box::pin(self.pump(publisher, halted))
-        });
-        tokio::pin!(publishing);
-        let still_held = async {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(LOCK_EVERY) => {}
-                    _ = stop.changed() => return true,
-                }
-                if *stop.borrow() {
-                    return true;
-                }
-                // A database that stopped answering may have freed the lock.
-                let answer = tokio::time::timeout(LOCK_EVERY * 2, lock.held()).await;
-                if !matches!(answer, Ok(true)) {
-                    return false;
-                }
-            }
-        };
-        let held = tokio::select! {
-            () = &mut publishing => true,
-            held = still_held => held,
-        };
+        let held = publish_while_held(
+            &self.amqp_url,
+            &self.exchange,
+            LOCK_EVERY,
+            stop,
+            &mut lock,
+            |publisher, halted| Box::pin(self.pump(publisher, halted)),
+        )
+        .await;
         if !held {
-            // Another replica may be publishing already: finishing the batch
-            // in hand may repeat some events (same ids), which is harmless.
             tracing::warn!("outbox relay lost its lock, standing by");
         }
-        let _ = halt.send(true);
-        publishing.await;
         self.leading.set(0);
         let _ = tokio::time::timeout(LOCK_EVERY * 2, lock.release()).await;
     }

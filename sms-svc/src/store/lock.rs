@@ -5,6 +5,9 @@
 //! and take over when it goes. MySQL frees the lock when that connection
 //! ends, so a replica that dies, or loses its database, hands over by itself.
 
+use std::time::Duration;
+
+use smsops_common::amqp::Lease;
 use sqlx::{ConnectOptions, Connection, MySqlConnection, mysql::MySqlConnectOptions};
 
 use super::{Store, StoreError};
@@ -13,6 +16,10 @@ use super::{Store, StoreError};
 /// tests) on the same server do not share it. Hashed, because the server
 /// takes names of at most 64 characters.
 const NAME: &str = "CONCAT('smsops.outbox_relay.', SHA1(DATABASE()))";
+
+/// Longer than this, a database may have ended the connection and freed
+/// the lock meanwhile.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// The relay lock, held for as long as this lives.
 pub struct RelayLock {
@@ -36,20 +43,21 @@ impl Store {
     }
 }
 
-impl RelayLock {
+impl Lease for RelayLock {
     /// Whether the lock is still this connection's. `false` once the
     /// connection broke: the server has freed the lock, and another
     /// replica may hold it by now.
-    pub async fn held(&mut self) -> bool {
+    async fn still_held(&mut self) -> bool {
         let sql = format!("SELECT IS_USED_LOCK({NAME}) = CONNECTION_ID()");
+        let asked = sqlx::query_as::<_, (Option<bool>,)>(&sql).fetch_one(&mut self.connection);
         matches!(
-            sqlx::query_as::<_, (Option<bool>,)>(&sql)
-                .fetch_one(&mut self.connection)
-                .await,
-            Ok((Some(true),))
+            tokio::time::timeout(ANSWER_WITHIN, asked).await,
+            Ok(Ok((Some(true),)))
         )
     }
+}
 
+impl RelayLock {
     /// Frees the lock at once, so another replica need not wait for this
     /// connection to time out.
     pub async fn release(mut self) {
