@@ -65,7 +65,15 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let telemetry = Arc::new(Telemetry::new("process-svc"));
+        let relay = Relay::new(
+            store,
+            config.amqp_url,
+            config.exchange,
+            config.supervision.clone(),
+        );
+        let mut telemetry = Telemetry::new("process-svc");
+        relay.register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(
@@ -78,7 +86,7 @@ impl Application {
                 .with_metrics(config.prometheus_addr, telemetry)
                 .await?,
             supervisor,
-            relay: Relay::new(store, config.amqp_url, config.exchange),
+            relay,
         })
     }
 

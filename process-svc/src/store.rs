@@ -120,10 +120,14 @@ pub struct Ending {
 /// created, not stale.
 const LOCK_GRACE_MS: i64 = 30_000;
 
+/// The one document of the relay lease collection.
+const RELAY_LEASE: &str = "event_relay";
+
 #[derive(Clone)]
 pub struct Store {
     sessions: Collection<SessionDoc>,
     locks: Collection<Document>,
+    relay_lease: Collection<Document>,
 }
 
 impl Store {
@@ -144,7 +148,48 @@ impl Store {
             IndexModel::builder().keys(doc! { "has_events": 1 }).build(),
         ];
         sessions.create_indexes(indexes).await?;
-        Ok(Self { sessions, locks })
+        let relay_lease = client
+            .database(database)
+            .collection(&format!("{collection}_relay_lease"));
+        Ok(Self {
+            sessions,
+            locks,
+            relay_lease,
+        })
+    }
+
+    /// Takes the event relay's lease for `owner` until `until`, or renews
+    /// it: false while another replica holds it. The lease goes by each
+    /// replica's clock; skewed clocks at worst let two relay for a moment,
+    /// which repeats a few events under their own ids.
+    pub async fn hold_relay_lease(&self, owner: &str, until: DateTime) -> Result<bool, StoreError> {
+        let mine_or_free = doc! {
+            "_id": RELAY_LEASE,
+            "$or": [ { "owner": owner }, { "until": { "$lt": DateTime::now() } } ],
+        };
+        let update = doc! { "$set": { "owner": owner, "until": until } };
+        // Held by another, the filter matches nothing and the upsert
+        // collides with the existing document.
+        match self
+            .relay_lease
+            .update_one(mine_or_free, update)
+            .upsert(true)
+            .await
+            .map_err(StoreError::classify)
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Duplicate) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Gives the relay lease up, if `owner` holds it, so another replica
+    /// need not wait for it to expire.
+    pub async fn release_relay_lease(&self, owner: &str) -> Result<(), StoreError> {
+        self.relay_lease
+            .delete_one(doc! { "_id": RELAY_LEASE, "owner": owner })
+            .await?;
+        Ok(())
     }
 
     /// Takes the pair for `session_id`: false if an active session holds it.

@@ -531,6 +531,104 @@ async fn a_killed_replicas_session_resumes_with_no_repeat_and_no_gap() {
     app.cleanup().await;
 }
 
+/// Which replica holds the lifecycle event relay's lease, if any.
+async fn relay_owner(app: &TestApp) -> Option<String> {
+    let client = mongodb::Client::with_uri_str(&app.mongo_url).await.unwrap();
+    let lease = client
+        .database(&app.process_db)
+        .collection::<mongodb::bson::Document>("sessions_relay_lease")
+        .find_one(mongodb::bson::doc! {})
+        .await
+        .unwrap()?;
+    Some(lease.get_str("owner").unwrap().to_string())
+}
+
+/// Creates a session on the replica at `addr` and stops it at once: two
+/// lifecycle events, `session.started` and `session.stopped`.
+async fn start_and_stop(
+    app: &TestApp,
+    admin: &str,
+    addr: std::net::SocketAddr,
+    tag: &str,
+) -> String {
+    let pair = new_pair(app, admin, "LU", false).await;
+    let mut client = replica_client(addr).await;
+    let created = client
+        .create_session(authed(admin, create_request(&pair, tag, 60.0)))
+        .await
+        .unwrap()
+        .into_inner();
+    let request = SessionActionRequest {
+        id: created.id.clone(),
+        force: false,
+    };
+    client.stop_session(authed(admin, request)).await.unwrap();
+    created.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_publishes_lifecycle_events_and_another_takes_over() {
+    let sandbox = Sandbox::start_default();
+    let options = Options {
+        process_in_process: false,
+        ..Options::default()
+    };
+    let app = app_with(&sandbox, options).await;
+    let admin = app.admin_tokens().await.access;
+    let mut events = EventQueue::bind(&app.session_exchange).await;
+    let (a_addr, b_addr) = (app.process_addr, free_addr());
+    let mut replicas = HashMap::from([
+        (
+            "replica-a",
+            (a_addr, app.spawn_process_replica(a_addr, "replica-a")),
+        ),
+        (
+            "replica-b",
+            (b_addr, app.spawn_process_replica(b_addr, "replica-b")),
+        ),
+    ]);
+    for (addr, replica) in replicas.values() {
+        replica.ready(*addr).await;
+    }
+    // Sessions changed on both replicas: every event once, by one relay.
+    for (i, addr) in [a_addr, b_addr, a_addr, b_addr].into_iter().enumerate() {
+        start_and_stop(&app, &admin, addr, &format!("relay{i}")).await;
+    }
+    let seen = events
+        .collect_until(Duration::from_secs(15), |e| e.len() >= 8)
+        .await;
+    assert_eq!(seen.len(), 8, "events: {seen:?}");
+    let owner = relay_owner(&app)
+        .await
+        .expect("a replica holds the relay lease");
+    // A second relay would have published some of them again by now.
+    let again = events
+        .collect_until(Duration::from_secs(1), |e| !e.is_empty())
+        .await;
+    assert!(again.is_empty(), "published twice: {again:?}");
+    let ids: std::collections::HashSet<&str> = seen.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(ids.len(), 8);
+
+    // The relay's replica dies: the other takes the lease over once it
+    // lapses, and publishes what happens on it.
+    let (_, mut relay) = replicas.remove(owner.as_str()).unwrap();
+    relay.kill();
+    let (survivor, (survivor_addr, _)) = replicas.iter().next().unwrap();
+    let id = start_and_stop(&app, &admin, *survivor_addr, "relay-after").await;
+    let after = events
+        .collect_until(Duration::from_secs(15), |e| e.len() >= 2)
+        .await;
+    let kinds: Vec<&str> = after
+        .iter()
+        .filter(|e| e.body["session_id"] == id.as_str())
+        .map(|e| e.routing_key.as_str())
+        .collect();
+    assert_eq!(kinds, ["session.started", "session.stopped"]);
+    assert_eq!(relay_owner(&app).await.as_deref(), Some(*survivor));
+    drop(replicas);
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_sessions_and_take_over_a_dead_ones() {
     let sandbox = Sandbox::start_default();
