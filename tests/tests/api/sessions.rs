@@ -462,6 +462,18 @@ fn create_request(pair: &str, tag: &str, rate: f64) -> CreateSessionRequest {
     }
 }
 
+/// An app whose process-svc replicas the test starts itself, and the
+/// admin's token.
+async fn app_for_replicas(sandbox: &Sandbox) -> (TestApp, String) {
+    let options = Options {
+        process_in_process: false,
+        ..Options::default()
+    };
+    let app = app_with(sandbox, options).await;
+    let admin = app.admin_tokens().await.access;
+    (app, admin)
+}
+
 /// Each session's lease holder, read straight from the store.
 async fn holders(app: &TestApp) -> HashMap<String, String> {
     let client = mongodb::Client::with_uri_str(&app.mongo_url).await.unwrap();
@@ -483,12 +495,7 @@ async fn holders(app: &TestApp) -> HashMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replicas_session_resumes_with_no_repeat_and_no_gap() {
     let sandbox = Sandbox::start_default();
-    let options = Options {
-        process_in_process: false,
-        ..Options::default()
-    };
-    let app = app_with(&sandbox, options).await;
-    let admin = app.admin_tokens().await.access;
+    let (app, admin) = app_for_replicas(&sandbox).await;
     let pair = new_pair(&app, &admin, "NL", false).await;
     let mut first = app.spawn_process_replica(app.process_addr, "replica-1");
     first.ready(app.process_addr).await;
@@ -569,12 +576,7 @@ async fn start_and_stop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_publishes_lifecycle_events_and_another_takes_over() {
     let sandbox = Sandbox::start_default();
-    let options = Options {
-        process_in_process: false,
-        ..Options::default()
-    };
-    let app = app_with(&sandbox, options).await;
-    let admin = app.admin_tokens().await.access;
+    let (app, admin) = app_for_replicas(&sandbox).await;
     let mut events = EventQueue::bind(&app.session_exchange).await;
     let (a_addr, b_addr) = (app.process_addr, free_addr());
     let mut replicas = HashMap::from([
@@ -632,12 +634,7 @@ async fn one_replica_publishes_lifecycle_events_and_another_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_sessions_and_take_over_a_dead_ones() {
     let sandbox = Sandbox::start_default();
-    let options = Options {
-        process_in_process: false,
-        ..Options::default()
-    };
-    let app = app_with(&sandbox, options).await;
-    let admin = app.admin_tokens().await.access;
+    let (app, admin) = app_for_replicas(&sandbox).await;
     let (a_addr, b_addr) = (app.process_addr, free_addr());
     let mut a = app.spawn_process_replica(a_addr, "replica-a");
     let b = app.spawn_process_replica(b_addr, "replica-b");
