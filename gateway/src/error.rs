@@ -107,11 +107,22 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-/// For known paths called with a method they do not support.
+/// For known paths called with a method they do not support; `Allow`
+/// lists the ones they do, as RFC 9110 asks.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    error(
+    let mut response = error(
         ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.path()),
     )
-    .error_response()
+    .error_response();
+    let allowed = req
+        .match_pattern()
+        .and_then(|pattern| crate::openapi::allowed_methods(&pattern));
+    if let Some(allowed) = allowed {
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allowed),
+        );
+    }
+    response
 }

@@ -1,8 +1,14 @@
 //! The OpenAPI document, generated from the handlers and their types.
 
+use std::{collections::HashMap, sync::LazyLock};
+
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, PathItem, Ref, ResponseBuilder,
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use crate::{error::ErrorBody, routes};
@@ -50,7 +56,7 @@ use crate::{error::ErrorBody, routes};
         routes::webhooks::twilio_status,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 pub struct ApiDoc;
 
@@ -69,4 +75,87 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Answers any operation can give that its handler does not list: 401
+/// where a token is needed, 400 and 415 where a JSON body is read. Callers
+/// generating clients from the document meet them like any other.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for (_, operation) in operations_mut(item) {
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    document(
+                        operation,
+                        "401",
+                        "unauthorized: the bearer token is missing, invalid or expired",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    document(
+                        operation,
+                        "400",
+                        "invalid_argument: the body is not the JSON this operation takes",
+                    );
+                    document(
+                        operation,
+                        "415",
+                        "unsupported_media_type: the body is not application/json",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn document(operation: &mut Operation, status: &str, description: &str) {
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build()
+                .into()
+        });
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("GET", item.get.as_mut()),
+        ("PUT", item.put.as_mut()),
+        ("POST", item.post.as_mut()),
+        ("DELETE", item.delete.as_mut()),
+        ("OPTIONS", item.options.as_mut()),
+        ("HEAD", item.head.as_mut()),
+        ("PATCH", item.patch.as_mut()),
+        ("TRACE", item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation?)))
+}
+
+/// The methods a route answers, by its path as the document writes it
+/// (`/api/v1/sms/{id}`): what a 405's `Allow` header lists.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+        let mut openapi = ApiDoc::openapi();
+        openapi
+            .paths
+            .paths
+            .iter_mut()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = operations_mut(item).map(|(method, _)| method).collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect()
+    });
+    ALLOWED.get(path).map(String::as_str)
 }

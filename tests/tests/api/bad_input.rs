@@ -140,14 +140,20 @@ async fn bad_inputs_get_documented_4xx_codes() {
     app.get("/api/v1/nothing-here", &admin)
         .await
         .assert_error(404, "not_found");
-    app.call(
-        Method::PUT,
-        "/api/v1/country-operators",
-        Some(&admin),
-        Some(json!({})),
-    )
-    .await
-    .assert_error(405, "method_not_allowed");
+    let wrong_method = app
+        .call(
+            Method::PUT,
+            "/api/v1/country-operators",
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(wrong_method.headers["allow"], "GET, POST");
+    wrong_method.assert_error(405, "method_not_allowed");
+    let wrong_method = app
+        .call(Method::POST, "/api/v1/sms/some-id", Some(&admin), None)
+        .await;
+    assert_eq!(wrong_method.headers["allow"], "GET");
     app.get("/api/v1/country-operators/not-an-id", &admin)
         .await
         .assert_error(404, "not_found");
@@ -206,6 +212,27 @@ async fn openapi_and_docs_are_served() {
             spec.body["paths"].get(path).is_some(),
             "{path} missing from the spec"
         );
+    }
+    // Every answer an operation can give is in the document: 401 where a
+    // token is needed, 400 and 415 where a JSON body is read.
+    for (path, item) in spec.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(responses.get("401").is_some(), "{method} {path}: no 401");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "415"] {
+                    assert!(
+                        responses.get(status).is_some(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
     }
     let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
