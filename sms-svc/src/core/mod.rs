@@ -257,11 +257,13 @@ impl SmsCore {
         _caller: &Caller,
         id: &str,
     ) -> Result<(MessageRow, Vec<HistoryRow>), SmsError> {
-        let row = self
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| SmsError::NotFound(format!("no message with id {id}")))?;
+        let not_found = || SmsError::NotFound(format!("no message with id {id}"));
+        // Ids are UUIDs; anything else names no message (and MySQL would
+        // refuse to compare non-ASCII text with the ASCII id column).
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(not_found());
+        }
+        let row = self.store.get(id).await?.ok_or_else(not_found)?;
         let history = self.store.history(id).await?;
         Ok((row, history))
     }
@@ -301,7 +303,7 @@ impl SmsCore {
                 .as_deref()
                 .map(|v| timestamp("until", v))
                 .transpose()?,
-            before_id: Some(query.page_token).filter(|t| !t.is_empty()),
+            before_id: page_token(query.page_token)?,
             limit: size + 1,
         };
         let mut rows = self.store.list(&filter).await?;
@@ -519,6 +521,19 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, SmsError> {
     DateTime::parse_from_rfc3339(value)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|_| SmsError::InvalidArgument(format!("{name} must be an RFC 3339 time")))
+}
+
+/// A page token is the last id of the page before: a UUID.
+fn page_token(token: String) -> Result<Option<String>, SmsError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if uuid::Uuid::try_parse(&token).is_err() {
+        return Err(SmsError::InvalidArgument(
+            "page_token is not one this API gave".into(),
+        ));
+    }
+    Ok(Some(token))
 }
 
 #[cfg(test)]

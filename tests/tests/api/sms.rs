@@ -246,6 +246,13 @@ async fn webhook_checks_signatures_and_ignores_replays_and_late_statuses() {
     ];
     let reply = post(unknown.clone(), Some(signed(&unknown))).await;
     assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    // Provider ids are printable ASCII: any other is unknown, never looked up.
+    let odd = vec![
+        ("MessageSid", "SM\u{e9}\u{2202}".to_string()),
+        ("MessageStatus", "delivered".to_string()),
+    ];
+    let reply = post(odd.clone(), Some(signed(&odd))).await;
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     app.cleanup().await;
 }
 
@@ -328,6 +335,14 @@ async fn bad_sms_input_gets_documented_codes_and_keys_dedupe() {
     app.get("/api/v1/sms/no-such-message", &admin)
         .await
         .assert_error(404, "not_found");
+    // Ids are ASCII columns in MySQL, which refuses to compare other text
+    // with them: such an id or page token was a 500.
+    app.get("/api/v1/sms/%C2%B7%F0%AD%AF%98w", &admin)
+        .await
+        .assert_error(404, "not_found");
+    app.get("/api/v1/sms?page_token=%C2%B7%F0%AD%AF%98w", &admin)
+        .await
+        .assert_error(400, "invalid_argument");
     app.get("/api/v1/sms?status=lost", &admin)
         .await
         .assert_error(400, "invalid_argument");
