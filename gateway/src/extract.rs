@@ -128,8 +128,14 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalBody<T> {
         if !chunked && length.unwrap_or(0) == 0 {
             return Box::pin(async { Ok(OptionalBody(T::default())) });
         }
-        let body = Body::<T>::from_request(req, payload);
-        Box::pin(async move { body.await.map(|Body(value)| OptionalBody(value)) })
+        // `null` is no body too, as the document's optional body allows.
+        let json = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            match json.await?.into_inner() {
+                Value::Null => Ok(OptionalBody(T::default())),
+                value => object_body(value).map(OptionalBody),
+            }
+        })
     }
 }
 
@@ -143,22 +149,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = web::Json::<Value>::from_request(req, payload);
-        Box::pin(async move {
-            let value = json.await?.into_inner();
-            if !value.is_object() {
-                return Err(error(
-                    ErrorCode::InvalidArgument,
-                    "request body must be a JSON object",
-                )
-                .into());
-            }
-            serde_json::from_value(value).map(Body).map_err(|err| {
-                error(
-                    ErrorCode::InvalidArgument,
-                    format!("invalid request body: {err}"),
-                )
-                .into()
-            })
-        })
+        Box::pin(async move { object_body(json.await?.into_inner()).map(Body) })
     }
+}
+
+fn object_body<T: DeserializeOwned>(value: Value) -> Result<T, actix_web::Error> {
+    if !value.is_object() {
+        return Err(error(
+            ErrorCode::InvalidArgument,
+            "request body must be a JSON object",
+        )
+        .into());
+    }
+    serde_json::from_value(value).map_err(|err| {
+        error(
+            ErrorCode::InvalidArgument,
+            format!("invalid request body: {err}"),
+        )
+        .into()
+    })
 }

@@ -78,8 +78,9 @@ impl Modify for BearerAuth {
 }
 
 /// Answers any operation can give that its handler does not list: 401
-/// where a token is needed, 400 and 415 where a JSON body is read. Callers
-/// generating clients from the document meet them like any other.
+/// where a token is needed, 400 where a query string or JSON body is read
+/// (an unknown or malformed field), 415 for a body that is not JSON.
+/// Callers generating clients from the document meet them like any other.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -91,6 +92,17 @@ impl Modify for CommonResponses {
                         operation,
                         "401",
                         "unauthorized: the bearer token is missing, invalid or expired",
+                    );
+                }
+                let queried =
+                    operation.parameters.iter().flatten().any(|p| {
+                        matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)
+                    });
+                if queried {
+                    document(
+                        operation,
+                        "400",
+                        "invalid_argument: a query parameter is unknown or malformed",
                     );
                 }
                 if operation.request_body.is_some() {

@@ -13,8 +13,10 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct AlertsQuery {
     /// `open`, `resolved` or `all` (default).
+    #[param(pattern = r"^(open|resolved|all)$")]
     pub state: Option<String>,
     /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -44,7 +46,12 @@ pub struct AlertsView {
 #[serde(deny_unknown_fields)]
 pub struct NewAlert {
     /// 1 to 1,000 characters, sent to every configured Telegram chat.
-    #[schema(example = "Twilio maintenance at 22:00 UTC")]
+    #[schema(
+        example = "Twilio maintenance at 22:00 UTC",
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"\S"
+    )]
     pub message: String,
 }
 
@@ -55,6 +62,7 @@ pub struct RulesBody {
     pub failure_burst: FailureBurstBody,
     pub session_failed: SessionFailedBody,
     /// After an alert resolves, the same rule and pair stay quiet this long.
+    #[schema(maximum = 86400)]
     pub cooldown_seconds: u64,
 }
 
@@ -64,15 +72,15 @@ pub struct RulesBody {
 #[serde(deny_unknown_fields)]
 pub struct SuccessRateBody {
     pub enabled: bool,
-    #[schema(example = 0.5)]
+    #[schema(example = 0.5, minimum = 0, maximum = 1)]
     pub threshold: f64,
-    #[schema(example = 0.8)]
+    #[schema(example = 0.8, minimum = 0, maximum = 1)]
     pub high_priority_threshold: f64,
-    #[schema(example = 300)]
+    #[schema(example = 300, minimum = 10, maximum = 86400)]
     pub window_seconds: u64,
-    #[schema(example = 20)]
+    #[schema(example = 20, minimum = 1)]
     pub min_finished: u64,
-    #[schema(example = 0.05)]
+    #[schema(example = 0.05, minimum = 0, maximum = 0.5)]
     pub hysteresis: f64,
 }
 
@@ -82,7 +90,9 @@ pub struct SuccessRateBody {
 #[serde(deny_unknown_fields)]
 pub struct FailureBurstBody {
     pub enabled: bool,
+    #[schema(minimum = 1)]
     pub count: u64,
+    #[schema(minimum = 10, maximum = 86400)]
     pub window_seconds: u64,
 }
 

@@ -13,7 +13,12 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What the key is for, 1 to 100 characters.
-    #[schema(example = "seed-002 checker")]
+    #[schema(
+        example = "seed-002 checker",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub name: String,
 }
 

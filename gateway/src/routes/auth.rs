@@ -16,6 +16,7 @@ pub struct Credentials {
     #[schema(example = "ops@example.com")]
     pub email: String,
     /// At least 10 characters.
+    #[schema(min_length = 10)]
     pub password: String,
 }
 

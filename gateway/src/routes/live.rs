@@ -46,6 +46,7 @@ type Upstream = Pin<Box<dyn Stream<Item = Result<Value, tonic::Status>>>>;
 /// fell behind and skipped events; `error` {code, message}.
 #[utoipa::path(get, path = "/api/v1/live", tag = "live", params(LiveQuery),
     responses((status = 101, description = "switching to WebSocket"),
+        (status = 400, description = "invalid_argument: not a WebSocket upgrade request", body = crate::error::ErrorBody),
         (status = 401, description = "unauthorized / invalid_token", body = crate::error::ErrorBody)))]
 pub async fn live(
     req: HttpRequest,

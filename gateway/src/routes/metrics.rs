@@ -14,6 +14,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
     /// How far back: `90s`, `15m`, `1h`, `7d` (60 s to 30 days; default `1h`).
+    #[param(pattern = r"^[0-9]+[smhd]$")]
     pub window: Option<String>,
     pub country: Option<String>,
     pub operator: Option<String>,
@@ -52,10 +53,13 @@ pub struct SeriesQuery {
     /// One pair; none means all pairs together.
     pub country_operator_id: Option<String>,
     /// `1m`, `5m` or `1h` (default `1m`).
+    #[param(pattern = r"^(1m|5m|1h)$")]
     pub bucket: Option<String>,
     /// RFC 3339 (default: an hour before `until`).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339 (default: now).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

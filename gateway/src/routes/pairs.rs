@@ -49,9 +49,11 @@ pub struct PairPage {
 #[serde(deny_unknown_fields)]
 pub struct PairQuery {
     /// ISO 3166-1 alpha-2, any case.
+    #[param(pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub country: Option<String>,
     pub high_priority: Option<bool>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
     pub page_token: Option<String>,
 }
@@ -60,10 +62,16 @@ pub struct PairQuery {
 #[serde(deny_unknown_fields)]
 pub struct NewPair {
     /// ISO 3166-1 alpha-2, any case; stored upper case.
-    #[schema(example = "gb")]
+    #[schema(example = "gb", pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub country: String,
-    /// 1 to 50 characters after trimming; unique per country ignoring case.
-    #[schema(example = "Vodafone")]
+    /// 1 to 50 characters after trimming, no control characters; unique
+    /// per country ignoring case.
+    #[schema(
+        example = "Vodafone",
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub operator: String,
     #[serde(default)]
     pub is_high_priority: bool,
@@ -73,7 +81,13 @@ pub struct NewPair {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairPatch {
+    #[schema(pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub country: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub operator: Option<String>,
     pub is_high_priority: Option<bool>,
 }

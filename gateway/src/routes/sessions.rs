@@ -31,6 +31,7 @@ pub struct RangeBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
+    #[schema(min_length = 1)]
     pub country_operator_id: String,
     /// Messages per minute: above 0, at most 600,000.
     #[schema(example = 10)]
@@ -43,6 +44,7 @@ pub struct NewSession {
     /// Stop after this many messages.
     pub limit: Option<u64>,
     /// RFC 3339: stop then.
+    #[schema(format = DateTime)]
     pub stop_at: Option<String>,
 }
 
@@ -126,10 +128,12 @@ pub struct AuditPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
+    #[param(pattern = r"^(starting|running|stopping|stopped|failed)$")]
     pub state: Option<String>,
     pub country: Option<String>,
     pub country_operator_id: Option<String>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
     pub page_token: Option<String>,
 }

@@ -12,13 +12,17 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSms {
+    #[schema(min_length = 1)]
     pub country_operator_id: String,
     /// E.164, e.g. `+447700900123`.
-    #[schema(example = "+447700900123")]
+    #[schema(example = "+447700900123", pattern = r"^\s*\+[1-9][0-9]{1,14}\s*$")]
     pub to: String,
-    /// 1 to 1600 characters.
+    /// 1 to 1600 characters, not all white space.
+    #[schema(min_length = 1, max_length = 1600, pattern = r"\S")]
     pub body: String,
-    /// The same key always returns the same message, sent once.
+    /// The same key always returns the same message, sent once. Printable
+    /// ASCII, at most 128 bytes.
+    #[schema(max_length = 128, pattern = r"^[\x20-\x7e]*$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -97,13 +101,17 @@ pub struct SmsPage {
 #[serde(deny_unknown_fields)]
 pub struct SmsQuery {
     pub country_operator_id: Option<String>,
+    #[param(pattern = r"^(accepted|queued|sent|delivered|undelivered|failed)$")]
     pub status: Option<String>,
     pub session_id: Option<String>,
     /// RFC 3339; created at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; created before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
     pub page_token: Option<String>,
 }

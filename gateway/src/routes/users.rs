@@ -52,6 +52,7 @@ pub struct UserPage {
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
     pub page_token: Option<String>,
 }

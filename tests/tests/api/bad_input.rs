@@ -214,7 +214,8 @@ async fn openapi_and_docs_are_served() {
         );
     }
     // Every answer an operation can give is in the document: 401 where a
-    // token is needed, 400 and 415 where a JSON body is read.
+    // token is needed, 400 where a query string or JSON body is read, 415
+    // where a body is.
     for (path, item) in spec.body["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = &operation["responses"];
@@ -223,6 +224,12 @@ async fn openapi_and_docs_are_served() {
                 .is_some_and(|s| !s.is_empty());
             if secured {
                 assert!(responses.get("401").is_some(), "{method} {path}: no 401");
+            }
+            let queried = operation["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+            if queried {
+                assert!(responses.get("400").is_some(), "{method} {path}: no 400");
             }
             if operation.get("requestBody").is_some() {
                 for status in ["400", "415"] {
