@@ -19,7 +19,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use smsops_tests::{Options, TestApp, amqp::EventQueue, sandbox::Sandbox};
+use smsops_tests::{Options, TestApp, amqp::EventQueue, host::peak_rss_mib, sandbox::Sandbox};
 
 /// The allocator the services run with in production (see their `main.rs`).
 #[global_allocator]
@@ -32,17 +32,6 @@ fn arg(name: &str, default: f64) -> f64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn peak_rss_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -227,8 +216,8 @@ async fn main() {
     );
     println!(
         "peak RSS:            process-svc {:.0} MiB, sandbox {:.0} MiB, the rest (auth, operator, sms, gateway, consumer) {:.0} MiB",
-        peak_rss_mib(&replica.pid().to_string()),
-        peak_rss_mib(&sandbox.pid().to_string()),
+        peak_rss_mib(replica.pid()),
+        peak_rss_mib(sandbox.pid()),
         peak_rss_mib("self")
     );
     drop(replica);

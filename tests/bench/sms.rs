@@ -2,14 +2,17 @@
 //! with C batches in flight, against the sandbox; waits until every event of
 //! every message is on RabbitMQ, then prints the figures.
 //!
-//! `bench-sms [--messages N] [--concurrency C] [--batch B] [--with-consumers]`
+//! `bench-sms [--messages N] [--concurrency C] [--batch B] [--with-consumers]
+//! [--sms-in-process]`
 //!
 //! metrics-svc and notify-svc consume the events in production on cores of
 //! their own; here they would share the two being measured, so they run only
 //! with `--with-consumers`.
 //!
-//! All smsops services run in this process (the sandbox runs apart), so the
-//! peak RSS printed is theirs together, an upper bound for sms-svc's.
+//! sms-svc runs from its own release binary as a child process, as in
+//! production, so its own peak RSS can be printed; the other smsops services
+//! run in this process (the sandbox apart). `--sms-in-process` runs sms-svc
+//! in this process too (measured: the same msg/s either way).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +29,7 @@ use serde_json::json;
 use smsops_proto::sms::v1::{
     SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
 };
-use smsops_tests::{Options, TestApp, amqp::EventQueue, sandbox::Sandbox};
+use smsops_tests::{Options, TestApp, amqp::EventQueue, host::peak_rss_mib, sandbox::Sandbox};
 use tokio::sync::Semaphore;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -45,17 +48,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 #[tokio::main]
 async fn main() {
     // `make bench-sms` sets SMSOPS_LOG=warn: a lost event must show why.
@@ -67,9 +59,11 @@ async fn main() {
     let sandbox =
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
     let consumers = std::env::args().any(|a| a == "--with-consumers");
+    let sms_apart = !std::env::args().any(|a| a == "--sms-in-process");
     let options = Options {
         twilio_base_url: sandbox.url.clone(),
         consumers,
+        sms_apart,
         provider_concurrency: arg("--provider-concurrency", 64),
         ..Options::default()
     };
@@ -90,8 +84,13 @@ async fn main() {
     let token: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
 
     println!(
-        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, consumers {}",
-        if consumers { "running" } else { "off" }
+        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, consumers {}, sms-svc {}",
+        if consumers { "running" } else { "off" },
+        if sms_apart {
+            "apart"
+        } else {
+            "in this process"
+        }
     );
     let limit = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
@@ -212,10 +211,17 @@ async fn main() {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
-    println!(
-        "peak RSS:            {:.0} MiB (all services in this process)",
-        peak_rss_mib()
-    );
+    match &app.sms_process {
+        Some(sms) => println!(
+            "peak RSS:            sms-svc {:.0} MiB; the other services in this process {:.0} MiB",
+            sms.peak_rss_mib(),
+            peak_rss_mib("self")
+        ),
+        None => println!(
+            "peak RSS:            {:.0} MiB (all services in this process)",
+            peak_rss_mib("self")
+        ),
+    }
     println!(
         "machine CPU busy:    {:.1} s over {all_secs:.1} s = {:.2} ms per message (every process)",
         busy.as_secs_f64(),

@@ -99,3 +99,15 @@ pub fn busy_cpu() -> Duration {
     // USER_HZ is 100 on every Linux this project runs on.
     Duration::from_millis(ticks * 10)
 }
+
+/// A process's peak resident memory (VmHWM) in MiB: `"self"` or a pid.
+pub fn peak_rss_mib(pid: impl std::fmt::Display) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}

@@ -10,6 +10,7 @@ pub mod mongo;
 pub mod process;
 pub mod proxy;
 pub mod sandbox;
+pub mod sms;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -55,6 +56,10 @@ pub struct Options {
     /// Run process-svc in this process; off, a test starts replicas as
     /// child processes with [`TestApp::spawn_process_replica`].
     pub process_in_process: bool,
+    /// Run sms-svc from its own binary as a child process (see
+    /// [`sms::SmsProcess`]), not in this process: so a benchmark can read
+    /// its memory apart.
+    pub sms_apart: bool,
     /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
     /// the sending side turns them off: in production they have cores of
     /// their own, here they would take the ones being measured.
@@ -79,6 +84,7 @@ impl Default for Options {
             failure_streak: 20,
             country_budgets: Vec::new(),
             process_in_process: true,
+            sms_apart: false,
             consumers: true,
             telegram_base_url: "http://127.0.0.1:9".into(),
             telegram_chats: vec!["-1001".into()],
@@ -166,6 +172,8 @@ pub struct TestApp {
     auth: Option<Running>,
     operator: Option<Running>,
     sms: Option<Running>,
+    /// sms-svc when it runs apart ([`Options::sms_apart`]).
+    pub sms_process: Option<sms::SmsProcess>,
     gateway: Option<Running>,
 }
 
@@ -212,6 +220,7 @@ impl TestApp {
             auth: None,
             operator: None,
             sms: None,
+            sms_process: None,
             gateway: None,
         };
         app.start_auth(app.key_dir.join("signing.pem"), vec![])
@@ -318,6 +327,12 @@ impl TestApp {
 
     /// Starts sms-svc (again, on the same port if it ran before).
     pub async fn start_sms(&mut self) {
+        if self.options.sms_apart {
+            let sms = sms::SmsProcess::start(&self.sms_config(self.sms_addr));
+            sms.ready(self.sms_addr).await;
+            self.sms_process = Some(sms);
+            return;
+        }
         let replica = self.spawn_sms_replica(self.sms_addr).await;
         self.prometheus.insert("sms-svc", replica.prometheus);
         self.sms = Some(replica.running);
@@ -596,6 +611,7 @@ impl TestApp {
         for running in services.into_iter().flatten() {
             running.stop().await;
         }
+        drop(self.sms_process.take());
         let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
             .await
             .unwrap();
@@ -700,6 +716,18 @@ impl TestApp {
 /// client socket or another test's listener) before the service binds it, which
 /// is how CI once failed with AddrInUse. One counter per process keeps parallel
 /// tests apart; the random start keeps concurrent test processes apart.
+/// A binary of this workspace, built in the same profile as the running
+/// executable: Cargo puts binaries beside each other, and test executables
+/// one folder below (deps/).
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    [dir.join(name), dir.join("..").join(name)]
+        .into_iter()
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("no {name} binary near {}", exe.display()))
+}
+
 pub fn free_addr() -> SocketAddr {
     use std::sync::atomic::{AtomicU16, Ordering};
     const LOW: u16 = 20_000;

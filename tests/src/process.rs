@@ -2,7 +2,6 @@
 //! binary's wiring, configured through its environment like in production.
 
 use std::{
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -22,7 +21,7 @@ impl Replica {
             .map(|(country, rate)| format!("{country}={rate}"))
             .collect();
         let supervision = &config.supervision;
-        let child = Command::new(binary())
+        let child = Command::new(crate::built_binary("process-replica"))
             .env("SMSOPS_PROCESS_ADDR", config.grpc_addr.to_string())
             .env(
                 "SMSOPS_PROCESS_PROMETHEUS_ADDR",
@@ -90,14 +89,4 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Built beside the test executables, like the sandbox.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    [dir.join("process-replica"), dir.join("../process-replica")]
-        .into_iter()
-        .find(|path| path.exists())
-        .unwrap_or_else(|| panic!("no process-replica binary near {}", exe.display()))
 }

@@ -28,14 +28,7 @@ impl Sandbox {
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::write(&path, config.to_string()).unwrap();
-        // Cargo puts a package's binaries beside each other, and its test
-        // executables one folder below (deps/).
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap();
-        let binary = [dir.join("sandbox"), dir.parent().unwrap().join("sandbox")]
-            .into_iter()
-            .find(|path| path.exists())
-            .unwrap_or_else(|| panic!("no sandbox binary near {}", exe.display()));
+        let binary = crate::built_binary("sandbox");
         let mut child = Command::new(&binary)
             .args(["--addr", "127.0.0.1:0", "--config"])
             .arg(&path)

@@ -1,0 +1,122 @@
+//! sms-svc as a child process, from its own binary and configured through
+//! its environment like in production: so a benchmark can read its peak
+//! memory apart from the services that share the test's process.
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use sms_svc::config::SmsConfig;
+
+/// The running sms-svc; killed when dropped.
+pub struct SmsProcess {
+    child: Child,
+}
+
+impl SmsProcess {
+    pub fn start(config: &SmsConfig) -> Self {
+        let twilio = &config.twilio;
+        let delivery = &config.delivery;
+        let millis = |d: Duration| d.as_millis().to_string();
+        let mut command = Command::new(crate::built_binary("sms-svc"));
+        command
+            .env("SMSOPS_SMS_ADDR", config.grpc_addr.to_string())
+            .env(
+                "SMSOPS_SMS_PROMETHEUS_ADDR",
+                config.prometheus_addr.to_string(),
+            )
+            .env("SMSOPS_MYSQL_URL", &config.mysql_url)
+            .env("SMSOPS_SMS_DB", &config.database)
+            .env("SMSOPS_AMQP_URL", &config.amqp_url)
+            .env("SMSOPS_SMS_EXCHANGE", &config.exchange)
+            .env("SMSOPS_AUTH_URL", &config.auth_url)
+            .env("SMSOPS_OPERATOR_URL", &config.operator_url)
+            .env("SMSOPS_JWT_ISSUER", &config.tokens.issuer)
+            .env("SMSOPS_JWT_AUDIENCE", &config.tokens.audience)
+            .env(
+                "SMSOPS_RPC_CONNECT_TIMEOUT_MS",
+                millis(config.timeouts.connect),
+            )
+            .env("SMSOPS_RPC_TIMEOUT_MS", millis(config.timeouts.request))
+            .env("SMSOPS_TWILIO_BASE_URL", &twilio.base_url)
+            .env("SMSOPS_TWILIO_ACCOUNT_SID", &twilio.account_sid)
+            .env("SMSOPS_TWILIO_AUTH_TOKEN", &twilio.auth_token)
+            .env(
+                "SMSOPS_SMS_PROVIDER_TIMEOUT_MS",
+                millis(delivery.request_timeout),
+            )
+            .env("SMSOPS_SMS_MAX_ATTEMPTS", delivery.max_attempts.to_string())
+            .env("SMSOPS_SMS_BACKOFF_MS", millis(delivery.backoff_base))
+            .env(
+                "SMSOPS_SMS_BREAKER_THRESHOLD",
+                delivery.breaker_threshold.to_string(),
+            )
+            .env(
+                "SMSOPS_SMS_BREAKER_COOLDOWN_SECS",
+                delivery.breaker_cooldown.as_secs().to_string(),
+            )
+            .env(
+                "SMSOPS_SMS_STALE_ACCEPTED_SECS",
+                delivery.stale_after.as_secs().to_string(),
+            )
+            .env(
+                "SMSOPS_SMS_PROVIDER_CONCURRENCY",
+                delivery.concurrency.to_string(),
+            )
+            .env(
+                "SMSOPS_SMS_PAIR_CACHE_SECS",
+                config.pair_cache_ttl.as_secs().to_string(),
+            )
+            .env(
+                "SMSOPS_LOG",
+                std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        for (name, value) in [
+            ("SMSOPS_TWILIO_FROM", &twilio.from),
+            (
+                "SMSOPS_TWILIO_MESSAGING_SERVICE_SID",
+                &twilio.messaging_service_sid,
+            ),
+            (
+                "SMSOPS_TWILIO_STATUS_CALLBACK_URL",
+                &twilio.status_callback_url,
+            ),
+        ] {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start sms-svc: {err}"));
+        Self { child }
+    }
+
+    /// Waits until it answers gRPC on `addr`.
+    pub async fn ready(&self, addr: SocketAddr) {
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("sms-svc never listened on {addr}");
+    }
+
+    /// Its peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        crate::host::peak_rss_mib(self.child.id())
+    }
+}
+
+impl Drop for SmsProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
