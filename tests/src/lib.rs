@@ -728,6 +728,17 @@ pub fn built_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {name} binary near {}", exe.display()))
 }
 
+/// Waits (up to 10 s) until a child process listens on `addr`.
+pub async fn wait_listening(addr: SocketAddr, what: &str) {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} never listened on {addr}");
+}
+
 pub fn free_addr() -> SocketAddr {
     use std::sync::atomic::{AtomicU16, Ordering};
     const LOW: u16 = 20_000;

@@ -1,10 +1,7 @@
 //! process-svc as a child process, for the tests that kill it: the real
 //! binary's wiring, configured through its environment like in production.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::process::{Child, Command, Stdio};
 
 use process_svc::config::ProcessConfig;
 
@@ -65,13 +62,7 @@ impl Replica {
 
     /// Waits until it answers gRPC on `addr`.
     pub async fn ready(&self, addr: std::net::SocketAddr) {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("process-svc replica never listened on {addr}");
+        crate::wait_listening(addr, "process-svc replica").await;
     }
 
     pub fn pid(&self) -> u32 {

@@ -99,13 +99,7 @@ impl SmsProcess {
 
     /// Waits until it answers gRPC on `addr`.
     pub async fn ready(&self, addr: SocketAddr) {
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("sms-svc never listened on {addr}");
+        crate::wait_listening(addr, "sms-svc").await;
     }
 
     /// Its peak resident memory so far (VmHWM), in MiB.
