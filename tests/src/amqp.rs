@@ -45,10 +45,9 @@ impl EventQueue {
 
     /// Counts the events as they arrive, keeping only their ids: a
     /// benchmark's stand-in for consumers that keep up, as metrics-svc and
-    /// notify-svc do. Parsing each body would be the benchmark's own cost,
-    /// and leaving the events unread costs the broker more than delivering
-    /// them (measured in bench-sms: 0.19 ms of CPU per message stored in a
-    /// lazy queue).
+    /// notify-svc do. Parsing each body would be the benchmark's own cost;
+    /// a queue left unread grows without end over a long run (and cost the
+    /// broker as much, measured in bench-sms).
     pub async fn tally(exchange: &str) -> EventTally {
         let mut queue = Self::bind(exchange).await;
         let Some(mut consumer) = queue.consumer.take() else {

@@ -710,12 +710,6 @@ impl TestApp {
     }
 }
 
-/// A free loopback port, for a service that others must know before it starts.
-/// A loopback address nobody listens on, chosen below the kernel's ephemeral
-/// range: a port the kernel handed out for `:0` could be handed out again (to a
-/// client socket or another test's listener) before the service binds it, which
-/// is how CI once failed with AddrInUse. One counter per process keeps parallel
-/// tests apart; the random start keeps concurrent test processes apart.
 /// A binary of this workspace, built in the same profile as the running
 /// executable: Cargo puts binaries beside each other, and test executables
 /// one folder below (deps/).
@@ -739,6 +733,12 @@ pub async fn wait_listening(addr: SocketAddr, what: &str) {
     panic!("{what} never listened on {addr}");
 }
 
+/// A free loopback port, for a service that others must know before it starts.
+/// A loopback address nobody listens on, chosen below the kernel's ephemeral
+/// range: a port the kernel handed out for `:0` could be handed out again (to a
+/// client socket or another test's listener) before the service binds it, which
+/// is how CI once failed with AddrInUse. One counter per process keeps parallel
+/// tests apart; the random start keeps concurrent test processes apart.
 pub fn free_addr() -> SocketAddr {
     use std::sync::atomic::{AtomicU16, Ordering};
     const LOW: u16 = 20_000;

@@ -20,6 +20,7 @@ impl SmsProcess {
         let twilio = &config.twilio;
         let delivery = &config.delivery;
         let millis = |d: Duration| d.as_millis().to_string();
+        let secs = |d: Duration| d.as_secs().to_string();
         let mut command = Command::new(crate::built_binary("sms-svc"));
         command
             .env("SMSOPS_SMS_ADDR", config.grpc_addr.to_string())
@@ -55,20 +56,14 @@ impl SmsProcess {
             )
             .env(
                 "SMSOPS_SMS_BREAKER_COOLDOWN_SECS",
-                delivery.breaker_cooldown.as_secs().to_string(),
+                secs(delivery.breaker_cooldown),
             )
-            .env(
-                "SMSOPS_SMS_STALE_ACCEPTED_SECS",
-                delivery.stale_after.as_secs().to_string(),
-            )
+            .env("SMSOPS_SMS_STALE_ACCEPTED_SECS", secs(delivery.stale_after))
             .env(
                 "SMSOPS_SMS_PROVIDER_CONCURRENCY",
                 delivery.concurrency.to_string(),
             )
-            .env(
-                "SMSOPS_SMS_PAIR_CACHE_SECS",
-                config.pair_cache_ttl.as_secs().to_string(),
-            )
+            .env("SMSOPS_SMS_PAIR_CACHE_SECS", secs(config.pair_cache_ttl))
             .env(
                 "SMSOPS_LOG",
                 std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
