@@ -9,6 +9,9 @@ use tonic::{Code, Status, metadata::MetadataValue};
 
 /// gRPC metadata entry that carries the stable code across a hop.
 pub const CODE_METADATA: &str = "smsops-error-code";
+/// gRPC metadata entry that carries, in whole seconds, when a refused call
+/// (429, 503) is worth trying again; the gateway answers it as `Retry-After`.
+pub const RETRY_AFTER_METADATA: &str = "smsops-retry-after";
 
 /// A stable, client-visible error code. Never rename a variant's string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,14 +43,17 @@ pub enum ErrorCode {
     UserExists,
     PairExists,
     SessionActive,
+    PairInUse,
+    IdempotencyMismatch,
     RateLimited,
+    QuotaExceeded,
     Unavailable,
     Timeout,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEmail,
@@ -75,7 +81,10 @@ impl ErrorCode {
         ErrorCode::UserExists,
         ErrorCode::PairExists,
         ErrorCode::SessionActive,
+        ErrorCode::PairInUse,
+        ErrorCode::IdempotencyMismatch,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Unavailable,
         ErrorCode::Timeout,
         ErrorCode::Internal,
@@ -111,7 +120,10 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::UserExists => "user_exists",
             ErrorCode::PairExists => "pair_exists",
+            ErrorCode::PairInUse => "pair_in_use",
+            ErrorCode::IdempotencyMismatch => "idempotency_mismatch",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
@@ -141,10 +153,12 @@ impl ErrorCode {
             ErrorCode::Conflict
             | ErrorCode::UserExists
             | ErrorCode::PairExists
-            | ErrorCode::SessionActive => 409,
+            | ErrorCode::SessionActive
+            | ErrorCode::PairInUse
+            | ErrorCode::IdempotencyMismatch => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,
@@ -181,7 +195,8 @@ impl ErrorCode {
             | ErrorCode::UserExists
             | ErrorCode::PairExists
             | ErrorCode::SessionActive => Code::AlreadyExists,
-            ErrorCode::RateLimited => Code::ResourceExhausted,
+            ErrorCode::PairInUse | ErrorCode::IdempotencyMismatch => Code::FailedPrecondition,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => Code::ResourceExhausted,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Timeout => Code::DeadlineExceeded,
             ErrorCode::Internal => Code::Internal,
@@ -231,6 +246,9 @@ impl FromStr for ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds after which the same call may succeed, for refusals that
+    /// pass (rate limits, quotas, a full hashing pool).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -238,7 +256,15 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller when to try again (at least 1 s:
+    /// "0" would invite an immediate retry).
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -270,8 +296,16 @@ impl ApiError {
             .get(CODE_METADATA)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<ErrorCode>().ok());
+        let retry_after = status
+            .metadata()
+            .get(RETRY_AFTER_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u32>().ok());
         match carried {
-            Some(code) => Self::new(code, status.message()),
+            Some(code) => Self {
+                retry_after,
+                ..Self::new(code, status.message())
+            },
             None => {
                 let code = ErrorCode::from_grpc_code(status.code());
                 let message = match code {
@@ -295,6 +329,11 @@ impl From<ApiError> for Status {
         status
             .metadata_mut()
             .insert(CODE_METADATA, MetadataValue::from_static(err.code.as_str()));
+        if let Some(secs) = err.retry_after {
+            status
+                .metadata_mut()
+                .insert(RETRY_AFTER_METADATA, MetadataValue::from(secs));
+        }
         status
     }
 }
@@ -320,6 +359,20 @@ mod tests {
             assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
             assert!((400..600).contains(&code.http_status()));
         }
+    }
+
+    #[test]
+    fn retry_after_survives_a_grpc_hop() {
+        let err = ApiError::new(ErrorCode::QuotaExceeded, "later").retry_after(42);
+        let back = ApiError::from_status(&Status::from(err.clone()));
+        assert_eq!(back, err);
+        assert_eq!(back.retry_after, Some(42));
+        assert_eq!(
+            ApiError::new(ErrorCode::Unavailable, "x")
+                .retry_after(0)
+                .retry_after,
+            Some(1)
+        );
     }
 
     #[test]

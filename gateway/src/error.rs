@@ -39,6 +39,9 @@ impl ResponseError for HttpError {
         if self.0.code == ErrorCode::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"smsops\""));
         }
+        if let Some(secs) = self.0.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs));
+        }
         response.json(ErrorBody {
             code: self.0.code.as_str(),
             message: self.0.message.clone(),
