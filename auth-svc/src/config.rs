@@ -2,6 +2,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use smsops_common::config::{self, ConfigError, TokenSettings};
 
+use crate::core::SignupPolicy;
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// gRPC listen address; port 0 picks a free port.
@@ -18,18 +20,23 @@ pub struct AuthConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     /// The first admin, created at start-up when no user has this email.
-    pub admin: Option<AdminSeed>,
+    pub admin: Option<AccountSeed>,
+    /// process-svc's service account, created (or reset) at start-up with
+    /// the same email and password process-svc signs in with.
+    pub service_account: Option<AccountSeed>,
+    /// Who may sign up: `invite` (default), `open` (as viewers) or `closed`.
+    pub signup: SignupPolicy,
 }
 
 #[derive(Clone)]
-pub struct AdminSeed {
+pub struct AccountSeed {
     pub email: String,
     pub password: String,
 }
 
-impl std::fmt::Debug for AdminSeed {
+impl std::fmt::Debug for AccountSeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminSeed")
+        f.debug_struct("AccountSeed")
             .field("email", &self.email)
             .finish_non_exhaustive()
     }
@@ -41,7 +48,7 @@ impl AuthConfig {
             config::optional::<String>("SMSOPS_ADMIN_EMAIL")?,
             config::optional::<String>("SMSOPS_ADMIN_PASSWORD")?,
         ) {
-            (Some(email), Some(password)) => Some(AdminSeed { email, password }),
+            (Some(email), Some(password)) => Some(AccountSeed { email, password }),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(ConfigError::new(
@@ -55,6 +62,13 @@ impl AuthConfig {
                     "required with SMSOPS_ADMIN_PASSWORD",
                 ));
             }
+        };
+        let service_account = match config::optional::<String>("SMSOPS_PROCESS_PASSWORD")? {
+            Some(password) => Some(AccountSeed {
+                email: config::string_or("SMSOPS_PROCESS_EMAIL", "process-svc@smsops.local")?,
+                password,
+            }),
+            None => None,
         };
         Ok(Self {
             prometheus_addr: config::or(
@@ -79,6 +93,8 @@ impl AuthConfig {
             access_ttl: config::secs_or("SMSOPS_AUTH_ACCESS_TTL_SECS", 15 * 60)?,
             refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,
             admin,
+            service_account,
+            signup: config::or("SMSOPS_SIGNUP", SignupPolicy::Invite)?,
         })
     }
 }

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use smsops_common::{
     ApiError,
-    auth::{KeySource, PublicJwk, Role, TokenVerifier},
+    auth::{KeySource, PublicJwk, Revoked, Role, TokenVerifier},
 };
 use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
-use crate::core::{ApiKey, AuthCore, KeyRing, TokenPair, User};
+use crate::core::{ApiKey, AuthCore, Invitation, KeyRing, TokenPair, User};
 
 pub struct AuthGrpc {
     core: Arc<AuthCore>,
@@ -22,15 +22,23 @@ impl AuthGrpc {
     }
 }
 
-/// auth-svc verifies tokens with its own key ring rather than calling itself.
-pub struct LocalKeys(pub Arc<KeyRing>);
+/// auth-svc verifies tokens with its own key ring and revocations rather
+/// than calling itself.
+pub struct LocalKeys {
+    pub keys: Arc<KeyRing>,
+    pub core: Arc<AuthCore>,
+}
+
+type Fetched<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<Vec<T>, ApiError>> + Send + 'a>>;
 
 impl KeySource for LocalKeys {
-    fn fetch(
-        &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<PublicJwk>, ApiError>> + Send + '_>> {
-        let keys = self.0.public_keys();
+    fn fetch(&self) -> Fetched<'_, PublicJwk> {
+        let keys = self.keys.public_keys();
         Box::pin(async move { Ok(keys) })
+    }
+
+    fn revocations(&self) -> Fetched<'_, Revoked> {
+        Box::pin(async move { Ok(self.core.revocations().await?) })
     }
 }
 
@@ -41,7 +49,11 @@ impl AuthService for AuthGrpc {
         request: Request<pb::SignUpRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let req = request.into_inner();
-        let user = self.core.sign_up(&req.email, &req.password).await?;
+        let invitation = Some(req.invitation.as_str()).filter(|inv| !inv.is_empty());
+        let user = self
+            .core
+            .sign_up(&req.email, &req.password, invitation)
+            .await?;
         Ok(Response::new(user_to_pb(user)))
     }
 
@@ -97,6 +109,81 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::PublicKeys { keys }))
     }
 
+    async fn list_revocations(
+        &self,
+        _request: Request<pb::ListRevocationsRequest>,
+    ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        let items = self
+            .core
+            .revocations()
+            .await?
+            .into_iter()
+            .map(|revoked| match revoked {
+                Revoked::VersionsBelow {
+                    user_id,
+                    min_version,
+                } => pb::Revocation {
+                    user_id,
+                    min_version,
+                    jti: String::new(),
+                },
+                Revoked::Token(jti) => pb::Revocation {
+                    jti,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::ListRevocationsResponse { items }))
+    }
+
+    async fn create_invitation(
+        &self,
+        request: Request<pb::CreateInvitationRequest>,
+    ) -> Result<Response<pb::CreatedInvitation>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let role = role_from_pb(req.role)
+            .ok_or_else(|| ApiError::invalid_argument("role must be admin, operator or viewer"))?;
+        let email = Some(req.email.as_str()).filter(|email| !email.is_empty());
+        let ttl = (req.expires_in_hours > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(req.expires_in_hours) * 3600));
+        let created = self
+            .core
+            .create_invitation(&caller, role, email, ttl)
+            .await?;
+        Ok(Response::new(pb::CreatedInvitation {
+            invitation: Some(invitation_to_pb(created.invitation)),
+            token: created.token,
+        }))
+    }
+
+    async fn list_invitations(
+        &self,
+        request: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let items = self
+            .core
+            .list_invitations(&caller)
+            .await?
+            .into_iter()
+            .map(invitation_to_pb)
+            .collect();
+        Ok(Response::new(pb::ListInvitationsResponse { items }))
+    }
+
+    async fn revoke_invitation(
+        &self,
+        request: Request<pb::RevokeInvitationRequest>,
+    ) -> Result<Response<pb::Invitation>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let invitation = self
+            .core
+            .revoke_invitation(&caller, &request.into_inner().id)
+            .await?;
+        Ok(Response::new(invitation_to_pb(invitation)))
+    }
+
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,
@@ -120,7 +207,7 @@ impl AuthService for AuthGrpc {
         let caller = self.verifier.caller_of(&request).await?;
         let req = request.into_inner();
         let role = role_from_pb(req.role)
-            .ok_or_else(|| ApiError::invalid_argument("role must be admin or user"))?;
+            .ok_or_else(|| ApiError::invalid_argument("role must be admin, operator or viewer"))?;
         let user = self.core.update_role(&caller, &req.id, role).await?;
         Ok(Response::new(user_to_pb(user)))
     }
@@ -203,17 +290,34 @@ fn api_key_to_pb(key: ApiKey) -> pb::ApiKey {
 
 pub fn role_to_pb(role: Role) -> pb::Role {
     match role {
-        Role::User => pb::Role::User,
         Role::Admin => pb::Role::Admin,
+        Role::Operator => pb::Role::Operator,
+        Role::Viewer => pb::Role::Viewer,
+        Role::Service => pb::Role::Service,
         Role::Ingest => pb::Role::Ingest,
     }
 }
 
+/// The roles a person may be given; the others are never assigned.
 pub fn role_from_pb(role: i32) -> Option<Role> {
     match pb::Role::try_from(role).ok()? {
-        pb::Role::User => Some(Role::User),
         pb::Role::Admin => Some(Role::Admin),
-        pb::Role::Unspecified | pb::Role::Ingest => None,
+        pb::Role::Operator => Some(Role::Operator),
+        pb::Role::Viewer => Some(Role::Viewer),
+        pb::Role::Unspecified | pb::Role::Service | pb::Role::Ingest => None,
+    }
+}
+
+fn invitation_to_pb(invitation: Invitation) -> pb::Invitation {
+    pb::Invitation {
+        id: invitation.id,
+        role: role_to_pb(invitation.role).into(),
+        email: invitation.email.unwrap_or_default(),
+        state: invitation.state.as_str().to_string(),
+        created_by: invitation.created_by,
+        created_at: invitation.created_at,
+        expires_at: invitation.expires_at,
+        used_by: invitation.used_by.unwrap_or_default(),
     }
 }
 

@@ -13,7 +13,7 @@ use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAM
 
 use crate::{
     config::AuthConfig,
-    core::{AuthCore, KeyRing},
+    core::{AuthCore, KeyRing, Policy},
     grpc::{AuthGrpc, LocalKeys},
     store::Store,
 };
@@ -44,18 +44,32 @@ impl Application {
             store,
             keys.clone(),
             config.tokens.clone(),
-            config.access_ttl,
-            config.refresh_ttl,
+            Policy {
+                access_ttl: config.access_ttl,
+                refresh_ttl: config.refresh_ttl,
+                signup: config.signup,
+            },
         ));
+        core.migrate_roles()
+            .await
+            .map_err(|err| StartupError::Setup(format!("migrating roles: {err}")))?;
         if let Some(admin) = &config.admin {
             core.ensure_admin(&admin.email, &admin.password)
                 .await
                 .map_err(|err| StartupError::Setup(format!("seeding the admin: {err}")))?;
         }
-        let verifier = Arc::new(TokenVerifier::new(
+        if let Some(account) = &config.service_account {
+            core.ensure_service_account(&account.email, &account.password)
+                .await
+                .map_err(|err| StartupError::Setup(format!("the service account: {err}")))?;
+        }
+        let verifier = TokenVerifier::following(
             config.tokens.clone(),
-            Arc::new(LocalKeys(keys)),
-        ));
+            Arc::new(LocalKeys {
+                keys,
+                core: core.clone(),
+            }),
+        );
         let (health, routes) =
             standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
         health

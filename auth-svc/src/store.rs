@@ -18,6 +18,10 @@ pub struct UserDoc {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTime,
+    /// Raised by every change that must end the user's tokens (a role
+    /// change); access tokens carry the version they were issued at.
+    #[serde(default)]
+    pub token_version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,11 +60,43 @@ pub struct ApiKeyDoc {
     pub last_used_at: Option<DateTime>,
 }
 
+/// A single-use invitation to sign up, stored by the SHA-256 of its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvitationDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub secret_hash: String,
+    pub role: Role,
+    /// When set, only this (lower-cased) email may use it.
+    pub email: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime,
+    pub expires_at: DateTime,
+    pub used_at: Option<DateTime>,
+    pub used_by: Option<String>,
+    pub revoked_at: Option<DateTime>,
+}
+
+/// Tokens verifiers must refuse before they expire: every token of a user
+/// below `min_version`, or the one token `jti`. Kept only as long as such a
+/// token could still be within its `exp`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevocationDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: Option<String>,
+    pub min_version: Option<i64>,
+    pub jti: Option<String>,
+    pub expires_at: DateTime,
+}
+
 #[derive(Clone)]
 pub struct Store {
     users: Collection<UserDoc>,
     tokens: Collection<RefreshDoc>,
     api_keys: Collection<ApiKeyDoc>,
+    invitations: Collection<InvitationDoc>,
+    revocations: Collection<RevocationDoc>,
 }
 
 impl Store {
@@ -71,6 +107,8 @@ impl Store {
             users: db.collection("users"),
             tokens: db.collection("refresh_tokens"),
             api_keys: db.collection("api_keys"),
+            invitations: db.collection("invitations"),
+            revocations: db.collection("revocations"),
         };
         let unique = IndexOptions::builder()
             .unique(true)
@@ -101,11 +139,33 @@ impl Store {
             .create_index(
                 IndexModel::builder()
                     .keys(doc! { "expires_at": 1 })
+                    .options(ttl.clone())
+                    .build(),
+            )
+            .await?;
+        store
+            .revocations
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "expires_at": 1 })
                     .options(ttl)
                     .build(),
             )
             .await?;
         Ok(store)
+    }
+
+    /// Accounts made before roles were split were `user`s: they are
+    /// operators now. Returns how many were moved.
+    pub async fn migrate_user_role(&self) -> Result<u64, StoreError> {
+        let moved = self
+            .users
+            .update_many(
+                doc! { "role": "user" },
+                doc! { "$set": { "role": Role::Operator.as_str() } },
+            )
+            .await?;
+        Ok(moved.modified_count)
     }
 
     pub async fn insert_user(&self, user: &UserDoc) -> Result<(), StoreError> {
@@ -143,19 +203,129 @@ impl Store {
         Ok(cursor.try_collect().await?)
     }
 
+    /// Sets a user's role and raises its token version, so tokens of the
+    /// old role can be told apart; a service account's role never changes.
     pub async fn set_role(&self, id: &str, role: Role) -> Result<Option<UserDoc>, StoreError> {
         Ok(self
             .users
             .find_one_and_update(
-                doc! { "_id": id },
-                doc! { "$set": { "role": role.as_str() } },
+                doc! { "_id": id, "role": { "$ne": Role::Service.as_str() } },
+                doc! {
+                    "$set": { "role": role.as_str() },
+                    "$inc": { "token_version": 1_i64 },
+                },
             )
             .return_document(ReturnDocument::After)
             .await?)
     }
 
+    /// Replaces a service account's password and role, so what auth-svc's
+    /// config says always holds.
+    pub async fn set_service_account(
+        &self,
+        id: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.users
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "password_hash": password_hash, "role": Role::Service.as_str() } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_invitation(&self, invitation: &InvitationDoc) -> Result<(), StoreError> {
+        self.invitations
+            .insert_one(invitation)
+            .await
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Every invitation, newest first.
+    pub async fn invitations(&self) -> Result<Vec<InvitationDoc>, StoreError> {
+        let cursor = self
+            .invitations
+            .find(doc! {})
+            .sort(doc! { "_id": -1 })
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    pub async fn invitation(&self, id: &str) -> Result<Option<InvitationDoc>, StoreError> {
+        Ok(self.invitations.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Marks an unused, unrevoked, unexpired invitation used, atomically,
+    /// and returns it as it was: two sign-ups can never spend one.
+    pub async fn spend_invitation(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        by: &str,
+    ) -> Result<Option<InvitationDoc>, StoreError> {
+        let now = DateTime::now();
+        Ok(self
+            .invitations
+            .find_one_and_update(
+                doc! {
+                    "_id": id,
+                    "secret_hash": secret_hash,
+                    "used_at": null,
+                    "revoked_at": null,
+                    "expires_at": { "$gt": now },
+                },
+                doc! { "$set": { "used_at": now, "used_by": by } },
+            )
+            .return_document(ReturnDocument::Before)
+            .await?)
+    }
+
+    /// Gives an invitation back when the sign-up it was spent on failed.
+    pub async fn unspend_invitation(&self, id: &str) -> Result<(), StoreError> {
+        self.invitations
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "used_at": null, "used_by": null } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke_invitation(&self, id: &str) -> Result<Option<InvitationDoc>, StoreError> {
+        self.invitations
+            .update_one(
+                doc! { "_id": id, "revoked_at": null, "used_at": null },
+                doc! { "$set": { "revoked_at": DateTime::now() } },
+            )
+            .await?;
+        self.invitation(id).await
+    }
+
+    pub async fn insert_revocation(&self, revocation: &RevocationDoc) -> Result<(), StoreError> {
+        self.revocations
+            .insert_one(revocation)
+            .await
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Revocations still in force (the TTL index removes lapsed ones, but
+    /// only once a minute).
+    pub async fn revocations(&self) -> Result<Vec<RevocationDoc>, StoreError> {
+        let cursor = self
+            .revocations
+            .find(doc! { "expires_at": { "$gt": DateTime::now() } })
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
     pub async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = self.users.delete_one(doc! { "_id": id }).await?;
+        let deleted = self
+            .users
+            .delete_one(doc! { "_id": id, "role": { "$ne": Role::Service.as_str() } })
+            .await?;
         self.tokens
             .update_many(
                 doc! { "user_id": id },

@@ -6,16 +6,18 @@
 //! them without a restart.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
-use smsops_proto::auth::v1::{GetPublicKeysRequest, auth_service_client::AuthServiceClient};
+use smsops_proto::auth::v1::{
+    GetPublicKeysRequest, ListRevocationsRequest, auth_service_client::AuthServiceClient,
+};
 use tokio::sync::{Mutex, RwLock};
 use tonic::transport::Channel;
 
@@ -31,23 +33,64 @@ const LEEWAY_SECS: u64 = 30;
 /// cannot turn every request into a call to auth-svc.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How often verifiers fetch the revocations in force: a revoked right
+/// stops working within about this long (the bound is 5 s).
+pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    User,
+    /// Everything, including users, pairs, keys and rules.
     Admin,
+    /// Sends SMS, runs sessions and sees full phone numbers. Accounts made
+    /// before roles were split were `user`s and read back as operators.
+    #[serde(alias = "user")]
+    Operator,
+    /// Reads everything an operator does, with phone numbers masked.
+    Viewer,
+    /// A service of smsops acting on its own (process-svc running
+    /// sessions): an operator that may also write a session's messages.
+    /// Made by auth-svc from its config, never through sign-up.
+    Service,
     /// An API key's one-minute token: may only report SMS results. Never a
     /// user's role.
     Ingest,
 }
 
 impl Role {
+    /// The roles a person can hold, as an admin assigns them.
+    pub const PEOPLE: [Role; 3] = [Role::Admin, Role::Operator, Role::Viewer];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::User => "user",
             Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+            Role::Service => "service",
             Role::Ingest => "ingest",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        [
+            Role::Admin,
+            Role::Operator,
+            Role::Viewer,
+            Role::Service,
+            Role::Ingest,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == name)
+    }
+
+    /// May spend money: send SMS, start, stop and restart sessions.
+    pub fn can_send(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator | Role::Service)
+    }
+
+    /// May see whole phone numbers; the others see them masked.
+    pub fn sees_numbers(self) -> bool {
+        self.can_send()
     }
 }
 
@@ -62,6 +105,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The user's token version when this token was issued: a role change
+    /// or a deletion raises it, and verifiers then refuse older tokens.
+    #[serde(default)]
+    pub ver: u64,
 }
 
 /// Who is calling, as proven by a verified access token.
@@ -70,6 +117,11 @@ pub struct Caller {
     pub user_id: String,
     pub email: String,
     pub role: Role,
+    /// The token's id, expiry (unix seconds) and user token version, to
+    /// revoke it or to end a live feed when it lapses.
+    pub jti: String,
+    pub exp: i64,
+    pub ver: u64,
     /// The raw token, forwarded to the next hop so it can check it again.
     pub token: String,
 }
@@ -87,6 +139,26 @@ impl Caller {
         }
     }
 
+    /// Sending SMS and running sessions: operators and admins.
+    pub fn require_sender(&self) -> Result<(), ApiError> {
+        if self.role.can_send() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this action needs the operator or admin role",
+            ))
+        }
+    }
+
+    /// A phone number as this caller may see it.
+    pub fn shown_number(&self, number: &str) -> String {
+        if self.role.sees_numbers() {
+            number.to_string()
+        } else {
+            mask_number(number)
+        }
+    }
+
     /// Adds this caller's token to an outgoing gRPC request.
     pub fn authorize<T>(&self, mut request: tonic::Request<T>) -> tonic::Request<T> {
         if let Ok(value) = format!("Bearer {}", self.token).parse() {
@@ -94,6 +166,24 @@ impl Caller {
         }
         request
     }
+}
+
+/// `+447700900671` → `+44770****671`: the country and network stay
+/// readable, the subscriber does not. Short or odd values are masked whole
+/// but for their ends.
+pub fn mask_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    let (head, tail) = match chars.len() {
+        0..=4 => (0, 0),
+        5..=9 => (2, 2),
+        _ => (6, 3),
+    };
+    let hidden = chars.len() - head - tail;
+    chars[..head]
+        .iter()
+        .chain(std::iter::repeat_n(&'*', hidden))
+        .chain(&chars[chars.len() - tail..])
+        .collect()
 }
 
 /// One Ed25519 public key: its `kid` and the base64url of its 32 bytes.
@@ -104,10 +194,54 @@ pub struct PublicJwk {
 }
 
 type KeyFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<PublicJwk>, ApiError>> + Send + 'a>>;
+type RevokedFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Revoked>, ApiError>> + Send + 'a>>;
 
-/// Where a verifier gets the current public keys.
+/// Where a verifier gets the current public keys and revocations.
 pub trait KeySource: Send + Sync + 'static {
     fn fetch(&self) -> KeyFuture<'_>;
+    fn revocations(&self) -> RevokedFuture<'_>;
+}
+
+/// A token to refuse before its `exp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// Every token of the user issued below this version (a role change,
+    /// a deletion).
+    VersionsBelow { user_id: String, min_version: u64 },
+    /// One token, by `jti` (a sign-out).
+    Token(String),
+}
+
+/// The revocations in force, as a verifier checks them on every call.
+#[derive(Debug, Default)]
+struct RevokedSet {
+    min_version: HashMap<String, u64>,
+    tokens: HashSet<String>,
+}
+
+impl RevokedSet {
+    fn new(list: Vec<Revoked>) -> Self {
+        let mut set = Self::default();
+        for revoked in list {
+            match revoked {
+                Revoked::VersionsBelow {
+                    user_id,
+                    min_version,
+                } => {
+                    let at = set.min_version.entry(user_id).or_default();
+                    *at = (*at).max(min_version);
+                }
+                Revoked::Token(jti) => {
+                    set.tokens.insert(jti);
+                }
+            }
+        }
+        set
+    }
+
+    fn refuses(&self, user_id: &str, ver: u64, jti: &str) -> bool {
+        self.tokens.contains(jti) || self.min_version.get(user_id).is_some_and(|&min| ver < min)
+    }
 }
 
 /// Fetches the keys from auth-svc over gRPC.
@@ -142,6 +276,31 @@ impl KeySource for AuthServiceKeys {
                 .collect())
         })
     }
+
+    fn revocations(&self) -> RevokedFuture<'_> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let list = client
+                .list_revocations(ListRevocationsRequest {})
+                .await
+                .map_err(|status| ApiError::from_status(&status))?
+                .into_inner();
+            Ok(list
+                .items
+                .into_iter()
+                .map(|item| {
+                    if item.jti.is_empty() {
+                        Revoked::VersionsBelow {
+                            user_id: item.user_id,
+                            min_version: item.min_version,
+                        }
+                    } else {
+                        Revoked::Token(item.jti)
+                    }
+                })
+                .collect())
+        })
+    }
 }
 
 /// Checks access tokens: signature, `alg`, `exp` (with a small leeway), `iss`, `aud`.
@@ -151,6 +310,7 @@ pub struct TokenVerifier {
     source: Arc<dyn KeySource>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
+    revoked: std::sync::RwLock<RevokedSet>,
 }
 
 impl TokenVerifier {
@@ -165,7 +325,39 @@ impl TokenVerifier {
             source,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            revoked: std::sync::RwLock::new(RevokedSet::default()),
         }
+    }
+
+    /// A verifier that follows the revocations in force, fetching them
+    /// every [`REVOCATION_POLL`] until it is dropped.
+    pub fn following(settings: TokenSettings, source: Arc<dyn KeySource>) -> Arc<Self> {
+        let verifier = Arc::new(Self::new(settings, source));
+        tokio::spawn(follow(Arc::downgrade(&verifier), REVOCATION_POLL));
+        verifier
+    }
+
+    /// Replaces the revocations in force.
+    pub fn set_revoked(&self, list: Vec<Revoked>) {
+        let set = RevokedSet::new(list);
+        if let Ok(mut revoked) = self.revoked.write() {
+            *revoked = set;
+        }
+    }
+
+    fn is_revoked(&self, user_id: &str, ver: u64, jti: &str) -> bool {
+        self.revoked
+            .read()
+            .is_ok_and(|set| set.refuses(user_id, ver, jti))
+    }
+
+    /// Whether a caller verified earlier still holds: its token has not
+    /// expired nor been revoked since. For long-lived streams.
+    pub fn still_valid(&self, caller: &Caller) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64);
+        caller.exp > now && !self.is_revoked(&caller.user_id, caller.ver, &caller.jti)
     }
 
     /// Verifies a raw token (without the `Bearer ` prefix).
@@ -184,13 +376,28 @@ impl TokenVerifier {
                     .ok_or_else(|| bad_token("token signed by an unknown key"))?
             }
         };
-        decode::<Claims>(token, &key, &self.validation)
+        let claims = decode::<Claims>(token, &key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|err| bad_token(&format!("token rejected: {err}")))
+            .map_err(|err| bad_token(&format!("token rejected: {err}")))?;
+        if self.is_revoked(&claims.sub, claims.ver, &claims.jti) {
+            return Err(bad_token("token has been revoked"));
+        }
+        Ok(claims)
     }
 
-    /// Verifies an `Authorization: Bearer …` value and returns the caller.
+    /// Verifies an `Authorization: Bearer …` value and returns the caller:
+    /// a person or a service, never an API key's `ingest` token.
     pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let caller = self.any_caller(authorization).await?;
+        if caller.role == Role::Ingest {
+            return Err(ingest_only());
+        }
+        Ok(caller)
+    }
+
+    /// Like [`Self::caller`], also taking `ingest` tokens: for reporting
+    /// SMS results and the pair look-ups that reporting needs.
+    pub async fn any_caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let value = authorization.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
         let token =
             bearer(value).ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
@@ -199,17 +406,21 @@ impl TokenVerifier {
             user_id: claims.sub,
             email: claims.email,
             role: claims.role,
+            jti: claims.jti,
+            exp: claims.exp,
+            ver: claims.ver,
             token: token.into(),
         })
     }
 
     /// The caller of a gRPC request, from its `authorization` metadata.
     pub async fn caller_of<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
-        let value = request
-            .metadata()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        self.caller(value).await
+        self.caller(authorization_of(request)).await
+    }
+
+    /// [`Self::any_caller`] for a gRPC request.
+    pub async fn any_caller_of<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
+        self.any_caller(authorization_of(request)).await
     }
 
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -247,6 +458,46 @@ impl TokenVerifier {
     }
 }
 
+/// Fetches the revocations in force until the verifier is gone. When
+/// auth-svc cannot be reached the last list stays: tokens still end at
+/// their `exp`.
+async fn follow(verifier: Weak<TokenVerifier>, every: Duration) {
+    let mut failing = false;
+    loop {
+        let Some(strong) = verifier.upgrade() else {
+            return;
+        };
+        match strong.source.revocations().await {
+            Ok(list) => {
+                if failing {
+                    tracing::info!("revocations fetched again");
+                }
+                failing = false;
+                strong.set_revoked(list);
+            }
+            Err(err) => {
+                if !failing {
+                    tracing::warn!(error = %err, "revocation fetch failed, keeping the last list");
+                }
+                failing = true;
+            }
+        }
+        drop(strong);
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn authorization_of<T>(request: &tonic::Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn ingest_only() -> ApiError {
+    ApiError::forbidden("an api key's token may only report sms results")
+}
+
 fn bad_token(message: &str) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, message)
 }
@@ -268,5 +519,46 @@ mod tests {
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("abc"), None);
+    }
+
+    #[test]
+    fn revocations_refuse_older_versions_and_named_tokens() {
+        let set = RevokedSet::new(vec![
+            Revoked::VersionsBelow {
+                user_id: "u1".into(),
+                min_version: 2,
+            },
+            Revoked::VersionsBelow {
+                user_id: "u1".into(),
+                min_version: 1,
+            },
+            Revoked::Token("j9".into()),
+        ]);
+        assert!(set.refuses("u1", 1, "j1"));
+        assert!(!set.refuses("u1", 2, "j2"));
+        assert!(!set.refuses("u2", 0, "j3"));
+        assert!(set.refuses("u2", 0, "j9"));
+    }
+
+    #[test]
+    fn numbers_are_masked_in_the_middle() {
+        assert_eq!(mask_number("+447700900671"), "+44770****671");
+        assert_eq!(mask_number("+15551234"), "+1*****34");
+        assert_eq!(mask_number("+1"), "**");
+        assert_eq!(mask_number(""), "");
+    }
+
+    #[test]
+    fn old_user_accounts_read_as_operators() {
+        let role: Role = serde_json::from_str("\"user\"").unwrap_or(Role::Viewer);
+        assert_eq!(role, Role::Operator);
+        assert_eq!(
+            serde_json::to_string(&Role::Operator).unwrap_or_default(),
+            "\"operator\""
+        );
+        assert!(Role::Operator.can_send() && !Role::Viewer.can_send() && !Role::Ingest.can_send());
+        for role in Role::PEOPLE {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
     }
 }

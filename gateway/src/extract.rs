@@ -28,6 +28,9 @@ pub struct Authed(pub Caller);
 /// A signed-in caller with the admin role.
 pub struct Admin(pub Caller);
 
+/// A signed-in caller that may spend money: an operator or an admin.
+pub struct Sender(pub Caller);
+
 fn verify(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Caller, HttpError>>>> {
     let services = req.app_data::<web::Data<Services>>().cloned();
     let authorization = req
@@ -63,6 +66,41 @@ impl FromRequest for Admin {
             caller.require_admin()?;
             Ok(Admin(caller))
         })
+    }
+}
+
+impl FromRequest for Sender {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let caller = verify(req);
+        Box::pin(async move {
+            let caller = caller.await?;
+            caller.require_sender()?;
+            Ok(Sender(caller))
+        })
+    }
+}
+
+/// The `X-Api-Key` a request carries; before its body, so a request
+/// without one is a 401 whatever it holds.
+pub struct ApiKey(pub String);
+
+impl FromRequest for ApiKey {
+    type Error = HttpError;
+    type Future = std::future::Ready<Result<Self, HttpError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let key = req
+            .headers()
+            .get(crate::routes::ingest::API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| ApiKey(k.to_string()))
+            .ok_or_else(|| ApiError::unauthorized("missing X-Api-Key header").into());
+        std::future::ready(key)
     }
 }
 

@@ -44,10 +44,10 @@ impl Services {
         let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
         let metrics = lazy_channel("SMSOPS_METRICS_URL", &config.metrics_url, config.timeouts)?;
         let notify = lazy_channel("SMSOPS_NOTIFY_URL", &config.notify_url, config.timeouts)?;
-        let verifier = Arc::new(TokenVerifier::new(
+        let verifier = TokenVerifier::following(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
-        ));
+        );
         Ok(Self {
             auth: AuthServiceClient::new(auth.clone()),
             operator: OperatorServiceClient::new(operator.clone()),

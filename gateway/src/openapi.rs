@@ -28,6 +28,9 @@ use crate::{error::ErrorBody, routes};
         routes::users::list,
         routes::users::update_role,
         routes::users::delete,
+        routes::invitations::create,
+        routes::invitations::list,
+        routes::invitations::revoke,
         routes::pairs::list,
         routes::pairs::create,
         routes::pairs::get,
@@ -56,9 +59,22 @@ use crate::{error::ErrorBody, routes};
         routes::webhooks::twilio_status,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth, &CommonResponses, &RolesStated),
 )]
 pub struct ApiDoc;
+
+/// Who may call an operation: each one's `x-roles` extension names one of
+/// these lists, and the role matrix test calls every operation as every
+/// kind of caller against it. `anyone` needs no credential; `api_key` is
+/// an `X-Api-Key`; the rest are the roles of a bearer token.
+pub const ANYONE: [&str; 1] = ["anyone"];
+pub const API_KEY: [&str; 1] = ["api_key"];
+pub const READERS: [&str; 3] = ["viewer", "operator", "admin"];
+pub const SENDERS: [&str; 2] = ["operator", "admin"];
+pub const ADMINS: [&str; 1] = ["admin"];
+
+/// The extension that carries an operation's roles.
+pub const ROLES_EXTENSION: &str = "x-roles";
 
 struct BearerAuth;
 
@@ -115,6 +131,46 @@ impl Modify for CommonResponses {
                         operation,
                         "415",
                         "unsupported_media_type: the body is not application/json",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Says each operation's roles in its description too, where people read
+/// them, and documents the 403 that callers of other roles get.
+struct RolesStated;
+
+impl Modify for RolesStated {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for (_, operation) in operations_mut(item) {
+                let roles: Vec<String> = operation
+                    .extensions
+                    .as_ref()
+                    .and_then(|ext| ext.get(ROLES_EXTENSION))
+                    .and_then(|value| value.as_array())
+                    .map(|roles| {
+                        roles
+                            .iter()
+                            .filter_map(|r| r.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if roles.is_empty() {
+                    continue;
+                }
+                let line = format!("Roles: {}.", roles.join(", "));
+                operation.description = Some(match operation.description.take() {
+                    Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                    _ => line,
+                });
+                if !roles.iter().any(|r| r == "anyone" || r == "api_key") {
+                    document(
+                        operation,
+                        "403",
+                        "forbidden: the caller's role may not do this (an api key's token may only report results)",
                     );
                 }
             }

@@ -19,8 +19,8 @@ use crate::{
     grpc::Services,
     openapi::ApiDoc,
     routes::{
-        alerts, api_keys, auth, dashboard, health, ingest, live, metrics, pairs, prometheus,
-        resource, sessions, sms, users, webhooks,
+        alerts, api_keys, auth, dashboard, health, ingest, invitations, live, metrics, pairs,
+        prometheus, resource, sessions, sms, users, webhooks,
     },
 };
 
@@ -106,6 +106,15 @@ impl Application {
                             resource("/users/{id}")
                                 .route(web::patch().to(users::update_role))
                                 .route(web::delete().to(users::delete)),
+                        )
+                        .service(
+                            resource("/invitations")
+                                .route(web::get().to(invitations::list))
+                                .route(web::post().to(invitations::create)),
+                        )
+                        .service(
+                            resource("/invitations/{id}")
+                                .route(web::delete().to(invitations::revoke)),
                         )
                         .service(
                             resource("/country-operators")

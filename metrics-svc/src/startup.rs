@@ -30,10 +30,8 @@ impl Application {
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
-        let verifier = Arc::new(TokenVerifier::new(
-            config.tokens.clone(),
-            Arc::new(AuthServiceKeys::new(auth)),
-        ));
+        let verifier =
+            TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let (health, routes) =
             standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
         health

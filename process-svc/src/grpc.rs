@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use mongodb::bson::DateTime;
-use smsops_common::auth::TokenVerifier;
+use smsops_common::auth::{Caller, TokenVerifier};
 use smsops_proto::process::v1::{self as pb, process_service_server::ProcessService};
 use tonic::{Request, Response, Status};
 
@@ -31,6 +31,7 @@ impl ProcessService for ProcessGrpc {
         request: Request<pb::CreateSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
+        caller.require_sender()?;
         let req = request.into_inner();
         let config = req.config.unwrap_or_default();
         let recipients = config.recipients.unwrap_or_default();
@@ -48,7 +49,7 @@ impl ProcessService for ProcessGrpc {
             .core
             .create(&caller, &req.country_operator_id, plan)
             .await?;
-        Ok(Response::new(session_to_pb(view)))
+        Ok(Response::new(session_to_pb(&caller, view)))
     }
 
     async fn get_session(
@@ -57,7 +58,7 @@ impl ProcessService for ProcessGrpc {
     ) -> Result<Response<pb::Session>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
         let view = self.core.get(&caller, &request.into_inner().id).await?;
-        Ok(Response::new(session_to_pb(view)))
+        Ok(Response::new(session_to_pb(&caller, view)))
     }
 
     async fn list_sessions(
@@ -75,7 +76,10 @@ impl ProcessService for ProcessGrpc {
         };
         let (views, next) = self.core.list(&caller, query).await?;
         Ok(Response::new(pb::ListSessionsResponse {
-            items: views.into_iter().map(session_to_pb).collect(),
+            items: views
+                .into_iter()
+                .map(|view| session_to_pb(&caller, view))
+                .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }
@@ -85,9 +89,10 @@ impl ProcessService for ProcessGrpc {
         request: Request<pb::SessionActionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
+        caller.require_sender()?;
         let req = request.into_inner();
         let view = self.core.stop(&caller, &req.id, req.force).await?;
-        Ok(Response::new(session_to_pb(view)))
+        Ok(Response::new(session_to_pb(&caller, view)))
     }
 
     async fn restart_session(
@@ -95,9 +100,10 @@ impl ProcessService for ProcessGrpc {
         request: Request<pb::SessionActionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
+        caller.require_sender()?;
         let req = request.into_inner();
         let view = self.core.restart(&caller, &req.id, req.force).await?;
-        Ok(Response::new(session_to_pb(view)))
+        Ok(Response::new(session_to_pb(&caller, view)))
     }
 
     async fn list_audit(
@@ -120,13 +126,18 @@ fn time(at: Option<DateTime>) -> String {
         .unwrap_or_default()
 }
 
-fn session_to_pb(view: SessionView) -> pb::Session {
+/// A session as `caller` may see it: a viewer's numbers come masked.
+fn session_to_pb(caller: &Caller, view: SessionView) -> pb::Session {
     let s = view.session;
     let plan = s.plan;
     let recipients = pb::Recipients {
-        numbers: plan.numbers,
+        numbers: plan
+            .numbers
+            .iter()
+            .map(|number| caller.shown_number(number))
+            .collect(),
         range: plan.range_first.map(|first| pb::NumberRange {
-            first,
+            first: caller.shown_number(&first),
             count: plan.range_count.max(0) as u64,
         }),
     };

@@ -47,10 +47,10 @@ impl Application {
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
-        let verifier = Arc::new(TokenVerifier::new(
+        let verifier = TokenVerifier::following(
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
-        ));
+        );
         let ctx = Arc::new(RunContext {
             store: store.clone(),
             clients: Clients::new(auth, operator, sms, config.account.clone()),

@@ -40,10 +40,8 @@ impl Application {
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
-        let verifier = Arc::new(TokenVerifier::new(
-            config.tokens.clone(),
-            Arc::new(AuthServiceKeys::new(auth)),
-        ));
+        let verifier =
+            TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let dispatcher = Dispatcher::new(
             Arc::new(Twilio::new(config.twilio.clone())),
             config.delivery,

@@ -62,6 +62,8 @@ pub struct MessageRow {
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// See migration 0004; `None` for older messages.
+    pub request_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -124,7 +126,7 @@ pub struct ListFilter {
 
 const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_priority, session_id, \
     to_number, body_length, segments, status, provider, provider_sid, error_code, error_message, \
-    created_at, updated_at";
+    created_at, updated_at, request_hash";
 
 #[derive(Clone)]
 pub struct Store {
@@ -189,7 +191,7 @@ impl Store {
         let mut insert = QueryBuilder::<MySql>::new(
             "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
              is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-             provider, created_at, updated_at) ",
+             provider, created_at, updated_at, request_hash) ",
         );
         insert.push_values(rows, |mut values, row| {
             values
@@ -207,7 +209,8 @@ impl Store {
                 .push_bind(Status::Accepted.rank())
                 .push_bind(&row.provider)
                 .push_bind(row.created_at)
-                .push_bind(row.updated_at);
+                .push_bind(row.updated_at)
+                .push_bind(&row.request_hash);
         });
         insert.build().execute(&mut *tx).await.map_err(classify)?;
         let history: Vec<HistoryEntry> = rows
@@ -546,7 +549,7 @@ async fn write_rows(
     let mut upsert = QueryBuilder::<MySql>::new(
         "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
          is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-         provider, provider_sid, error_code, error_message, created_at, updated_at) ",
+         provider, provider_sid, error_code, error_message, created_at, updated_at, request_hash) ",
     );
     upsert.push_values(padded(rows), |mut values, row| {
         let rank = Status::parse(&row.status).map_or(0, Status::rank);
@@ -568,7 +571,8 @@ async fn write_rows(
             .push_bind(&row.error_code)
             .push_bind(&row.error_message)
             .push_bind(row.created_at)
-            .push_bind(row.updated_at);
+            .push_bind(row.updated_at)
+            .push_bind(&row.request_hash);
     });
     upsert.push(
         " ON DUPLICATE KEY UPDATE status = VALUES(status), status_rank = VALUES(status_rank), \

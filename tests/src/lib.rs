@@ -23,6 +23,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub const ADMIN_PASSWORD: &str = "admin-password-0123";
 pub const USER_PASSWORD: &str = "user-password-0123";
 pub const SERVICE_PASSWORD: &str = "process-svc-password-0123";
+pub const SERVICE_EMAIL: &str = "process-svc@smsops.test";
 
 /// Knobs a test may turn before the stack starts.
 #[derive(Clone)]
@@ -60,6 +61,8 @@ pub struct Options {
     /// [`sms::SmsProcess`]), not in this process: so a benchmark can read
     /// its memory apart.
     pub sms_apart: bool,
+    /// Who may sign up (auth-svc's `SMSOPS_SIGNUP`).
+    pub signup: auth_svc::core::SignupPolicy,
     /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
     /// the sending side turns them off: in production they have cores of
     /// their own, here they would take the ones being measured.
@@ -86,6 +89,7 @@ impl Default for Options {
             process_in_process: true,
             sms_apart: false,
             consumers: true,
+            signup: auth_svc::core::SignupPolicy::Invite,
             telegram_base_url: "http://127.0.0.1:9".into(),
             telegram_chats: vec!["-1001".into()],
         }
@@ -266,10 +270,15 @@ impl TestApp {
             tokens: Self::tokens(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
-            admin: Some(auth_svc::config::AdminSeed {
+            admin: Some(auth_svc::config::AccountSeed {
                 email: self.admin_email.clone(),
                 password: ADMIN_PASSWORD.into(),
             }),
+            service_account: Some(auth_svc::config::AccountSeed {
+                email: SERVICE_EMAIL.into(),
+                password: SERVICE_PASSWORD.into(),
+            }),
+            signup: self.options.signup,
         };
         let app = auth_svc::startup::Application::build(config).await.unwrap();
         self.auth_addr = app.grpc_addr();
@@ -413,7 +422,7 @@ impl TestApp {
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
             account: process_svc::config::ServiceAccount {
-                email: "process-svc@smsops.test".into(),
+                email: SERVICE_EMAIL.into(),
                 password: SERVICE_PASSWORD.into(),
             },
             supervision: process_svc::config::Supervision {
@@ -656,7 +665,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::from(request.send().await.unwrap()).await
+        Reply::from_response(request.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -672,6 +681,15 @@ impl TestApp {
             "/api/v1/auth/sign-up",
             None,
             json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn sign_up_invited(&self, email: &str, password: &str, invitation: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/sign-up",
+            None,
+            json!({ "email": email, "password": password, "invitation": invitation }),
         )
         .await
     }
@@ -692,10 +710,87 @@ impl TestApp {
         Tokens::from(&reply.body)
     }
 
-    /// Signs up a new `user` and signs it in.
+    /// An access token for process-svc's service account: the one caller
+    /// that may write a session's messages.
+    pub async fn service_token(&self) -> String {
+        let reply = self.sign_in(SERVICE_EMAIL, SERVICE_PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        Tokens::from(&reply.body).access
+    }
+
+    /// A new API key (made by the admin): the whole key, for `X-Api-Key`.
+    pub async fn api_key(&self) -> String {
+        let admin = self.admin_tokens().await.access;
+        let reply = self
+            .post(
+                "/api/v1/api-keys",
+                Some(&admin),
+                json!({ "name": "test key" }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["key"].as_str().unwrap().to_string()
+    }
+
+    /// The one-minute `ingest` token a new API key is exchanged for, from
+    /// auth-svc itself.
+    pub async fn ingest_token(&self) -> String {
+        let key = self.api_key().await;
+        let mut auth = smsops_proto::auth::v1::auth_service_client::AuthServiceClient::connect(
+            format!("http://{}", self.auth_addr),
+        )
+        .await
+        .unwrap();
+        auth.exchange_api_key(smsops_proto::auth::v1::ExchangeApiKeyRequest { key })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token
+    }
+
+    /// A token signed by this stack's key that expired an hour ago.
+    pub fn expired_token(&self, user_id: &str) -> String {
+        let keys = auth_svc::core::KeyRing::load(&self.key_dir.join("signing.pem"), &[]).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let tokens = Self::tokens();
+        let claims = smsops_common::auth::Claims {
+            sub: user_id.to_string(),
+            email: "expired@smsops.test".into(),
+            role: smsops_common::auth::Role::Admin,
+            iss: tokens.issuer,
+            aud: tokens.audience,
+            iat: now - 7200,
+            exp: now - 3600,
+            jti: uuid::Uuid::new_v4().to_string(),
+            ver: 0,
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(keys.signing_kid().to_string());
+        jsonwebtoken::encode(&header, &claims, keys.signing_key()).unwrap()
+    }
+
+    /// An admin's invitation to sign up as `role`.
+    pub async fn invitation(&self, role: &str) -> String {
+        let admin = self.admin_tokens().await.access;
+        let reply = self
+            .post("/api/v1/invitations", Some(&admin), json!({ "role": role }))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Signs up a new `operator` (by invitation) and signs it in.
     pub async fn new_user(&self) -> (String, Tokens) {
+        self.new_user_as("operator").await
+    }
+
+    /// Signs up a new user in `role` (by invitation) and signs it in.
+    pub async fn new_user_as(&self, role: &str) -> (String, Tokens) {
         let email = format!("user-{}@smsops.test", uuid::Uuid::new_v4().simple());
-        let reply = self.sign_up(&email, USER_PASSWORD).await;
+        let invitation = self.invitation(role).await;
+        let reply = self
+            .sign_up_invited(&email, USER_PASSWORD, &invitation)
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         let reply = self.sign_in(&email, USER_PASSWORD).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -790,7 +885,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(response: reqwest::Response) -> Self {
+    pub async fn from_response(response: reqwest::Response) -> Self {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();

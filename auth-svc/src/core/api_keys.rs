@@ -13,7 +13,7 @@ use crate::store::ApiKeyDoc;
 
 const PREFIX: &str = "smk_";
 /// An ingest token only has to outlive one call to sms-svc.
-const INGEST_TOKEN_TTL: Duration = Duration::from_secs(60);
+pub(super) const INGEST_TOKEN_TTL: Duration = Duration::from_secs(60);
 const MAX_NAME_CHARS: usize = 100;
 
 #[derive(Debug, Clone)]
@@ -100,6 +100,9 @@ impl AuthCore {
             .revoke_api_key(id)
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no api key with id {id}")))?;
+        // Its tokens live a minute; revoked, they stop at once.
+        self.revoke_versions_below(&format!("apikey:{id}"), 1)
+            .await?;
         tracing::info!(api_key = %id, by = %caller.user_id, "api key revoked");
         Ok(doc.into())
     }
@@ -127,6 +130,7 @@ impl AuthCore {
             id: &subject_id,
             email: &doc.name,
             role: Role::Ingest,
+            version: 0,
         };
         let token = tokens::access_token(&self.keys, &self.tokens, &subject, INGEST_TOKEN_TTL)?;
         // Knowing when a key was last used helps decide which to revoke; it

@@ -2,8 +2,10 @@
 
 mod api_keys;
 mod error;
+mod invitations;
 pub mod keys;
 mod password;
+mod revocations;
 mod tokens;
 mod validate;
 
@@ -17,6 +19,7 @@ use smsops_common::{
 
 pub use api_keys::{ApiKey, CreatedApiKey};
 pub use error::AuthError;
+pub use invitations::{CreatedInvitation, Invitation, InvitationState, SignupPolicy};
 pub use keys::KeyRing;
 pub use tokens::TokenPair;
 
@@ -46,33 +49,111 @@ impl From<UserDoc> for User {
     }
 }
 
+/// How long tokens live, and who may sign up.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub signup: SignupPolicy,
+}
+
 pub struct AuthCore {
     store: Store,
     keys: Arc<KeyRing>,
     tokens: TokenSettings,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    signup: SignupPolicy,
 }
 
 impl AuthCore {
-    pub fn new(
-        store: Store,
-        keys: Arc<KeyRing>,
-        tokens: TokenSettings,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-    ) -> Self {
+    pub fn new(store: Store, keys: Arc<KeyRing>, tokens: TokenSettings, policy: Policy) -> Self {
         Self {
             store,
             keys,
             tokens,
-            access_ttl,
-            refresh_ttl,
+            access_ttl: policy.access_ttl,
+            refresh_ttl: policy.refresh_ttl,
+            signup: policy.signup,
         }
     }
 
-    pub async fn sign_up(&self, email: &str, password: &str) -> Result<User, AuthError> {
-        self.create_user(email, password, Role::User).await
+    /// A new account, as the sign-up policy allows: by invitation in its
+    /// role, openly as a viewer, or not at all.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        invitation: Option<&str>,
+    ) -> Result<User, AuthError> {
+        // Bad input is answered as such whatever the policy.
+        let email = validate::email(email)?;
+        validate::password(password)?;
+        let invitation = invitation.map(str::trim).filter(|inv| !inv.is_empty());
+        let user_id = uuid::Uuid::now_v7().to_string();
+        match (self.signup, invitation) {
+            (SignupPolicy::Closed, _) => Err(AuthError::Forbidden(
+                "sign-up is closed: ask an admin for an account".into(),
+            )),
+            (SignupPolicy::Invite, None) => Err(AuthError::Forbidden(
+                "sign-up needs an invitation from an admin".into(),
+            )),
+            (SignupPolicy::Open, None) => {
+                self.insert_user(user_id, email, password, Role::Viewer)
+                    .await
+            }
+            (_, Some(invitation)) => {
+                let (id, role) = self.spend_invitation(invitation, &email, &user_id).await?;
+                let created = self.insert_user(user_id, email, password, role).await;
+                if created.is_err() {
+                    self.store.unspend_invitation(&id).await?;
+                }
+                let user = created?;
+                tracing::info!(user = %user.id, invitation = %id, role = role.as_str(), "user signed up by invitation");
+                Ok(user)
+            }
+        }
+    }
+
+    /// Accounts made before roles were split become operators.
+    pub async fn migrate_roles(&self) -> Result<(), AuthError> {
+        let moved = self.store.migrate_user_role().await?;
+        if moved > 0 {
+            tracing::info!(moved, "user accounts are operators now");
+        }
+        Ok(())
+    }
+
+    /// Creates a service account (process-svc's), or resets its password
+    /// and role to what the config says: no one can squat its email
+    /// through sign-up, and a changed password takes effect on restart.
+    pub async fn ensure_service_account(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        match self.create_user(email, password, Role::Service).await {
+            Ok(user) => {
+                tracing::info!(user = %user.id, email = %user.email, "service account created");
+                Ok(())
+            }
+            Err(AuthError::UserExists) => {
+                let email = validate::email(email)?;
+                let Some(user) = self.store.user_by_email(&email).await? else {
+                    return Err(AuthError::Internal("service account vanished".into()));
+                };
+                let known = password::verify(password.to_string(), Some(user.password_hash))
+                    .await
+                    .unwrap_or(false);
+                if !known || user.role != Role::Service {
+                    let hash = password::hash(password.to_string()).await?;
+                    self.store.set_service_account(&user.id, &hash).await?;
+                    tracing::warn!(user = %user.id, email = %email, "service account reset to its configured password and role");
+                }
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Creates the configured admin unless a user with that email exists.
@@ -95,12 +176,24 @@ impl AuthCore {
     ) -> Result<User, AuthError> {
         let email = validate::email(email)?;
         validate::password(password)?;
+        self.insert_user(uuid::Uuid::now_v7().to_string(), email, password, role)
+            .await
+    }
+
+    async fn insert_user(
+        &self,
+        id: String,
+        email: String,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AuthError> {
         let doc = UserDoc {
-            id: uuid::Uuid::now_v7().to_string(),
+            id,
             email,
             password_hash: password::hash(password.to_string()).await?,
             role,
             created_at: DateTime::now(),
+            token_version: 0,
         };
         match self.store.insert_user(&doc).await {
             Ok(()) => Ok(doc.into()),
@@ -151,7 +244,8 @@ impl AuthCore {
         self.issue(&user, spent.family_id).await
     }
 
-    /// Revokes the session a refresh token belongs to, if it is the caller's.
+    /// Revokes the session a refresh token belongs to, if it is the
+    /// caller's, and the access token the caller signs out with.
     pub async fn sign_out(&self, caller: &Caller, token: &str) -> Result<(), AuthError> {
         let hash = tokens::hash_refresh(token);
         if let Some(known) = self.store.refresh_by_hash(&hash).await?
@@ -159,7 +253,7 @@ impl AuthCore {
         {
             self.store.revoke_family(&known.family_id).await?;
         }
-        Ok(())
+        self.revoke_token(&caller.jti, caller.exp).await
     }
 
     pub async fn me(&self, caller: &Caller) -> Result<User, AuthError> {
@@ -213,13 +307,32 @@ impl AuthCore {
                 "admins cannot change their own role".into(),
             ));
         }
+        if !Role::PEOPLE.contains(&role) {
+            return Err(AuthError::InvalidArgument(
+                "role must be admin, operator or viewer".into(),
+            ));
+        }
+        self.refuse_service_account(id).await?;
         let user = self
             .store
             .set_role(id, role)
             .await?
             .ok_or_else(|| user_not_found(id))?;
+        // Tokens of the old role stop working now, not at their exp; the
+        // user's next refresh gets the new role.
+        self.revoke_versions_below(id, user.token_version).await?;
         tracing::info!(user = %id, role = role.as_str(), by = %caller.user_id, "role changed");
         Ok(user.into())
+    }
+
+    async fn refuse_service_account(&self, id: &str) -> Result<(), AuthError> {
+        match self.store.user_by_id(id).await? {
+            Some(user) if user.role == Role::Service => Err(AuthError::Forbidden(
+                "service accounts are managed by smsops's own config".into(),
+            )),
+            Some(_) => Ok(()),
+            None => Err(user_not_found(id)),
+        }
     }
 
     pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<(), AuthError> {
@@ -229,9 +342,11 @@ impl AuthCore {
                 "admins cannot delete themselves".into(),
             ));
         }
+        self.refuse_service_account(id).await?;
         if !self.store.delete_user(id).await? {
             return Err(user_not_found(id));
         }
+        self.revoke_versions_below(id, i64::MAX).await?;
         tracing::info!(user = %id, by = %caller.user_id, "user deleted");
         Ok(())
     }
@@ -241,6 +356,7 @@ impl AuthCore {
             id: &user.id,
             email: &user.email,
             role: user.role,
+            version: u64::try_from(user.token_version).unwrap_or(0),
         };
         let access_token =
             tokens::access_token(&self.keys, &self.tokens, &subject, self.access_ttl)?;

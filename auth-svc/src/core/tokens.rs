@@ -26,6 +26,7 @@ pub struct Subject<'a> {
     pub id: &'a str,
     pub email: &'a str,
     pub role: Role,
+    pub version: u64,
 }
 
 pub fn access_token(
@@ -47,6 +48,7 @@ pub fn access_token(
         iat: now,
         exp: now + ttl.as_secs() as i64,
         jti: uuid::Uuid::new_v4().to_string(),
+        ver: subject.version,
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(keys.signing_kid().to_string());

@@ -120,7 +120,7 @@ pub(crate) fn view(a: pb::Alert) -> AlertView {
 }
 
 /// Alerts, newest change first.
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
+#[utoipa::path(get, path = "/api/v1/alerts", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "alerts", params(AlertsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = AlertsView), (status = 400, description = "invalid_argument", body = ErrorBody)))]
 pub async fn list(
@@ -145,7 +145,7 @@ pub async fn list(
 }
 
 /// Raises an alert by hand and sends it to every Telegram chat (admin).
-#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts", request_body = NewAlert,
+#[utoipa::path(post, path = "/api/v1/alerts", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "alerts", request_body = NewAlert,
     security(("bearer" = [])),
     responses((status = 201, body = AlertView), (status = 400, description = "invalid_argument", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody)))]
@@ -191,7 +191,7 @@ fn rules_view(r: pb::Rules) -> RulesBody {
 }
 
 /// The alert rules (admin).
-#[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
+#[utoipa::path(get, path = "/api/v1/alerts/rules", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "alerts",
     security(("bearer" = [])),
     responses((status = 200, body = RulesBody), (status = 403, description = "forbidden", body = ErrorBody)))]
 pub async fn get_rules(
@@ -208,7 +208,7 @@ pub async fn get_rules(
 }
 
 /// Replaces the alert rules (admin); every replica uses them within a second.
-#[utoipa::path(put, path = "/api/v1/alerts/rules", tag = "alerts", request_body = RulesBody,
+#[utoipa::path(put, path = "/api/v1/alerts/rules", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "alerts", request_body = RulesBody,
     security(("bearer" = [])),
     responses((status = 200, body = RulesBody), (status = 400, description = "invalid_argument", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody)))]

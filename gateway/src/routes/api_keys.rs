@@ -61,7 +61,7 @@ pub(crate) fn view(k: pb::ApiKey) -> ApiKeyView {
 }
 
 /// Creates an API key for `POST /api/v1/ingest/sms-events` (admin).
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewApiKey,
+#[utoipa::path(post, path = "/api/v1/api-keys", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "api-keys", request_body = NewApiKey,
     security(("bearer" = [])),
     responses((status = 201, body = CreatedApiKeyView), (status = 400, description = "invalid_argument", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody)))]
@@ -84,7 +84,7 @@ pub async fn create(
 }
 
 /// Every API key, newest first, revoked ones included (admin).
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
+#[utoipa::path(get, path = "/api/v1/api-keys", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "api-keys",
     security(("bearer" = [])),
     responses((status = 200, body = ApiKeysView), (status = 403, description = "forbidden", body = ErrorBody)))]
 pub async fn list(
@@ -103,7 +103,7 @@ pub async fn list(
 }
 
 /// Revokes an API key at once (admin); revoking again changes nothing.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys",
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "api-keys",
     security(("bearer" = [])),
     responses((status = 200, body = ApiKeyView), (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody)))]

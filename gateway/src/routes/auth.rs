@@ -22,6 +22,18 @@ pub struct Credentials {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct SignUpBody {
+    #[schema(example = "ops@example.com")]
+    pub email: String,
+    /// At least 10 characters.
+    #[schema(min_length = 10)]
+    pub password: String,
+    /// An admin's invitation (`inv_…`): needed unless sign-up is open.
+    pub invitation: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
@@ -49,27 +61,31 @@ impl From<pb::TokenPair> for TokenView {
     }
 }
 
-/// Create an account with the `user` role.
-#[utoipa::path(post, path = "/api/v1/auth/sign-up", tag = "auth", request_body = Credentials,
+/// Create an account, as the server's sign-up policy (`SMSOPS_SIGNUP`)
+/// allows: `invite` (default) needs an admin's invitation and gives its
+/// role; `open` gives `viewer` to anyone; `closed` refuses everyone.
+#[utoipa::path(post, path = "/api/v1/auth/sign-up", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "auth", request_body = SignUpBody,
     responses(
         (status = 201, body = UserView),
         (status = 400, description = "invalid_email, invalid_password", body = ErrorBody),
+        (status = 403, description = "forbidden: no, or an unusable, invitation; sign-up closed", body = ErrorBody),
         (status = 409, description = "user_exists", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody)))]
 pub async fn sign_up(
     services: web::Data<Services>,
-    Body(body): Body<Credentials>,
+    Body(body): Body<SignUpBody>,
 ) -> Result<HttpResponse, HttpError> {
     let request = pb::SignUpRequest {
         email: body.email,
         password: body.password,
+        invitation: body.invitation.unwrap_or_default(),
     };
     let user = services.auth.clone().sign_up(request).await?.into_inner();
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
 
 /// Exchange email and password for an access and a refresh token.
-#[utoipa::path(post, path = "/api/v1/auth/sign-in", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/v1/auth/sign-in", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "auth", request_body = Credentials,
     responses(
         (status = 200, body = TokenView),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
@@ -87,7 +103,7 @@ pub async fn sign_in(
 }
 
 /// Spend a refresh token for a new pair. Reusing a spent token revokes its whole family.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(post, path = "/api/v1/auth/refresh", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "auth", request_body = RefreshBody,
     responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody)))]
 pub async fn refresh(
     services: web::Data<Services>,
@@ -101,7 +117,7 @@ pub async fn refresh(
 }
 
 /// Revoke a refresh token (and every token rotated from the same sign-in).
-#[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(post, path = "/api/v1/auth/sign-out", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "auth", request_body = RefreshBody,
     security(("bearer" = [])),
     responses((status = 204), (status = 401, description = "unauthorized", body = ErrorBody)))]
 pub async fn sign_out(
@@ -121,7 +137,7 @@ pub async fn sign_out(
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/auth/me", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, description = "unauthorized", body = ErrorBody)))]
 pub async fn me(
     services: web::Data<Services>,

@@ -15,13 +15,13 @@ pub struct Status {
 }
 
 /// The gateway process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/healthz", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "health", responses((status = 200, body = Status)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
 /// Every downstream service answers its gRPC health check.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "health",
     responses((status = 200, body = Status), (status = 503, description = "unavailable, naming the services", body = ErrorBody)))]
 pub async fn readyz(services: web::Data<Services>) -> Result<HttpResponse, HttpError> {
     let failing = services.not_ready().await;

@@ -1,4 +1,4 @@
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use smsops_common::{ApiError, ErrorCode};
@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::Body,
+    extract::{ApiKey, Body},
     grpc::Services,
 };
 
@@ -46,24 +46,17 @@ pub struct IngestView {
 
 /// Reports SMS results into the same event stream and metrics as smsops's
 /// own, authenticated by an API key in `X-Api-Key`.
-#[utoipa::path(post, path = "/api/v1/ingest/sms-events", tag = "ingest", request_body = IngestBody,
+#[utoipa::path(post, path = "/api/v1/ingest/sms-events", extensions(("x-roles" = json!(crate::openapi::API_KEY))), tag = "ingest", request_body = IngestBody,
     params(("X-Api-Key" = String, Header, description = "an API key from /api/v1/api-keys")),
     responses((status = 202, body = IngestView),
         (status = 400, description = "invalid_argument, naming the bad item's index", body = ErrorBody),
         (status = 401, description = "unauthorized: missing, unknown or revoked key", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody)))]
 pub async fn sms_events(
-    req: HttpRequest,
     services: web::Data<Services>,
+    ApiKey(key): ApiKey,
     body: Body<IngestBody>,
 ) -> Result<HttpResponse, HttpError> {
-    let key = req
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing X-Api-Key header"))?;
     let events = body
         .0
         .events
@@ -74,9 +67,7 @@ pub async fn sms_events(
     let exchanged = services
         .auth
         .clone()
-        .exchange_api_key(tonic::Request::new(auth_pb::ExchangeApiKeyRequest {
-            key: key.to_string(),
-        }))
+        .exchange_api_key(tonic::Request::new(auth_pb::ExchangeApiKeyRequest { key }))
         .await?
         .into_inner();
     let mut request = tonic::Request::new(sms_pb::IngestEventsRequest {

@@ -4,7 +4,9 @@
 //! The token comes as `?token=`, as an `Authorization` header, or in the
 //! first message (`{"token": "..."}`, within 10 s). Each socket follows
 //! metrics-svc's `Live` stream and notify-svc's `Watch` stream with the
-//! caller's own token, so a service checks every watcher itself.
+//! caller's own token, so a service checks every watcher itself. The socket
+//! closes with 4001 when the token expires or is revoked; a client that
+//! sends `{"token": "..."}` with a fresh one before then stays.
 
 use std::{pin::Pin, time::Duration};
 
@@ -23,6 +25,12 @@ const FIRST_MESSAGE_WITHIN: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long to wait before following a stream again after it broke.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+/// How often a socket checks its token is still good: within the 5 s a
+/// revocation must take, with the verifier's own 1 s poll.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// The close code for an expired or revoked token (4000-4999 are the
+/// application's; 4001 echoes HTTP 401).
+const TOKEN_ENDED: u16 = 4001;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LiveQuery {
@@ -44,7 +52,7 @@ type Upstream = Pin<Box<dyn Stream<Item = Result<Value, tonic::Status>>>>;
 /// (`sms.delivered`, `session.started`, …) with `event` as published
 /// (docs/events.md); `alert` {alert}; `lagged` {missed} when this socket
 /// fell behind and skipped events; `error` {code, message}.
-#[utoipa::path(get, path = "/api/v1/live", tag = "live", params(LiveQuery),
+#[utoipa::path(get, path = "/api/v1/live", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "live", params(LiveQuery),
     responses((status = 101, description = "switching to WebSocket"),
         (status = 400, description = "invalid_argument: not a WebSocket upgrade request", body = crate::error::ErrorBody),
         (status = 401, description = "unauthorized / invalid_token", body = crate::error::ErrorBody)))]
@@ -64,6 +72,13 @@ pub async fn live(
     // gets a plain 401.
     let caller = match authorization {
         Some(authorization) => Some(services.verifier.caller(Some(&authorization)).await?),
+        // Without a token only an upgrade may go on (and send it first).
+        None if !is_upgrade(&req) => {
+            return Err(ApiError::unauthorized(
+                "missing token: send ?token=, a bearer header, or upgrade and send it first",
+            )
+            .into());
+        }
         None => None,
     };
     let (response, session, messages) = actix_ws::handle(&req, body).map_err(|err| {
@@ -79,13 +94,20 @@ pub async fn live(
     Ok(response)
 }
 
+fn is_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 async fn serve(
     services: std::sync::Arc<Services>,
     caller: Option<Caller>,
     mut session: Session,
     mut messages: actix_ws::AggregatedMessageStream,
 ) {
-    let caller = match caller {
+    let mut caller = match caller {
         Some(caller) => caller,
         None => match first_message_token(&services, &mut messages).await {
             Ok(caller) => caller,
@@ -112,8 +134,20 @@ async fn serve(
     let mut metrics = follow_metrics(&services, &caller);
     let mut alerts = follow_alerts(&services, &caller);
     let mut ping = tokio::time::interval(PING_EVERY);
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                if !services.verifier.still_valid(&caller) {
+                    let _ = session
+                        .close(Some(CloseReason {
+                            code: CloseCode::Other(TOKEN_ENDED),
+                            description: Some("token expired or revoked".into()),
+                        }))
+                        .await;
+                    return;
+                }
+            }
             item = metrics.next() => match item {
                 Some(Ok(message)) => {
                     if forward_metrics(&mut session, message).await.is_err() {
@@ -160,7 +194,29 @@ async fn serve(
                     let _ = session.close(None).await;
                     return;
                 }
-                // The feed is one way; anything else the client says is ignored.
+                Some(Ok(AggregatedMessage::Text(text))) => {
+                    match renewed(&services, &caller, &text).await {
+                        Some(Ok(fresh)) => {
+                            // The upstreams carry the old token: follow them
+                            // again under the new one.
+                            metrics = follow_metrics(&services, &fresh);
+                            alerts = follow_alerts(&services, &fresh);
+                            let reply = json!({"type": "renewed", "expires_at": fresh.exp});
+                            caller = fresh;
+                            if send(&mut session, reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(error)) => {
+                            let reply = json!({"type": "error", "code": error.code.as_str(), "message": error.message});
+                            if send(&mut session, reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        // Anything else the client says is ignored: the feed is one way.
+                        None => {}
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
@@ -189,6 +245,29 @@ async fn first_message_token(
         .caller(Some(&format!("Bearer {}", hello.token)))
         .await
         .map_err(|err| err.message)
+}
+
+/// A `{"token": ...}` message: the caller it proves, if it is the same
+/// user's; `None` for any other message.
+async fn renewed(
+    services: &Services,
+    caller: &Caller,
+    text: &str,
+) -> Option<Result<Caller, ApiError>> {
+    let hello: Hello = serde_json::from_str(text).ok()?;
+    let fresh = services
+        .verifier
+        .caller(Some(&format!("Bearer {}", hello.token)))
+        .await;
+    Some(fresh.and_then(|fresh| {
+        if fresh.user_id == caller.user_id {
+            Ok(fresh)
+        } else {
+            Err(ApiError::forbidden(
+                "a socket keeps the user it was opened by",
+            ))
+        }
+    }))
 }
 
 async fn send(session: &mut Session, message: Value) -> Result<(), actix_ws::Closed> {

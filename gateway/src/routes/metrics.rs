@@ -99,7 +99,7 @@ fn window_secs(value: &str) -> Option<u64> {
 }
 
 /// Totals per pair over a window, counted exactly once per SMS event.
-#[utoipa::path(get, path = "/api/v1/metrics/summary", tag = "metrics", params(SummaryQuery),
+#[utoipa::path(get, path = "/api/v1/metrics/summary", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "metrics", params(SummaryQuery),
     security(("bearer" = [])),
     responses((status = 200, body = SummaryView), (status = 400, description = "invalid_argument", body = ErrorBody)))]
 pub async fn summary(
@@ -154,7 +154,7 @@ pub(crate) fn pair_view(p: pb::PairSummary) -> PairSummaryView {
 }
 
 /// Counts per time bucket, for one pair or all of them.
-#[utoipa::path(get, path = "/api/v1/metrics/series", tag = "metrics", params(SeriesQuery),
+#[utoipa::path(get, path = "/api/v1/metrics/series", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "metrics", params(SeriesQuery),
     security(("bearer" = [])),
     responses((status = 200, body = SeriesView), (status = 400, description = "invalid_argument", body = ErrorBody)))]
 pub async fn series(

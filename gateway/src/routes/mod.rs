@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod health;
 pub mod ingest;
+pub mod invitations;
 pub mod live;
 pub mod metrics;
 pub mod pairs;

@@ -93,7 +93,7 @@ pub struct PairPatch {
 }
 
 /// List pairs, oldest first, with optional filters and cursor paging.
-#[utoipa::path(get, path = "/api/v1/country-operators", tag = "country-operators", params(PairQuery),
+#[utoipa::path(get, path = "/api/v1/country-operators", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "country-operators", params(PairQuery),
     security(("bearer" = [])),
     responses((status = 200, body = PairPage), (status = 400, description = "invalid_argument, invalid_country", body = ErrorBody)))]
 pub async fn list(
@@ -121,7 +121,7 @@ pub async fn list(
 }
 
 /// Create a pair (admin).
-#[utoipa::path(post, path = "/api/v1/country-operators", tag = "country-operators", request_body = NewPair,
+#[utoipa::path(post, path = "/api/v1/country-operators", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "country-operators", request_body = NewPair,
     security(("bearer" = [])),
     responses((status = 201, body = PairView),
         (status = 400, description = "invalid_country, invalid_operator", body = ErrorBody),
@@ -146,7 +146,7 @@ pub async fn create(
 }
 
 /// One pair.
-#[utoipa::path(get, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+#[utoipa::path(get, path = "/api/v1/country-operators/{id}", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "country-operators",
     security(("bearer" = [])),
     responses((status = 200, body = PairView), (status = 404, description = "not_found", body = ErrorBody)))]
 pub async fn get(
@@ -166,7 +166,7 @@ pub async fn get(
 }
 
 /// Change some fields of a pair (admin).
-#[utoipa::path(patch, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+#[utoipa::path(patch, path = "/api/v1/country-operators/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "country-operators",
     request_body = PairPatch, security(("bearer" = [])),
     responses((status = 200, body = PairView), (status = 400, body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
@@ -192,7 +192,7 @@ pub async fn update(
 }
 
 /// Delete a pair (admin).
-#[utoipa::path(delete, path = "/api/v1/country-operators/{id}", tag = "country-operators",
+#[utoipa::path(delete, path = "/api/v1/country-operators/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "country-operators",
     security(("bearer" = [])),
     responses((status = 204), (status = 404, description = "not_found", body = ErrorBody)))]
 pub async fn delete(

@@ -38,7 +38,7 @@ pub async fn record(
 }
 
 /// The gateway's metrics in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "health",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub async fn metrics(telemetry: web::Data<Telemetry>) -> HttpResponse {
     HttpResponse::Ok()

@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::{Authed, Body, OptionalBody},
+    extract::{Authed, Body, OptionalBody, Sender},
     grpc::Services,
 };
 
@@ -192,7 +192,7 @@ impl From<pb::Session> for SessionView {
 }
 
 /// Start a session for a pair. 201 with the session, already running.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = NewSession,
+#[utoipa::path(post, path = "/api/v1/sessions", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions", request_body = NewSession,
     security(("bearer" = [])),
     responses((status = 201, body = SessionView),
         (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, invalid_template, invalid_argument", body = ErrorBody),
@@ -200,7 +200,7 @@ impl From<pb::Session> for SessionView {
         (status = 409, description = "session_active: the pair already has one", body = ErrorBody)))]
 pub async fn create(
     services: web::Data<Services>,
-    Authed(caller): Authed,
+    Sender(caller): Sender,
     Body(body): Body<NewSession>,
 ) -> Result<HttpResponse, HttpError> {
     let recipients = match body.recipients {
@@ -235,7 +235,7 @@ pub async fn create(
 }
 
 /// Sessions, oldest first, filtered by state, country or pair.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
+#[utoipa::path(get, path = "/api/v1/sessions", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sessions", params(SessionQuery),
     security(("bearer" = [])),
     responses((status = 200, body = SessionPage), (status = 400, description = "invalid_argument", body = ErrorBody)))]
 pub async fn list(
@@ -264,7 +264,7 @@ pub async fn list(
 }
 
 /// One session with its live counters.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sessions", security(("bearer" = [])),
     responses((status = 200, body = SessionView), (status = 404, description = "session_not_found", body = ErrorBody)))]
 pub async fn get(
     services: web::Data<Services>,
@@ -283,14 +283,14 @@ pub async fn get(
 }
 
 /// Stop a session; answers once it has stopped sending.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", tag = "sessions",
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
         (status = 403, description = "pair_pinned: a high-priority pair needs an admin and force", body = ErrorBody),
         (status = 404, description = "session_not_found", body = ErrorBody)))]
 pub async fn stop(
     services: web::Data<Services>,
-    Authed(caller): Authed,
+    Sender(caller): Sender,
     id: web::Path<String>,
     OptionalBody(action): OptionalBody<SessionAction>,
 ) -> Result<HttpResponse, HttpError> {
@@ -308,7 +308,7 @@ pub async fn stop(
 
 /// Restart a session: it stops, then starts again where its sequence left
 /// off, keeping its counters.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/restart", tag = "sessions",
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/restart", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
         (status = 403, description = "pair_pinned", body = ErrorBody),
@@ -316,7 +316,7 @@ pub async fn stop(
         (status = 409, description = "session_active: the pair has another active session", body = ErrorBody)))]
 pub async fn restart(
     services: web::Data<Services>,
-    Authed(caller): Authed,
+    Sender(caller): Sender,
     id: web::Path<String>,
     OptionalBody(action): OptionalBody<SessionAction>,
 ) -> Result<HttpResponse, HttpError> {
@@ -333,7 +333,7 @@ pub async fn restart(
 }
 
 /// Who started, stopped, restarted or resumed the session, and when.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/audit", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/audit", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sessions", security(("bearer" = [])),
     responses((status = 200, body = AuditPage), (status = 404, description = "session_not_found", body = ErrorBody)))]
 pub async fn audit(
     services: web::Data<Services>,

@@ -5,7 +5,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ErrorBody, HttpError},
-    extract::{Authed, Body},
+    extract::{Authed, Body, Sender},
     grpc::Services,
 };
 
@@ -118,13 +118,13 @@ pub struct SmsQuery {
 
 /// Send one SMS. 202: it is recorded and handed to the provider; follow its
 /// status with `GET /sms/{id}`.
-#[utoipa::path(post, path = "/api/v1/sms", tag = "sms", request_body = NewSms, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/sms", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sms", request_body = NewSms, security(("bearer" = [])),
     responses((status = 202, body = SmsView),
         (status = 400, description = "invalid_phone, invalid_body", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody)))]
 pub async fn send(
     services: web::Data<Services>,
-    Authed(caller): Authed,
+    Sender(caller): Sender,
     Body(body): Body<NewSms>,
 ) -> Result<HttpResponse, HttpError> {
     let request = pb::SendSmsRequest {
@@ -143,7 +143,7 @@ pub async fn send(
 }
 
 /// One message with its status history.
-#[utoipa::path(get, path = "/api/v1/sms/{id}", tag = "sms", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/sms/{id}", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sms", security(("bearer" = [])),
     responses((status = 200, body = SmsDetailView), (status = 404, description = "not_found", body = ErrorBody)))]
 pub async fn get(
     services: web::Data<Services>,
@@ -178,7 +178,7 @@ pub async fn get(
 }
 
 /// Message history, newest first, with filters and cursor paging.
-#[utoipa::path(get, path = "/api/v1/sms", tag = "sms", params(SmsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/sms", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sms", params(SmsQuery), security(("bearer" = [])),
     responses((status = 200, body = SmsPage), (status = 400, description = "invalid_argument", body = ErrorBody)))]
 pub async fn list(
     services: web::Data<Services>,

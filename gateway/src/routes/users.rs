@@ -12,8 +12,34 @@ use crate::{
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleView {
-    User,
     Admin,
+    Operator,
+    Viewer,
+    /// smsops's own service accounts; never assigned.
+    Service,
+}
+
+impl RoleView {
+    pub fn from_pb(role: i32) -> Self {
+        match pb::Role::try_from(role) {
+            Ok(pb::Role::Admin) => RoleView::Admin,
+            Ok(pb::Role::Operator) => RoleView::Operator,
+            Ok(pb::Role::Service) => RoleView::Service,
+            // Least rights for anything unexpected.
+            Ok(pb::Role::Viewer | pb::Role::Unspecified | pb::Role::Ingest) | Err(_) => {
+                RoleView::Viewer
+            }
+        }
+    }
+
+    pub fn to_pb(self) -> pb::Role {
+        match self {
+            RoleView::Admin => pb::Role::Admin,
+            RoleView::Operator => pb::Role::Operator,
+            RoleView::Viewer => pb::Role::Viewer,
+            RoleView::Service => pb::Role::Service,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,16 +52,10 @@ pub struct UserView {
 
 impl From<pb::User> for UserView {
     fn from(user: pb::User) -> Self {
-        let role = match pb::Role::try_from(user.role) {
-            Ok(pb::Role::Admin) => RoleView::Admin,
-            Ok(pb::Role::User | pb::Role::Unspecified | pb::Role::Ingest) | Err(_) => {
-                RoleView::User
-            }
-        };
         Self {
             id: user.id,
             email: user.email,
-            role,
+            role: RoleView::from_pb(user.role),
             created_at: user.created_at,
         }
     }
@@ -64,7 +84,7 @@ pub struct RoleBody {
 }
 
 /// List users (admin).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "users", params(UserQuery), security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = 403, description = "forbidden", body = ErrorBody)))]
 pub async fn list(
     services: web::Data<Services>,
@@ -89,7 +109,7 @@ pub async fn list(
 }
 
 /// Change a user's role (admin; not your own).
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = RoleBody,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "users", request_body = RoleBody,
     security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody)))]
@@ -99,13 +119,9 @@ pub async fn update_role(
     id: web::Path<String>,
     Body(body): Body<RoleBody>,
 ) -> Result<HttpResponse, HttpError> {
-    let role = match body.role {
-        RoleView::User => pb::Role::User,
-        RoleView::Admin => pb::Role::Admin,
-    };
     let request = pb::UpdateUserRoleRequest {
         id: id.into_inner(),
-        role: role.into(),
+        role: body.role.to_pb().into(),
     };
     let user = services
         .auth
@@ -116,7 +132,7 @@ pub async fn update_role(
 }
 
 /// Delete a user (admin; not yourself). Their refresh tokens stop working.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/users/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "users", security(("bearer" = [])),
     responses((status = 204), (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody)))]
 pub async fn delete(

@@ -10,7 +10,7 @@ use crate::{
 /// Twilio's status callback. No token: sms-svc checks `X-Twilio-Signature`
 /// against the public URL it gave Twilio. Replays and out-of-order
 /// callbacks are harmless; statuses only move forward.
-#[utoipa::path(post, path = "/webhooks/twilio/status", tag = "webhooks",
+#[utoipa::path(post, path = "/webhooks/twilio/status", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = String),
     responses((status = 204), (status = 403, description = "invalid_signature", body = ErrorBody),
         (status = 404, description = "not_found: unknown MessageSid", body = ErrorBody)))]

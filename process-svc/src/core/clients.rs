@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 use smsops_proto::{
-    auth::v1::{SignInRequest, SignUpRequest, auth_service_client::AuthServiceClient},
+    auth::v1::{SignInRequest, auth_service_client::AuthServiceClient},
     operator::v1::{GetPairRequest, Pair, operator_service_client::OperatorServiceClient},
     sms::v1::{
         SendSmsBatchRequest, SendSmsRequest, SendSmsResult, sms_service_client::SmsServiceClient,
@@ -99,7 +99,7 @@ impl Clients {
 }
 
 /// The service account's access token, signed in for on first use and
-/// renewed before it expires. The account is created on first sign-in.
+/// renewed before it expires. auth-svc creates the account at its start-up.
 struct AccountToken {
     auth: AuthServiceClient<Channel>,
     account: ServiceAccount,
@@ -114,13 +114,14 @@ impl AccountToken {
         {
             return Ok(token.clone());
         }
-        let (token, expires_in) = match self.sign_in().await {
-            Err(err) if err.code == ErrorCode::InvalidCredentials => {
-                self.sign_up().await?;
-                self.sign_in().await?
+        let (token, expires_in) = self.sign_in().await.inspect_err(|err| {
+            if err.code == ErrorCode::InvalidCredentials {
+                tracing::error!(
+                    email = %self.account.email,
+                    "service account refused: auth-svc needs the same SMSOPS_PROCESS_EMAIL and SMSOPS_PROCESS_PASSWORD"
+                );
             }
-            other => other?,
-        };
+        })?;
         let renew_in = Duration::from_secs(expires_in).saturating_sub(RENEW_BEFORE);
         *current = Some((token.clone(), Instant::now() + renew_in));
         Ok(token)
@@ -143,27 +144,5 @@ impl AccountToken {
             .map_err(|status| ApiError::from_status(&status))?
             .into_inner();
         Ok((reply.access_token, reply.expires_in))
-    }
-
-    async fn sign_up(&self) -> Result<(), ApiError> {
-        let request = SignUpRequest {
-            email: self.account.email.clone(),
-            password: self.account.password.clone(),
-        };
-        match self.auth.clone().sign_up(request).await {
-            Ok(_) => {
-                tracing::info!(email = %self.account.email, "service account created");
-                Ok(())
-            }
-            Err(status) => {
-                let err = ApiError::from_status(&status);
-                // Another replica created it first.
-                if err.code == ErrorCode::UserExists {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
     }
 }

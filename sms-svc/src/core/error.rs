@@ -17,6 +17,8 @@ pub enum SmsError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
     #[error("the provider signature does not match")]
     InvalidSignature,
     #[error(transparent)]
@@ -37,6 +39,9 @@ impl From<SmsError> for ApiError {
             SmsError::PairNotFound(_) => ApiError::new(ErrorCode::PairNotFound, message),
             SmsError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             SmsError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
+            SmsError::IdempotencyMismatch(_) => {
+                ApiError::new(ErrorCode::IdempotencyMismatch, message)
+            }
             SmsError::InvalidSignature => ApiError::new(ErrorCode::InvalidSignature, message),
             SmsError::Upstream(api) => api,
             SmsError::Internal(message) => ApiError::new(ErrorCode::Internal, message),

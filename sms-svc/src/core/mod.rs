@@ -11,8 +11,9 @@ mod writer;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use smsops_common::auth::Caller;
+use smsops_common::auth::{Caller, Role};
 
 pub use error::SmsError;
 pub use event::OutboxEvent;
@@ -169,16 +170,21 @@ impl SmsCore {
         caller: &Caller,
         requests: Vec<SendRequest>,
     ) -> Result<Vec<Slot>, SmsError> {
+        caller
+            .require_sender()
+            .map_err(|err| SmsError::Forbidden(err.message))?;
         let mut slots = Vec::with_capacity(requests.len());
-        let mut keys: HashMap<String, usize> = HashMap::new();
+        // Scoped key → (first request with it, what that request asked).
+        let mut keys: HashMap<String, (usize, String)> = HashMap::new();
         for (i, request) in requests.into_iter().enumerate() {
-            let slot = match validated(request) {
+            let slot = match validated(caller, request) {
                 Err(err) => Slot::Done(Err(err)),
                 Ok(valid) => match valid.key.as_ref().and_then(|k| keys.get(k)) {
-                    Some(&first) => Slot::SameAs(first),
+                    Some((first, hash)) if *hash == valid.hash => Slot::SameAs(*first),
+                    Some((first, _)) => Slot::Done(Err(mismatch(&format!("item {first}")))),
                     None => {
                         if let Some(key) = &valid.key {
-                            keys.insert(key.clone(), i);
+                            keys.insert(key.clone(), (i, valid.hash.clone()));
                         }
                         Slot::Valid(Box::new(valid))
                     }
@@ -188,8 +194,8 @@ impl SmsCore {
         }
         let wanted: Vec<&str> = keys.keys().map(String::as_str).collect();
         for row in self.store.by_idempotency_keys(&wanted).await? {
-            if let Some(&i) = row.idempotency_key.as_ref().and_then(|key| keys.get(key)) {
-                slots[i] = Slot::Done(Ok(row));
+            if let Some((i, hash)) = row.idempotency_key.as_ref().and_then(|key| keys.get(key)) {
+                slots[*i] = Slot::Done(same_request(row, hash));
             }
         }
         let now = Utc::now();
@@ -218,6 +224,7 @@ impl SmsCore {
                         error_message: None,
                         created_at: now,
                         updated_at: now,
+                        request_hash: Some(valid.hash),
                     }),
                     body: valid.request.body,
                 },
@@ -240,11 +247,11 @@ impl SmsCore {
                 Ok(()) => {}
                 Err(StoreError::Duplicate) => {
                     let key = row.idempotency_key.unwrap_or_default();
-                    let existing = self.store.by_idempotency_key(&key).await?;
-                    slots[i] = Slot::Done(
-                        existing
-                            .ok_or_else(|| SmsError::NotFound(format!("message with key {key}"))),
-                    );
+                    let hash = row.request_hash.unwrap_or_default();
+                    slots[i] = Slot::Done(match self.store.by_idempotency_key(&key).await? {
+                        Some(existing) => same_request(existing, &hash),
+                        None => Err(SmsError::NotFound("message with this key".into())),
+                    });
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -254,7 +261,7 @@ impl SmsCore {
 
     pub async fn get(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         id: &str,
     ) -> Result<(MessageRow, Vec<HistoryRow>), SmsError> {
         let not_found = || SmsError::NotFound(format!("no message with id {id}"));
@@ -263,14 +270,15 @@ impl SmsCore {
         if uuid::Uuid::try_parse(id).is_err() {
             return Err(not_found());
         }
-        let row = self.store.get(id).await?.ok_or_else(not_found)?;
+        let mut row = self.store.get(id).await?.ok_or_else(not_found)?;
         let history = self.store.history(id).await?;
+        row.to_number = caller.shown_number(&row.to_number);
         Ok((row, history))
     }
 
     pub async fn list(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         query: ListQuery,
     ) -> Result<(Vec<MessageRow>, Option<String>), SmsError> {
         let size = match query.page_size {
@@ -313,6 +321,9 @@ impl SmsCore {
         } else {
             None
         };
+        for row in &mut rows {
+            row.to_number = caller.shown_number(&row.to_number);
+        }
         Ok((rows, next))
     }
 
@@ -432,23 +443,70 @@ impl Slot {
 #[derive(Default)]
 struct Valid {
     request: SendRequest,
+    /// The idempotency key as stored: scoped to its caller.
     key: Option<String>,
+    /// What was asked (see [`request_hash`]).
+    hash: String,
     to: String,
     length: u32,
     segments: u32,
 }
 
-fn validated(request: SendRequest) -> Result<Valid, SmsError> {
+fn validated(caller: &Caller, request: SendRequest) -> Result<Valid, SmsError> {
+    // A session's messages are process-svc's to write: anyone else naming
+    // a session could make it skip a recipient it counts as sent.
+    if !request.session_id.trim().is_empty() && caller.role != Role::Service {
+        return Err(SmsError::Forbidden(
+            "only process-svc sends a session's messages".into(),
+        ));
+    }
     let to = validate::phone(&request.to)?;
     let (length, segments) = validate::body(&request.body)?;
-    let key = validate::idempotency_key(&request.idempotency_key)?;
+    let key =
+        validate::idempotency_key(&request.idempotency_key)?.map(|key| scoped_key(caller, &key));
+    let hash = request_hash(request.pair_id.trim(), &to, &request.body);
     Ok(Valid {
         request,
         key,
+        hash,
         to,
         length,
         segments,
     })
+}
+
+/// An idempotency key as stored. Each caller's keys are its own: the same
+/// key from two users is two messages. process-svc's keys (`<session>:<seq>`)
+/// stay as written, so sessions resume across this change without a resend;
+/// no scoped key can look like one (base64url has no `:`).
+fn scoped_key(caller: &Caller, key: &str) -> String {
+    if caller.role == Role::Service {
+        return key.to_string();
+    }
+    let scoped = format!("{}\n{key}", caller.user_id);
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, scoped.as_bytes());
+    format!("u.{}", URL_SAFE_NO_PAD.encode(hash.as_ref()))
+}
+
+/// SHA-256 of what a send asked for, base64url: 43 characters.
+fn request_hash(pair_id: &str, to: &str, body: &str) -> String {
+    let asked = format!("{pair_id}\n{to}\n{body}");
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, asked.as_bytes());
+    URL_SAFE_NO_PAD.encode(hash.as_ref())
+}
+
+/// The message a repeated key names, if the repeat asked for the same.
+fn same_request(row: MessageRow, hash: &str) -> Result<MessageRow, SmsError> {
+    match &row.request_hash {
+        Some(stored) if stored != hash => Err(mismatch("an earlier message")),
+        _ => Ok(row),
+    }
+}
+
+fn mismatch(earlier: &str) -> SmsError {
+    SmsError::IdempotencyMismatch(format!(
+        "idempotency_key was used by {earlier} with another pair, number or body"
+    ))
 }
 
 /// Final answers in request order; a repeated key gets its first request's message.

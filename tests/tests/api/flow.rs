@@ -6,15 +6,29 @@ use smsops_tests::{TestApp, USER_PASSWORD};
 async fn sign_up_sign_in_and_manage_pairs() {
     let app = TestApp::spawn().await;
 
-    // A new account is a plain user, whatever case its email was typed in.
+    // An invited account has the invitation's role, whatever case its
+    // email was typed in.
     let email = format!("Ops-{}@Example.com", uuid::Uuid::new_v4().simple());
-    let reply = app.sign_up(&email, USER_PASSWORD).await;
+    let invitation = app.invitation("operator").await;
+    let reply = app
+        .sign_up_invited(&email, USER_PASSWORD, &invitation)
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    assert_eq!(reply.body["role"], "user");
+    assert_eq!(reply.body["role"], "operator");
     assert_eq!(reply.body["email"], email.to_lowercase());
-    app.sign_up(&email.to_uppercase(), USER_PASSWORD)
+    // A failed sign-up does not spend the invitation it came with.
+    let again = app.invitation("viewer").await;
+    app.sign_up_invited(&email.to_uppercase(), USER_PASSWORD, &again)
         .await
         .assert_error(409, "user_exists");
+    let other = format!("other-{}@example.com", uuid::Uuid::new_v4().simple());
+    let reply = app.sign_up_invited(&other, USER_PASSWORD, &again).await;
+    assert_eq!(reply.body["role"], "viewer", "{}", reply.body);
+    // Spent now.
+    let third = format!("third-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.sign_up_invited(&third, USER_PASSWORD, &again)
+        .await
+        .assert_error(403, "forbidden");
 
     let reply = app.sign_in(&email.to_lowercase(), USER_PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);

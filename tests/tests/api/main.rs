@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod alerts;
 mod bad_input;
 mod dashboard;
@@ -10,6 +11,7 @@ mod flow;
 mod grpc;
 mod ingest;
 mod live;
+mod matrix;
 mod metrics;
 mod prometheus;
 mod readiness;

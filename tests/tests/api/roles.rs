@@ -68,7 +68,7 @@ async fn users_get_403_on_every_admin_route_and_admins_pass() {
     reply.assert_error(403, "forbidden");
     assert_eq!(
         app.get("/api/v1/auth/me", &user.access).await.body["role"],
-        "user"
+        "operator"
     );
 
     // The admin passes every one of them.
@@ -147,7 +147,7 @@ async fn users_get_403_on_every_admin_route_and_admins_pass() {
         Method::PATCH,
         &format!("/api/v1/users/{admin_id}"),
         Some(&admin),
-        Some(json!({"role": "user"})),
+        Some(json!({"role": "operator"})),
     )
     .await
     .assert_error(403, "forbidden");

@@ -640,9 +640,12 @@ async fn streamed_sends_answer_each_request_in_place() {
         .await
         .unwrap();
     let mut request = tonic::Request::new(tokio_stream::iter(requests));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    // Messages that name a session are process-svc's to send.
+    let service = app.service_token().await;
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {service}").parse().unwrap(),
+    );
     let mut results = client.send_sms_stream(request).await.unwrap().into_inner();
     let mut seen = Vec::new();
     while let Some(item) = tokio_stream::StreamExt::next(&mut results).await {
