@@ -39,16 +39,19 @@ class ApiError extends Error {
 async function call(method, path, body, retried) {
   const headers = { "Accept": "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (tokens.access) headers["Authorization"] = `Bearer ${tokens.access}`;
+  const sent = tokens.access;
+  if (sent) headers["Authorization"] = `Bearer ${sent}`;
   const response = await fetch(API + path, {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  // An expired access token is renewed once with the refresh token.
-  if (response.status === 401 && !retried && tokens.refresh) {
-    if (await renew()) return call(method, path, body, true);
-    signedOut();
+  // An expired access token is renewed once with the refresh token; a call
+  // that went out with a token that another call has renewed since retries
+  // with the new one and renews nothing.
+  if (response.status === 401 && !retried && sent) {
+    if (tokens.access && tokens.access !== sent) return call(method, path, body, true);
+    if (tokens.refresh && await renew()) return call(method, path, body, true);
   }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
@@ -56,13 +59,29 @@ async function call(method, path, body, retried) {
   return data;
 }
 
-async function renew() {
+// One renewal at a time: a refresh token is single use, and the server takes
+// a second use as theft and revokes the whole sign-in. So the calls that meet
+// a 401 together all wait for the same renewal, and if it fails the person is
+// signed out once, not once per call.
+let renewing = null;
+
+function renew() {
+  if (renewing === null) {
+    renewing = renewNow().finally(() => { renewing = null; });
+  }
+  return renewing;
+}
+
+async function renewNow() {
   const response = await fetch(`${API}/auth/refresh`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ refresh_token: tokens.refresh }),
   });
-  if (!response.ok) return false;
+  if (!response.ok) {
+    signedOut();
+    return false;
+  }
   tokens.save(await response.json());
   return true;
 }
@@ -344,6 +363,10 @@ function tick() {
 
 function signedOut() {
   tokens.clear();
+  // What an admin saw must not stay in the page for the next person.
+  $("#admin-view").hidden = true;
+  $("#rules-view").hidden = true;
+  $("#rules").replaceChildren();
   $("#new-key").textContent = "";
   $("#new-key").hidden = true;
   unfollow();
@@ -357,13 +380,19 @@ function signedOut() {
 async function signedIn() {
   const me = await call("GET", "/auth/me");
   $("#who").textContent = `${me.email} (${me.role})`;
-  $("#admin-view").hidden = me.role !== "admin";
+  // Only admins may read the alert rules, so only they are shown the editor;
+  // any other role (operator, viewer, ...) sees neither it nor a 403.
+  const admin = me.role === "admin";
+  $("#admin-view").hidden = !admin;
+  $("#rules-view").hidden = !admin;
   $("#sign-in-view").hidden = true;
   $("#app-view").hidden = false;
   $("#sign-out").hidden = false;
   await refresh().catch(showError);
-  await loadRules().catch(showError);
-  if (me.role === "admin") await loadAdmin().catch(showError);
+  if (admin) {
+    await loadRules().catch(showError);
+    await loadAdmin().catch(showError);
+  }
   clearInterval(timer);
   timer = setInterval(tick, POLL_MS);
   if (live === null) follow();

@@ -12,7 +12,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/smsops/target}"
 DATA_DIR="${SMSOPS_DATA_DIR:-$PWD/data}"
 LOG_DIR="$DATA_DIR/logs"
+# Everything under the data dir is for this user only: the logs, the
+# database files (every message's number), the signing key and the
+# passwords. The umask covers what this script and the services it starts
+# create; the chmod, what an earlier run left readable.
+USER_UMASK="$(umask)"
+umask 077
 mkdir -p "$LOG_DIR" "$DATA_DIR/keys"
+if ! chmod -R go-rwx "$DATA_DIR"; then
+  echo "up: could not make $DATA_DIR readable by its owner only; fix its ownership first" >&2
+  exit 1
+fi
 
 export SMSOPS_MONGO_URL="${SMSOPS_MONGO_URL:-mongodb://127.0.0.1:27017}"
 export SMSOPS_GATEWAY_ADDR="${SMSOPS_GATEWAY_ADDR:-127.0.0.1:8080}"
@@ -21,7 +31,7 @@ export SMSOPS_ADMIN_EMAIL="${SMSOPS_ADMIN_EMAIL:-admin@smsops.local}"
 if [ -z "${SMSOPS_ADMIN_PASSWORD:-}" ]; then
   # A random admin password, made once per data dir and kept there.
   if [ ! -s "$DATA_DIR/admin-password" ]; then
-    (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/admin-password")
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/admin-password"
   fi
   SMSOPS_ADMIN_PASSWORD="$(cat "$DATA_DIR/admin-password")"
 fi
@@ -29,7 +39,7 @@ export SMSOPS_ADMIN_PASSWORD
 # process-svc sends as its own service account, created on its first sign-in.
 if [ -z "${SMSOPS_PROCESS_PASSWORD:-}" ]; then
   if [ ! -s "$DATA_DIR/process-password" ]; then
-    (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/process-password")
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/process-password"
   fi
   SMSOPS_PROCESS_PASSWORD="$(cat "$DATA_DIR/process-password")"
 fi
@@ -56,10 +66,15 @@ fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
 
 echo "==> building (release)"
-cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p metrics-svc -p notify-svc -p gateway
-if [ -n "$USE_SANDBOX" ]; then
-  cargo build --release --locked -p smsops-tests --bin sandbox
-fi
+# The build cache is shared with `make test` and other clones, not data:
+# it keeps the user's own umask.
+(
+  umask "$USER_UMASK"
+  cargo build --release --locked -p auth-svc -p operator-svc -p sms-svc -p process-svc -p metrics-svc -p notify-svc -p gateway
+  if [ -n "$USE_SANDBOX" ]; then
+    cargo build --release --locked -p smsops-tests --bin sandbox
+  fi
+)
 BIN="$CARGO_TARGET_DIR/release"
 
 PIDS=()

@@ -110,3 +110,111 @@ fn every_service_runs_in_compose_and_kubernetes() {
         );
     }
 }
+
+/// The gRPC services, each with the `SMSOPS_<NAME>_URL` its callers read.
+const GRPC_SERVICES: [(&str, &str); 6] = [
+    ("auth-svc", "SMSOPS_AUTH_URL"),
+    ("operator-svc", "SMSOPS_OPERATOR_URL"),
+    ("sms-svc", "SMSOPS_SMS_URL"),
+    ("process-svc", "SMSOPS_PROCESS_URL"),
+    ("metrics-svc", "SMSOPS_METRICS_URL"),
+    ("notify-svc", "SMSOPS_NOTIFY_URL"),
+];
+
+/// The services whose own code reads `url_variable`, that is, builds a
+/// client for the service behind it.
+fn callers_in_code(url_variable: &str) -> BTreeSet<String> {
+    SERVICES
+        .iter()
+        .filter(|service| {
+            let mut code = String::new();
+            sources(&root().join(service).join("src"), &mut code);
+            code.contains(&format!("\"{url_variable}\""))
+        })
+        .map(|service| service.to_string())
+        .collect()
+}
+
+/// The pods of its own namespace that the NetworkPolicy named `service` lets
+/// in: the `app.kubernetes.io/name` values under its ingress rules.
+fn callers_in_policy(policies: &str, service: &str) -> BTreeSet<String> {
+    let policy = policies
+        .split("\n---\n")
+        .find(|doc| doc.contains(&format!("\n  name: {service}\n")))
+        .unwrap_or_else(|| panic!("networkpolicy.yaml has no policy for {service}"));
+    let rules = &policy[policy
+        .find("\n  ingress:")
+        .unwrap_or_else(|| panic!("the policy for {service} lets nothing in"))..];
+    let mut names = BTreeSet::new();
+    for line in rules.lines().map(str::trim) {
+        if let Some(list) = line.strip_prefix("values: [") {
+            names.extend(
+                list.trim_end_matches(']')
+                    .split(',')
+                    .map(|name| name.trim().to_string()),
+            );
+        } else if let Some(name) = line.strip_prefix("app.kubernetes.io/name: ") {
+            names.insert(name.to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn each_grpc_service_admits_exactly_the_services_that_call_it() {
+    let policies = read("deploy/k8s/networkpolicy.yaml");
+    assert!(
+        read("deploy/k8s/kustomization.yaml").contains("- networkpolicy.yaml"),
+        "kustomization.yaml leaves out networkpolicy.yaml"
+    );
+    assert!(
+        policies.contains("  podSelector: {}\n  policyTypes: [Ingress]\n"),
+        "no default-deny policy"
+    );
+    for (service, url_variable) in GRPC_SERVICES {
+        let callers = callers_in_code(url_variable);
+        assert!(!callers.is_empty(), "nothing reads {url_variable}");
+        assert_eq!(
+            callers_in_policy(&policies, service),
+            callers,
+            "{service}'s NetworkPolicy must let in exactly the services whose code reads {url_variable}"
+        );
+    }
+    // Only the ingress controller and Prometheus reach the gateway.
+    assert_eq!(callers_in_policy(&policies, "gateway"), BTreeSet::new());
+}
+
+#[test]
+fn the_ingress_routes_no_internal_endpoint() {
+    let gateway = read("deploy/k8s/gateway.yaml");
+    let ingress = &gateway[gateway
+        .find("kind: Ingress")
+        .expect("gateway.yaml has no Ingress")..];
+    let lines: Vec<&str> = ingress.lines().map(str::trim).collect();
+    let mut paths = 0;
+    for (at, line) in lines.iter().enumerate() {
+        let Some(path) = line.strip_prefix("- path: ") else {
+            continue;
+        };
+        paths += 1;
+        let kind = lines
+            .get(at + 1)
+            .and_then(|next| next.strip_prefix("pathType: "))
+            .unwrap_or_else(|| panic!("{path}: pathType must follow path"));
+        for internal in ["/metrics", "/readyz", "/healthz"] {
+            let routed = match kind {
+                "Exact" => path == internal,
+                // Prefix matching goes by whole path segments.
+                _ => {
+                    let prefix = path.trim_end_matches('/');
+                    internal == prefix || internal.starts_with(&format!("{prefix}/"))
+                }
+            };
+            assert!(
+                !routed,
+                "the Ingress routes {internal} (path {path}, {kind})"
+            );
+        }
+    }
+    assert!(paths > 0, "the Ingress routes nothing");
+}
