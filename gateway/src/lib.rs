@@ -2,10 +2,12 @@
 //! roles and rate limits and holds no business logic and no database.
 
 pub mod callbacks;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod grpc;
+pub mod limiter;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

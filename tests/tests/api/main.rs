@@ -9,6 +9,7 @@ mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
+mod limits;
 mod live;
 mod metrics;
 mod prometheus;
