@@ -11,6 +11,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    access_log,
     callbacks::CallbackBatcher,
     config::GatewayConfig,
     error::{json_error, not_found, query_error},
@@ -44,6 +45,7 @@ impl Application {
         );
         Limits::prune_periodically(&limits);
         let limits = web::Data::from(limits);
+        let trusted_proxies = config.trusted_proxies.clone();
         let (listener, http_addr) = bind(config.http_addr).await?;
         let listener = listener.into_std().map_err(|source| StartupError::Bind {
             addr: http_addr,
@@ -53,7 +55,7 @@ impl Application {
         let telemetry = web::Data::new(smsops_common::prom::Telemetry::new("gateway"));
         // The access log renders parts of every request up front; skip it
         // altogether when nothing would print it (SMSOPS_LOG=warn).
-        let access_log = tracing::enabled!(target: "http", tracing::Level::INFO);
+        let access_log_on = tracing::enabled!(target: "http", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
@@ -68,8 +70,8 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(middleware::Condition::new(
-                    access_log,
-                    middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"),
+                    access_log_on,
+                    access_log::logger(trusted_proxies.clone()),
                 ))
                 .wrap(middleware::from_fn(prometheus::record))
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
