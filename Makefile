@@ -2,15 +2,19 @@
 # The cargo target dir lives outside the clone so CI and fresh clones reuse it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smsops/target
 
-.PHONY: up test deps fmt lint unit-and-e2e
+.PHONY: up test deps licenses fmt lint unit-and-e2e
 
 up: deps
 	bash deploy/local/up.sh
 
-test: deps fmt lint unit-and-e2e
+# Licences first: a crate we may not ship fails in seconds, before any build.
+test: licenses deps fmt lint unit-and-e2e
 
 deps:
 	bash deploy/local/deps.sh
+
+licenses:
+	python3 .ci/licenses.py
 
 fmt:
 	cargo fmt --all --check

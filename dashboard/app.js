@@ -267,22 +267,37 @@ function rulesFromForm() {
 // Users and API keys: admins only, so loaded at sign-in and after changes
 // here rather than with every refresh.
 async function loadAdmin() {
-  const [users, keys] = await Promise.all([
+  const [users, keys, invitations] = await Promise.all([
     call("GET", "/users?page_size=100"),
     call("GET", "/api-keys"),
+    call("GET", "/invitations"),
   ]);
   fill("#users", users.items, (row, u) => {
     cell(row, u.email);
     cell(row, u.role);
     cell(row, new Date(u.created_at).toLocaleString());
     const actions = cell(row, "");
-    const other = u.role === "admin" ? "user" : "admin";
-    button(actions, `Make ${other}`, () => adminAction(
-      () => call("PATCH", `/users/${encodeURIComponent(u.id)}`, { role: other })));
+    // smsops's own service account is managed by its config, not here.
+    if (u.role === "service") return;
+    for (const role of ["admin", "operator", "viewer"].filter((r) => r !== u.role)) {
+      button(actions, `Make ${role}`, () => adminAction(
+        () => call("PATCH", `/users/${encodeURIComponent(u.id)}`, { role })));
+    }
     button(actions, "Delete", () => {
       if (!confirm(`Delete ${u.email}?`)) return null;
       return adminAction(() => call("DELETE", `/users/${encodeURIComponent(u.id)}`));
     });
+  });
+  fill("#invitations", invitations.items, (row, i) => {
+    cell(row, i.role);
+    cell(row, i.email || "anyone");
+    cell(row, i.state);
+    cell(row, new Date(i.expires_at).toLocaleString());
+    const actions = cell(row, "");
+    if (i.state === "pending") {
+      button(actions, "Withdraw", () => adminAction(
+        () => call("DELETE", `/invitations/${encodeURIComponent(i.id)}`)));
+    }
   });
   fill("#api-keys", keys.items, (row, k) => {
     cell(row, k.name);
@@ -369,6 +384,8 @@ function signedOut() {
   $("#rules").replaceChildren();
   $("#new-key").textContent = "";
   $("#new-key").hidden = true;
+  $("#new-invitation").textContent = "";
+  $("#new-invitation").hidden = true;
   unfollow();
   clearInterval(timer);
   $("#app-view").hidden = true;
@@ -461,6 +478,21 @@ document.addEventListener("DOMContentLoaded", () => {
       // The key itself is shown once, now; the API keeps only its hash.
       $("#new-key").textContent = `New key for ${created.name} (copy it now, it is not shown again): ${created.key}`;
       $("#new-key").hidden = false;
+      form.reset();
+      await loadAdmin();
+    });
+  });
+  $("#invite").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    run(async () => {
+      const v = formValues(form);
+      const body = { role: v.role };
+      if (v.email.trim()) body.email = v.email.trim();
+      const created = await call("POST", "/invitations", body);
+      // Like a new key, the invitation is shown once, now.
+      $("#new-invitation").textContent = `Invitation for a new ${created.role} (give it to them now, it is not shown again): ${created.token}`;
+      $("#new-invitation").hidden = false;
       form.reset();
       await loadAdmin();
     });

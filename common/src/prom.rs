@@ -43,7 +43,7 @@ struct MethodLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -132,7 +132,7 @@ impl Telemetry {
     pub fn record_http(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_string(),
+                method: http_method_label(method),
                 route: route.to_string(),
                 status,
             })
@@ -230,6 +230,16 @@ where
     }
 }
 
+/// The methods the API serves keep their name; any other (a client may send
+/// any token, of any length) is `other`, so no client can make new series.
+pub fn http_method_label(method: &str) -> &'static str {
+    const SERVED: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    SERVED
+        .into_iter()
+        .find(|served| *served == method)
+        .unwrap_or("other")
+}
+
 fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "ok",
@@ -317,4 +327,28 @@ fn answer<B>(telemetry: &Telemetry, request: &Request<B>) -> Response<Full<Bytes
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_name_their_label() {
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            assert_eq!(http_method_label(method), method);
+        }
+        let long = "Z".repeat(4_000);
+        for method in [
+            "get",
+            "ZZ1",
+            "PROPFIND",
+            "TRACE",
+            "CONNECT",
+            "",
+            long.as_str(),
+        ] {
+            assert_eq!(http_method_label(method), "other", "{method}");
+        }
+    }
 }

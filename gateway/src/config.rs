@@ -5,6 +5,8 @@ use smsops_common::{
     grpc::ClientTimeouts,
 };
 
+use crate::client_ip::TrustedProxies;
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// HTTP listen address; port 0 picks a free port.
@@ -19,8 +21,10 @@ pub struct GatewayConfig {
     pub timeouts: ClientTimeouts,
     /// Sign-in and sign-up attempts allowed per client IP.
     pub auth_rate: RateLimit,
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// `POST /sms` and `POST /sessions` allowed per user, each.
+    pub send_rate: RateLimit,
+    /// Proxies whose `X-Forwarded-For` hops are believed.
+    pub trusted_proxies: TrustedProxies,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
 }
@@ -33,20 +37,12 @@ pub struct RateLimit {
 
 impl GatewayConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let auth_rate = RateLimit {
-            per_minute: config::or("SMSOPS_GATEWAY_AUTH_RATE_PER_MIN", 30)?,
-            burst: config::or("SMSOPS_GATEWAY_AUTH_BURST", 10)?,
-        };
-        if auth_rate.per_minute == 0 || auth_rate.per_minute > 60_000 {
+        // It meant "believe the left-most hop", which the client writes: a
+        // deployment still asking for it must not start as if it still held.
+        if config::or(RETIRED_TRUST_VARIABLE, false)? {
             return Err(ConfigError::new(
-                "SMSOPS_GATEWAY_AUTH_RATE_PER_MIN",
-                "must be 1..=60000",
-            ));
-        }
-        if auth_rate.burst == 0 {
-            return Err(ConfigError::new(
-                "SMSOPS_GATEWAY_AUTH_BURST",
-                "must be greater than 0",
+                RETIRED_TRUST_VARIABLE,
+                "is no longer read: set SMSOPS_GATEWAY_TRUSTED_PROXIES to the proxies' CIDRs",
             ));
         }
         Ok(Self {
@@ -62,9 +58,40 @@ impl GatewayConfig {
             notify_url: config::string_or("SMSOPS_NOTIFY_URL", "http://127.0.0.1:50056")?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
-            auth_rate,
-            trust_forwarded_for: config::or("SMSOPS_GATEWAY_TRUST_FORWARDED_FOR", false)?,
+            auth_rate: rate_limit(
+                ("SMSOPS_GATEWAY_AUTH_RATE_PER_MIN", 30),
+                ("SMSOPS_GATEWAY_AUTH_BURST", 10),
+                60_000,
+            )?,
+            send_rate: rate_limit(
+                ("SMSOPS_GATEWAY_SEND_RATE_PER_MIN", 600),
+                ("SMSOPS_GATEWAY_SEND_BURST", 100),
+                600_000,
+            )?,
+            trusted_proxies: config::or(
+                "SMSOPS_GATEWAY_TRUSTED_PROXIES",
+                TrustedProxies::default(),
+            )?,
             workers: config::or("SMSOPS_GATEWAY_WORKERS", 0)?,
         })
     }
+}
+
+const RETIRED_TRUST_VARIABLE: &str = "SMSOPS_GATEWAY_TRUST_FORWARDED_FOR";
+
+/// A rate (per minute, at most `max`) and a burst, each from its variable.
+fn rate_limit(
+    (rate_name, rate_default): (&str, u32),
+    (burst_name, burst_default): (&str, u32),
+    max: u32,
+) -> Result<RateLimit, ConfigError> {
+    let per_minute = config::or(rate_name, rate_default)?;
+    if per_minute == 0 || per_minute > max {
+        return Err(ConfigError::new(rate_name, format!("must be 1..={max}")));
+    }
+    let burst = config::or(burst_name, burst_default)?;
+    if burst == 0 {
+        return Err(ConfigError::new(burst_name, "must be greater than 0"));
+    }
+    Ok(RateLimit { per_minute, burst })
 }

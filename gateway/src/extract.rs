@@ -1,24 +1,14 @@
-//! Request extractors: the verified caller, and the client IP for rate limits.
+//! Request extractors: the verified caller and JSON bodies.
 
-use std::{future::Future, net::IpAddr, pin::Pin};
+use std::{future::Future, pin::Pin};
 
-use actix_governor::{
-    KeyExtractor, SimpleKeyExtractionError,
-    governor::{
-        NotUntil,
-        clock::{Clock, DefaultClock, QuantaInstant},
-    },
-};
-use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, dev::Payload, dev::ServiceRequest,
-    http::header, web,
-};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 
 use crate::{
-    error::{ErrorBody, HttpError, error},
+    error::{HttpError, error},
     grpc::Services,
 };
 
@@ -101,50 +91,6 @@ impl FromRequest for ApiKey {
             .map(|k| ApiKey(k.to_string()))
             .ok_or_else(|| ApiError::unauthorized("missing X-Api-Key header").into());
         std::future::ready(key)
-    }
-}
-
-/// Rate-limit key: the peer IP, or the first `X-Forwarded-For` hop when the
-/// gateway is configured to trust its proxy.
-#[derive(Clone, Copy)]
-pub struct ClientIp {
-    pub trust_forwarded_for: bool,
-}
-
-impl KeyExtractor for ClientIp {
-    type Key = IpAddr;
-    type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
-
-    fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, Self::KeyExtractionError> {
-        let forwarded = self
-            .trust_forwarded_for
-            .then(|| req.headers().get("x-forwarded-for"))
-            .flatten()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        forwarded
-            .or_else(|| req.peer_addr().map(|addr| addr.ip()))
-            .ok_or_else(|| SimpleKeyExtractionError::new("cannot tell the client address"))
-    }
-
-    fn exceed_rate_limit_response(
-        &self,
-        negative: &NotUntil<QuantaInstant>,
-        mut response: HttpResponseBuilder,
-    ) -> HttpResponse {
-        // Whole seconds, rounded up: "0" would invite an immediate retry.
-        let wait = negative.wait_time_from(DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .insert_header((header::RETRY_AFTER, secs.max(1)))
-            .json(ErrorBody {
-                code: ErrorCode::RateLimited.as_str(),
-                message: format!(
-                    "too many attempts from this address, retry in {}s",
-                    secs.max(1)
-                ),
-            })
     }
 }
 

@@ -1,8 +1,7 @@
 //! Builds the gateway from its config and runs it until asked to stop.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use actix_governor::{Governor, GovernorConfigBuilder};
 use actix_web::{App, HttpServer, dev::Server, middleware, web};
 use smsops_common::{
     shutdown,
@@ -12,11 +11,12 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    access_log,
     callbacks::CallbackBatcher,
     config::GatewayConfig,
     error::{json_error, not_found, query_error},
-    extract::ClientIp,
     grpc::Services,
+    limiter::{self, Limits},
     openapi::ApiDoc,
     routes::{
         alerts, api_keys, auth, dashboard, health, ingest, invitations, live, metrics, pairs,
@@ -40,15 +40,12 @@ impl Application {
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
         let services = web::Data::new(Services::connect(&config)?);
         let callbacks = web::Data::new(CallbackBatcher::start(services.sms.clone()));
-        let period_ms = (60_000 / u64::from(config.auth_rate.per_minute)).max(1);
-        let limiter = GovernorConfigBuilder::default()
-            .milliseconds_per_request(period_ms)
-            .burst_size(config.auth_rate.burst)
-            .key_extractor(ClientIp {
-                trust_forwarded_for: config.trust_forwarded_for,
-            })
-            .finish()
-            .ok_or_else(|| StartupError::Setup("invalid auth rate limit".into()))?;
+        let limits = Arc::new(
+            Limits::new(&config).ok_or_else(|| StartupError::Setup("invalid rate limit".into()))?,
+        );
+        Limits::prune_periodically(&limits);
+        let limits = web::Data::from(limits);
+        let trusted_proxies = config.trusted_proxies.clone();
         let (listener, http_addr) = bind(config.http_addr).await?;
         let listener = listener.into_std().map_err(|source| StartupError::Bind {
             addr: http_addr,
@@ -58,12 +55,13 @@ impl Application {
         let telemetry = web::Data::new(smsops_common::prom::Telemetry::new("gateway"));
         // The access log renders parts of every request up front; skip it
         // altogether when nothing would print it (SMSOPS_LOG=warn).
-        let access_log = tracing::enabled!(target: "http", tracing::Level::INFO);
+        let access_log_on = tracing::enabled!(target: "http", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(services.clone())
                 .app_data(callbacks.clone())
                 .app_data(telemetry.clone())
+                .app_data(limits.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
@@ -72,8 +70,8 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .wrap(middleware::Condition::new(
-                    access_log,
-                    middleware::Logger::new("%a \"%r\" %s %Dms").log_target("http"),
+                    access_log_on,
+                    access_log::logger(trusted_proxies.clone()),
                 ))
                 .wrap(middleware::from_fn(prometheus::record))
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
@@ -90,12 +88,12 @@ impl Application {
                     web::scope("/api/v1")
                         .service(
                             resource("/auth/sign-up")
-                                .wrap(Governor::new(&limiter))
+                                .wrap(middleware::from_fn(limiter::per_address))
                                 .route(web::post().to(auth::sign_up)),
                         )
                         .service(
                             resource("/auth/sign-in")
-                                .wrap(Governor::new(&limiter))
+                                .wrap(middleware::from_fn(limiter::per_address))
                                 .route(web::post().to(auth::sign_in)),
                         )
                         .service(resource("/auth/refresh").route(web::post().to(auth::refresh)))

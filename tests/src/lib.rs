@@ -30,6 +30,11 @@ pub const SERVICE_EMAIL: &str = "process-svc@smsops.test";
 pub struct Options {
     pub auth_rate_per_minute: u32,
     pub auth_burst: u32,
+    /// `POST /sms` and `POST /sessions` per user, each.
+    pub send_rate_per_minute: u32,
+    pub send_burst: u32,
+    /// The gateway's `SMSOPS_GATEWAY_TRUSTED_PROXIES`.
+    pub trusted_proxies: String,
     pub rpc_timeout: Duration,
     /// Where sms-svc finds Twilio; the default goes nowhere.
     pub twilio_base_url: String,
@@ -74,6 +79,9 @@ impl Default for Options {
         Self {
             auth_rate_per_minute: 60_000,
             auth_burst: 1_000,
+            send_rate_per_minute: 600_000,
+            send_burst: 100_000,
+            trusted_proxies: String::new(),
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
             amqp_url: amqp::URL.into(),
@@ -565,7 +573,11 @@ impl TestApp {
                 per_minute: self.options.auth_rate_per_minute,
                 burst: self.options.auth_burst,
             },
-            trust_forwarded_for: false,
+            send_rate: gateway::config::RateLimit {
+                per_minute: self.options.send_rate_per_minute,
+                burst: self.options.send_burst,
+            },
+            trusted_proxies: self.options.trusted_proxies.parse().unwrap(),
             workers: 1,
         };
         let app = gateway::startup::Application::build(config).await.unwrap();

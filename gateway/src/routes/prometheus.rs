@@ -11,16 +11,17 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use smsops_common::prom::{CONTENT_TYPE, Telemetry};
+use smsops_common::prom::{CONTENT_TYPE, Telemetry, http_method_label};
 
-/// Every request's method, route and status, and how long it took.
+/// Every request's method (one the API serves, or `other`), route and
+/// status, and how long it took.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let telemetry = req.app_data::<web::Data<Telemetry>>().cloned();
-    let method = req.method().to_string();
+    let method = http_method_label(req.method().as_str());
     let response = next.call(req).await?;
     if let Some(telemetry) = telemetry {
         let route = response
@@ -28,7 +29,7 @@ pub async fn record(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
         telemetry.record_http(
-            &method,
+            method,
             &route,
             response.status().as_u16(),
             started.elapsed(),

@@ -7,6 +7,7 @@ use crate::{
     error::{ErrorBody, HttpError},
     extract::{Authed, Body, OptionalBody, Sender},
     grpc::Services,
+    limiter::{self, Limits},
 };
 
 /// Who gets the messages: a list of E.164 numbers (as a plain array or as
@@ -197,12 +198,15 @@ impl From<pb::Session> for SessionView {
     responses((status = 201, body = SessionView),
         (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, invalid_template, invalid_argument", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody),
-        (status = 409, description = "session_active: the pair already has one", body = ErrorBody)))]
+        (status = 409, description = "session_active: the pair already has one", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]
 pub async fn create(
     services: web::Data<Services>,
+    limits: web::Data<Limits>,
     Sender(caller): Sender,
     Body(body): Body<NewSession>,
 ) -> Result<HttpResponse, HttpError> {
+    limiter::per_user(&limits.sessions, &caller.user_id)?;
     let recipients = match body.recipients {
         RecipientsBody::List(numbers) | RecipientsBody::Numbers { numbers } => pb::Recipients {
             numbers,

@@ -7,6 +7,7 @@ use crate::{
     error::{ErrorBody, HttpError},
     extract::{Authed, Body, Sender},
     grpc::Services,
+    limiter::{self, Limits},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -121,12 +122,15 @@ pub struct SmsQuery {
 #[utoipa::path(post, path = "/api/v1/sms", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sms", request_body = NewSms, security(("bearer" = [])),
     responses((status = 202, body = SmsView),
         (status = 400, description = "invalid_phone, invalid_body", body = ErrorBody),
-        (status = 404, description = "pair_not_found", body = ErrorBody)))]
+        (status = 404, description = "pair_not_found", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]
 pub async fn send(
     services: web::Data<Services>,
+    limits: web::Data<Limits>,
     Sender(caller): Sender,
     Body(body): Body<NewSms>,
 ) -> Result<HttpResponse, HttpError> {
+    limiter::per_user(&limits.sms, &caller.user_id)?;
     let request = pb::SendSmsRequest {
         country_operator_id: body.country_operator_id,
         to: body.to,

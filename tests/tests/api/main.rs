@@ -10,6 +10,7 @@ mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
+mod limits;
 mod live;
 mod matrix;
 mod metrics;

@@ -178,3 +178,76 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
         })
         .collect()
 }
+
+/// The distinct values of `label` on the gateway's request counter.
+fn label_values(text: &str, label: &str) -> std::collections::BTreeSet<String> {
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter(|line| line.starts_with("smsops_http_server_requests_total{"))
+        .filter_map(|line| {
+            let rest = &line[line.find(&key)? + key.len()..];
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
+}
+
+/// Method names and paths come from the client: none may become a series of
+/// its own (200 made-up methods once made 200 series, and a 4,000-character
+/// method a 4,009-character label).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_make_no_new_series() {
+    let app = TestApp::spawn().await;
+    for n in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("ZZ{n}").as_bytes()).unwrap();
+        let path = if n % 2 == 0 {
+            "/api/v1/sms"
+        } else {
+            "/healthz"
+        };
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let long = reqwest::Method::from_bytes("Q".repeat(4_000).as_bytes()).unwrap();
+    let response = app
+        .http
+        .request(long, app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    for n in 0..50 {
+        let path = format!("/made-up-{n}/x?y={n}");
+        let status = app.http.get(app.url(&path)).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let path = format!("/api/v1/made-up-{n}");
+        let status = app.http.get(app.url(&path)).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    let text = scrape(&app, &app.url("/metrics")).await;
+    let methods = label_values(&text, "method");
+    let served = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+    ];
+    assert!(methods.contains("other"), "{methods:?}");
+    assert!(
+        methods.iter().all(|m| served.contains(&m.as_str())),
+        "{methods:?}"
+    );
+    // Unknown paths all count as "unmatched"; the rest are route patterns.
+    let routes = label_values(&text, "route");
+    assert!(routes.contains("unmatched"), "{routes:?}");
+    let expected = ["/api/v1/sms", "/healthz", "/readyz", "unmatched"];
+    assert!(
+        routes.iter().all(|r| expected.contains(&r.as_str())),
+        "{routes:?}"
+    );
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 300, "a {longest}-character line");
+    app.cleanup().await;
+}
