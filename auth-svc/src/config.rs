@@ -2,7 +2,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use smsops_common::config::{self, ConfigError, TokenSettings};
 
-use crate::core::SignupPolicy;
+use smsops_common::auth::Quota;
+
+use crate::core::{RoleQuotas, SignupPolicy};
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -26,6 +28,8 @@ pub struct AuthConfig {
     pub service_account: Option<AccountSeed>,
     /// Who may sign up: `invite` (default), `open` (as viewers) or `closed`.
     pub signup: SignupPolicy,
+    /// What each role may send unless a user has a quota of its own.
+    pub quotas: RoleQuotas,
 }
 
 #[derive(Clone)]
@@ -95,6 +99,26 @@ impl AuthConfig {
             admin,
             service_account,
             signup: config::or("SMSOPS_SIGNUP", SignupPolicy::Invite)?,
+            quotas: RoleQuotas {
+                admin: quota(
+                    ("SMSOPS_QUOTA_ADMIN_PER_MINUTE", 0),
+                    ("SMSOPS_QUOTA_ADMIN_PER_DAY", 0),
+                )?,
+                operator: quota(
+                    ("SMSOPS_QUOTA_OPERATOR_PER_MINUTE", 600),
+                    ("SMSOPS_QUOTA_OPERATOR_PER_DAY", 100_000),
+                )?,
+            },
         })
     }
+}
+
+/// A role's quota from its two variables (name, default); 0 is no cap.
+fn quota(per_minute: (&str, u64), per_day: (&str, u64)) -> Result<Quota, ConfigError> {
+    let cap =
+        |(name, default): (&str, u64)| config::or(name, default).map(|n: u64| (n > 0).then_some(n));
+    Ok(Quota {
+        per_minute: cap(per_minute)?,
+        per_day: cap(per_day)?,
+    })
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use smsops_common::{
     ApiError,
-    auth::{KeySource, PublicJwk, Revoked, Role, TokenVerifier},
+    auth::{KeySource, PublicJwk, Quota, Revoked, Role, TokenVerifier},
 };
 use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
@@ -212,6 +212,20 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(user_to_pb(user)))
     }
 
+    async fn set_user_quota(
+        &self,
+        request: Request<pb::SetUserQuotaRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let quota = (!req.reset).then_some(Quota {
+            per_minute: req.per_minute,
+            per_day: req.per_day,
+        });
+        let user = self.core.set_quota(&caller, &req.id, quota).await?;
+        Ok(Response::new(user_to_pb(user)))
+    }
+
     async fn delete_user(
         &self,
         request: Request<pb::DeleteUserRequest>,
@@ -327,6 +341,9 @@ fn user_to_pb(user: User) -> pb::User {
         email: user.email,
         role: role_to_pb(user.role).into(),
         created_at: user.created_at,
+        quota_per_minute: user.quota.per_minute,
+        quota_per_day: user.quota.per_day,
+        quota_overridden: user.quota_overridden,
     }
 }
 

@@ -48,6 +48,7 @@ impl Application {
                 access_ttl: config.access_ttl,
                 refresh_ttl: config.refresh_ttl,
                 signup: config.signup,
+                quotas: config.quotas,
             },
         ));
         core.migrate_roles()

@@ -22,6 +22,16 @@ pub struct UserDoc {
     /// change); access tokens carry the version they were issued at.
     #[serde(default)]
     pub token_version: i64,
+    /// This user's own quota; `None` is its role's default.
+    #[serde(default)]
+    pub quota: Option<QuotaDoc>,
+}
+
+/// A quota as stored: messages per minute and per day, `None` no cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaDoc {
+    pub per_minute: Option<i64>,
+    pub per_day: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +222,32 @@ impl Store {
                 doc! { "_id": id, "role": { "$ne": Role::Service.as_str() } },
                 doc! {
                     "$set": { "role": role.as_str() },
+                    "$inc": { "token_version": 1_i64 },
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .await?)
+    }
+
+    /// Sets (`Some`) or drops (`None`) a user's own quota, raising its token
+    /// version like a role change: tokens carry the quota.
+    pub async fn set_quota(
+        &self,
+        id: &str,
+        quota: Option<QuotaDoc>,
+    ) -> Result<Option<UserDoc>, StoreError> {
+        let quota = match quota {
+            Some(quota) => mongodb::bson::Bson::Document(
+                doc! { "per_minute": quota.per_minute, "per_day": quota.per_day },
+            ),
+            None => mongodb::bson::Bson::Null,
+        };
+        Ok(self
+            .users
+            .find_one_and_update(
+                doc! { "_id": id, "role": { "$ne": Role::Service.as_str() } },
+                doc! {
+                    "$set": { "quota": quota },
                     "$inc": { "token_version": 1_i64 },
                 },
             )

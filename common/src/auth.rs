@@ -94,6 +94,22 @@ impl Role {
     }
 }
 
+/// How much a user may send: messages per minute and per day; `None` is
+/// no cap. Carried in the user's access tokens, so sms-svc and process-svc
+/// check it without asking auth-svc; a change ends the old tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub per_minute: Option<u64>,
+    pub per_day: Option<u64>,
+}
+
+impl Quota {
+    pub const UNLIMITED: Quota = Quota {
+        per_minute: None,
+        per_day: None,
+    };
+}
+
 /// The claims of an smsops access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -109,6 +125,9 @@ pub struct Claims {
     /// or a deletion raises it, and verifiers then refuse older tokens.
     #[serde(default)]
     pub ver: u64,
+    /// The user's sending quota; tokens from before quotas have none.
+    #[serde(default)]
+    pub quota: Quota,
 }
 
 /// Who is calling, as proven by a verified access token.
@@ -122,6 +141,7 @@ pub struct Caller {
     pub jti: String,
     pub exp: i64,
     pub ver: u64,
+    pub quota: Quota,
     /// The raw token, forwarded to the next hop so it can check it again.
     pub token: String,
 }
@@ -409,6 +429,7 @@ impl TokenVerifier {
             jti: claims.jti,
             exp: claims.exp,
             ver: claims.ver,
+            quota: claims.quota,
             token: token.into(),
         })
     }

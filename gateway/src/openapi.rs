@@ -28,6 +28,7 @@ use crate::{error::ErrorBody, routes};
         routes::users::list,
         routes::users::update_role,
         routes::users::delete,
+        routes::users::set_quota,
         routes::invitations::create,
         routes::invitations::list,
         routes::invitations::revoke,

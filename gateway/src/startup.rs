@@ -106,6 +106,9 @@ impl Application {
                                 .route(web::delete().to(users::delete)),
                         )
                         .service(
+                            resource("/users/{id}/quota").route(web::put().to(users::set_quota)),
+                        )
+                        .service(
                             resource("/invitations")
                                 .route(web::get().to(invitations::list))
                                 .route(web::post().to(invitations::create)),

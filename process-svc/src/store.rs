@@ -14,6 +14,7 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
+use smsops_common::auth::Quota;
 use smsops_common::mongo::StoreError;
 
 pub const STARTING: &str = "starting";
@@ -59,6 +60,10 @@ pub struct SessionDoc {
     #[serde(default)]
     pub outbox: Vec<EventDoc>,
     pub has_events: bool,
+    /// The starter's quota when it started the session: what its messages
+    /// are charged against (sessions from before quotas have none).
+    #[serde(default)]
+    pub quota: Quota,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

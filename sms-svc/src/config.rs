@@ -25,6 +25,9 @@ pub struct SmsConfig {
     pub delivery: DeliveryConfig,
     /// How long a pair looked up in operator-svc is reused.
     pub pair_cache_ttl: Duration,
+    /// The most messages the provider account may send a day, across all
+    /// users and replicas; `None` is no cap.
+    pub account_daily_cap: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,8 @@ impl SmsConfig {
                     .max(1),
             },
             pair_cache_ttl: config::secs_or("SMSOPS_SMS_PAIR_CACHE_SECS", 30)?,
+            account_daily_cap: Some(config::or("SMSOPS_SMS_ACCOUNT_DAILY_CAP", 1_000_000u64)?)
+                .filter(|cap| *cap > 0),
         })
     }
 }

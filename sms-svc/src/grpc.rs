@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use chrono::SecondsFormat;
 use smsops_common::{
     ApiError,
-    auth::{Caller, TokenVerifier},
+    auth::{Caller, Quota, TokenVerifier},
 };
 use smsops_proto::sms::v1::{
     self as pb, send_sms_result::Result as SendResult, sms_service_server::SmsService,
@@ -38,6 +38,11 @@ fn send_request(req: pb::SendSmsRequest) -> SendRequest {
         body: req.body,
         idempotency_key: req.idempotency_key,
         session_id: req.session_id,
+        charge_to: Some(req.charge_to).filter(|to| !to.is_empty()),
+        charge_quota: Quota {
+            per_minute: req.quota_per_minute,
+            per_day: req.quota_per_day,
+        },
     }
 }
 
@@ -55,8 +60,12 @@ fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
         result: Some(match result {
             Ok(row) => SendResult::Sms(sms_to_pb(row)),
             Err(err) => {
-                let (code, message) = wire_error(err);
-                SendResult::Error(pb::SendError { code, message })
+                let err = ApiError::from(err);
+                SendResult::Error(pb::SendError {
+                    code: err.code.as_str().into(),
+                    message: err.message,
+                    retry_after_secs: err.retry_after.unwrap_or(0),
+                })
             }
         }),
     }

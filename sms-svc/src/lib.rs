@@ -5,6 +5,7 @@
 pub mod config;
 pub mod core;
 pub mod grpc;
+mod quota_store;
 pub mod relay;
 pub mod startup;
 pub mod store;

@@ -48,7 +48,12 @@ impl Application {
         )
         .map_err(|err| StartupError::Setup(format!("http client: {err}")))?;
         let pairs = PairDirectory::new(operator, config.pair_cache_ttl);
-        let core = Arc::new(SmsCore::new(store.clone(), pairs, dispatcher));
+        let core = Arc::new(SmsCore::new(
+            store.clone(),
+            pairs,
+            dispatcher,
+            config.account_daily_cap,
+        ));
 
         let (health, routes) =
             standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
@@ -133,9 +138,13 @@ impl Application {
     }
 }
 
-/// Looks for messages their sender abandoned.
+/// Looks for messages their sender abandoned, and drops quota windows
+/// long over.
 async fn sweep(core: Arc<SmsCore>, stale_after: std::time::Duration) {
     if let Err(err) = core.sweep_stale(stale_after).await {
         tracing::warn!(error = %err, "stale message sweep failed");
+    }
+    if let Err(err) = core.prune_quota_windows().await {
+        tracing::warn!(error = %err, "quota window prune failed");
     }
 }

@@ -130,7 +130,7 @@ const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_
 
 #[derive(Clone)]
 pub struct Store {
-    pool: MySqlPool,
+    pub(crate) pool: MySqlPool,
 }
 
 impl Store {

@@ -107,6 +107,7 @@ async fn main() {
                     body: format!("bench message {n}"),
                     idempotency_key: String::new(),
                     session_id: String::new(),
+                    ..Default::default()
                 })
                 .collect();
             let mut request = tonic::Request::new(SendSmsBatchRequest { messages });

@@ -68,6 +68,10 @@ pub struct Options {
     pub sms_apart: bool,
     /// Who may sign up (auth-svc's `SMSOPS_SIGNUP`).
     pub signup: auth_svc::core::SignupPolicy,
+    /// What each role may send by default.
+    pub quotas: auth_svc::core::RoleQuotas,
+    /// sms-svc's cap on one provider account's messages a day.
+    pub account_daily_cap: Option<u64>,
     /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
     /// the sending side turns them off: in production they have cores of
     /// their own, here they would take the ones being measured.
@@ -98,6 +102,13 @@ impl Default for Options {
             sms_apart: false,
             consumers: true,
             signup: auth_svc::core::SignupPolicy::Invite,
+            // Tests that are not about quotas send as much as they like;
+            // those that are set their own.
+            quotas: auth_svc::core::RoleQuotas {
+                admin: smsops_common::auth::Quota::UNLIMITED,
+                operator: smsops_common::auth::Quota::UNLIMITED,
+            },
+            account_daily_cap: None,
             telegram_base_url: "http://127.0.0.1:9".into(),
             telegram_chats: vec!["-1001".into()],
         }
@@ -287,6 +298,7 @@ impl TestApp {
                 password: SERVICE_PASSWORD.into(),
             }),
             signup: self.options.signup,
+            quotas: self.options.quotas,
         };
         let app = auth_svc::startup::Application::build(config).await.unwrap();
         self.auth_addr = app.grpc_addr();
@@ -404,6 +416,7 @@ impl TestApp {
                 ..Default::default()
             },
             pair_cache_ttl: Duration::from_secs(30),
+            account_daily_cap: self.options.account_daily_cap,
         }
     }
 
@@ -775,6 +788,7 @@ impl TestApp {
             exp: now - 3600,
             jti: uuid::Uuid::new_v4().to_string(),
             ver: 0,
+            quota: Default::default(),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(keys.signing_kid().to_string());

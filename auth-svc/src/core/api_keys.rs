@@ -131,6 +131,7 @@ impl AuthCore {
             email: &doc.name,
             role: Role::Ingest,
             version: 0,
+            quota: smsops_common::auth::Quota::UNLIMITED,
         };
         let token = tokens::access_token(&self.keys, &self.tokens, &subject, INGEST_TOKEN_TTL)?;
         // Knowing when a key was last used helps decide which to revoke; it

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use mongodb::bson::DateTime;
 use smsops_common::{
-    auth::{Caller, PublicJwk, Role},
+    auth::{Caller, PublicJwk, Quota, Role},
     config::TokenSettings,
 };
 
@@ -36,15 +36,34 @@ pub struct User {
     pub email: String,
     pub role: Role,
     pub created_at: String,
+    /// The quota in force, and whether it is the user's own.
+    pub quota: Quota,
+    pub quota_overridden: bool,
 }
 
-impl From<UserDoc> for User {
-    fn from(doc: UserDoc) -> Self {
-        Self {
-            id: doc.id,
-            email: doc.email,
-            role: doc.role,
-            created_at: doc.created_at.try_to_rfc3339_string().unwrap_or_default(),
+/// The quota each role sends under unless an admin gave the user its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleQuotas {
+    pub admin: Quota,
+    pub operator: Quota,
+}
+
+impl RoleQuotas {
+    /// What `user` may send: its own quota, else its role's. Viewers send
+    /// nothing whatever the number; process-svc's account charges each
+    /// session's starter instead of itself.
+    pub fn of(&self, user: &UserDoc) -> Quota {
+        if let Some(own) = user.quota {
+            let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+            return Quota {
+                per_minute: count(own.per_minute),
+                per_day: count(own.per_day),
+            };
+        }
+        match user.role {
+            Role::Admin => self.admin,
+            Role::Operator => self.operator,
+            Role::Viewer | Role::Service | Role::Ingest => Quota::UNLIMITED,
         }
     }
 }
@@ -55,6 +74,7 @@ pub struct Policy {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub signup: SignupPolicy,
+    pub quotas: RoleQuotas,
 }
 
 pub struct AuthCore {
@@ -64,6 +84,7 @@ pub struct AuthCore {
     access_ttl: Duration,
     refresh_ttl: Duration,
     signup: SignupPolicy,
+    quotas: RoleQuotas,
 }
 
 impl AuthCore {
@@ -75,6 +96,7 @@ impl AuthCore {
             access_ttl: policy.access_ttl,
             refresh_ttl: policy.refresh_ttl,
             signup: policy.signup,
+            quotas: policy.quotas,
         }
     }
 
@@ -194,9 +216,10 @@ impl AuthCore {
             role,
             created_at: DateTime::now(),
             token_version: 0,
+            quota: None,
         };
         match self.store.insert_user(&doc).await {
-            Ok(()) => Ok(doc.into()),
+            Ok(()) => Ok(self.user(doc)),
             Err(StoreError::Duplicate) => Err(AuthError::UserExists),
             Err(err) => Err(err.into()),
         }
@@ -260,7 +283,7 @@ impl AuthCore {
         self.store
             .user_by_id(&caller.user_id)
             .await?
-            .map(User::from)
+            .map(|doc| self.user(doc))
             .ok_or_else(|| AuthError::NotFound("user no longer exists".into()))
     }
 
@@ -292,7 +315,7 @@ impl AuthCore {
         } else {
             None
         };
-        Ok((users.into_iter().map(User::from).collect(), next))
+        Ok((users.into_iter().map(|doc| self.user(doc)).collect(), next))
     }
 
     pub async fn update_role(
@@ -322,7 +345,50 @@ impl AuthCore {
         // user's next refresh gets the new role.
         self.revoke_versions_below(id, user.token_version).await?;
         tracing::info!(user = %id, role = role.as_str(), by = %caller.user_id, "role changed");
-        Ok(user.into())
+        Ok(self.user(user))
+    }
+
+    /// Gives a user a quota of its own (`Some`) or its role's again (`None`).
+    pub async fn set_quota(
+        &self,
+        caller: &Caller,
+        id: &str,
+        quota: Option<Quota>,
+    ) -> Result<User, AuthError> {
+        require_admin(caller)?;
+        self.refuse_service_account(id).await?;
+        let stored = quota
+            .map(|quota| {
+                let count = |n: Option<u64>| n.map(i64::try_from).transpose();
+                Ok::<_, std::num::TryFromIntError>(crate::store::QuotaDoc {
+                    per_minute: count(quota.per_minute)?,
+                    per_day: count(quota.per_day)?,
+                })
+            })
+            .transpose()
+            .map_err(|_| AuthError::InvalidArgument("quota is too large".into()))?;
+        let user = self
+            .store
+            .set_quota(id, stored)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        // Tokens carry the quota: the old ones must not outlive the change.
+        self.revoke_versions_below(id, user.token_version).await?;
+        tracing::info!(user = %id, by = %caller.user_id, "quota changed");
+        Ok(self.user(user))
+    }
+
+    /// A user as callers see it, with the quota in force.
+    fn user(&self, doc: UserDoc) -> User {
+        let quota = self.quotas.of(&doc);
+        User {
+            quota,
+            quota_overridden: doc.quota.is_some(),
+            id: doc.id,
+            email: doc.email,
+            role: doc.role,
+            created_at: doc.created_at.try_to_rfc3339_string().unwrap_or_default(),
+        }
     }
 
     async fn refuse_service_account(&self, id: &str) -> Result<(), AuthError> {
@@ -357,6 +423,7 @@ impl AuthCore {
             email: &user.email,
             role: user.role,
             version: u64::try_from(user.token_version).unwrap_or(0),
+            quota: self.quotas.of(user),
         };
         let access_token =
             tokens::access_token(&self.keys, &self.tokens, &subject, self.access_ttl)?;

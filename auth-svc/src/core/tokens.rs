@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Header, encode};
 use mongodb::bson::DateTime;
 use smsops_common::{
-    auth::{Claims, Role},
+    auth::{Claims, Quota, Role},
     config::TokenSettings,
 };
 
@@ -27,6 +27,7 @@ pub struct Subject<'a> {
     pub email: &'a str,
     pub role: Role,
     pub version: u64,
+    pub quota: Quota,
 }
 
 pub fn access_token(
@@ -49,6 +50,7 @@ pub fn access_token(
         exp: now + ttl.as_secs() as i64,
         jti: uuid::Uuid::new_v4().to_string(),
         ver: subject.version,
+        quota: subject.quota,
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(keys.signing_kid().to_string());

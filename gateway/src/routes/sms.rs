@@ -136,7 +136,7 @@ pub async fn send(
         to: body.to,
         body: body.body,
         idempotency_key: body.idempotency_key.unwrap_or_default(),
-        session_id: String::new(),
+        ..Default::default()
     };
     let sms = services
         .sms

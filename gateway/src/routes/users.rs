@@ -48,6 +48,17 @@ pub struct UserView {
     pub email: String,
     pub role: RoleView,
     pub created_at: String,
+    /// What the user may send now.
+    pub quota: QuotaView,
+}
+
+/// Messages a user may send; null is no cap.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuotaView {
+    pub per_minute: Option<u64>,
+    pub per_day: Option<u64>,
+    /// `role`: its role's default (`SMSOPS_QUOTA_*`); `user`: set for it.
+    pub source: &'static str,
 }
 
 impl From<pb::User> for UserView {
@@ -57,8 +68,31 @@ impl From<pb::User> for UserView {
             email: user.email,
             role: RoleView::from_pb(user.role),
             created_at: user.created_at,
+            quota: QuotaView {
+                per_minute: user.quota_per_minute,
+                per_day: user.quota_per_day,
+                source: if user.quota_overridden {
+                    "user"
+                } else {
+                    "role"
+                },
+            },
         }
     }
+}
+
+/// A user's own quota; `{"reset": true}` returns it to its role's default.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    /// Messages a minute; null or left out is no cap.
+    #[schema(minimum = 0)]
+    pub per_minute: Option<u64>,
+    /// Messages a day; null or left out is no cap.
+    #[schema(minimum = 0)]
+    pub per_day: Option<u64>,
+    #[serde(default)]
+    pub reset: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,6 +161,32 @@ pub async fn update_role(
         .auth
         .clone()
         .update_user_role(caller.authorize(tonic::Request::new(request)))
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user.into_inner())))
+}
+
+/// Set how much a user may send (admin). The user's current tokens stop
+/// working within seconds; its next sign-in or refresh carries the quota.
+#[utoipa::path(put, path = "/api/v1/users/{id}/quota", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "users", request_body = QuotaBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 403, description = "forbidden (also the service account)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)))]
+pub async fn set_quota(
+    services: web::Data<Services>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+    Body(body): Body<QuotaBody>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::SetUserQuotaRequest {
+        id: id.into_inner(),
+        per_minute: body.per_minute,
+        per_day: body.per_day,
+        reset: body.reset,
+    };
+    let user = services
+        .auth
+        .clone()
+        .set_user_quota(caller.authorize(tonic::Request::new(request)))
         .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user.into_inner())))
 }

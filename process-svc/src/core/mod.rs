@@ -81,6 +81,7 @@ impl ProcessCore {
         let ctx = self.supervisor.context();
         let pair = ctx.clients.pair(caller, pair_id.trim()).await?;
         let plan = plan::check(request, &format!("{}/{}", pair.country, pair.operator))?;
+        within_quota(caller, &plan)?;
         let now = DateTime::now();
         let mut session = SessionDoc {
             id: uuid::Uuid::now_v7().to_string(),
@@ -107,6 +108,7 @@ impl ProcessCore {
             audit: vec![audit("start", caller, false)],
             outbox: Vec::new(),
             has_events: true,
+            quota: caller.quota,
         };
         let started = event::lifecycle("started", &session, STARTING, "", &caller.user_id);
         session.outbox.push(started);
@@ -308,6 +310,33 @@ fn audit(action: &str, caller: &Caller, forced: bool) -> AuditDoc {
         reason: String::new(),
         forced,
     }
+}
+
+/// A session its starter's quota could never carry is refused now, not
+/// discovered as refusals later: its rate above the quota per minute, or
+/// more recipients than the quota per day.
+fn within_quota(caller: &Caller, plan: &crate::store::PlanDoc) -> Result<(), ProcessError> {
+    if let Some(per_minute) = caller.quota.per_minute
+        && plan.rate_per_minute > per_minute as f64
+    {
+        return Err(ProcessError::InvalidRate(format!(
+            "rate_per_minute {} is above your quota of {per_minute} messages a minute",
+            plan.rate_per_minute
+        )));
+    }
+    let recipients = if plan.numbers.is_empty() {
+        plan.range_count.max(0) as u64
+    } else {
+        plan.numbers.len() as u64
+    };
+    if let Some(per_day) = caller.quota.per_day
+        && recipients > per_day
+    {
+        return Err(ProcessError::InvalidRecipients(format!(
+            "{recipients} recipients are more than your quota of {per_day} messages a day"
+        )));
+    }
+    Ok(())
 }
 
 /// A high-priority pair's session keeps running unless an admin insists.

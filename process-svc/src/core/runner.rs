@@ -27,6 +27,11 @@ use crate::{
 pub const SERVICE: &str = "process-svc";
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// sms-svc's code for a send over its starter's quota.
+const QUOTA_EXCEEDED: &str = "quota_exceeded";
+/// The longest a quota pause lasts before trying again (a day's window
+/// may open hours later; an admin may raise the quota meanwhile).
+const QUOTA_WAIT_MAX: Duration = Duration::from_secs(300);
 
 /// What every runner on a replica shares.
 pub struct RunContext {
@@ -344,6 +349,10 @@ impl Runner {
                 // Resending after a crash must not send twice.
                 idempotency_key: format!("{}:{seq}", self.session.id),
                 session_id: self.session.id.clone(),
+                // Charged to whoever started it, under the quota it had.
+                charge_to: self.session.started_by.clone(),
+                quota_per_minute: self.session.quota.per_minute,
+                quota_per_day: self.session.quota.per_day,
             })
             .collect();
         let clients = self.ctx.clients.clone();
@@ -356,7 +365,10 @@ impl Runner {
     fn take_answer(&mut self, (first, count, answer): Answer) {
         self.pending.remove(&first);
         match answer {
-            Ok(results) => {
+            Ok(mut results) => {
+                if let Some(pause) = self.over_quota(first, count, &mut results) {
+                    self.pause_for_quota(pause);
+                }
                 for result in results {
                     self.progress.counters.submitted += 1;
                     match result.result {
@@ -393,6 +405,39 @@ impl Runner {
         tracing::warn!(session = %self.session.id, streak = self.streak, error = %self.progress.last_error, "session send failed, backing off");
         self.paused_until = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.pacer.restart_at(self.sent_to, self.paused_until);
+    }
+
+    /// Takes the messages sms-svc refused for a quota (and those after
+    /// them) out of `results` and queues them to go again: a quota is no
+    /// failure of the session's, it only waits. How long to wait, if any.
+    fn over_quota(
+        &mut self,
+        first: u64,
+        count: u64,
+        results: &mut Vec<SendSmsResult>,
+    ) -> Option<(Duration, String)> {
+        let at = results.iter().position(|r| {
+            matches!(&r.result, Some(send_sms_result::Result::Error(err)) if err.code == QUOTA_EXCEEDED)
+        })?;
+        let wait = results[at..]
+            .iter()
+            .filter_map(|r| match &r.result {
+                Some(send_sms_result::Result::Error(err)) if err.code == QUOTA_EXCEEDED => {
+                    Some((u64::from(err.retry_after_secs.max(1)), err.message.clone()))
+                }
+                _ => None,
+            })
+            .max_by_key(|(secs, _)| *secs);
+        results.truncate(at);
+        self.retry.push_back((first + at as u64, count - at as u64));
+        wait.map(|(secs, why)| (Duration::from_secs(secs).min(QUOTA_WAIT_MAX), why))
+    }
+
+    fn pause_for_quota(&mut self, (wait, why): (Duration, String)) {
+        tracing::info!(session = %self.session.id, wait_secs = wait.as_secs(), "session paused by a quota");
+        self.progress.last_error = format!("paused: {QUOTA_EXCEEDED}: {why}");
+        self.paused_until = self.paused_until.max(Instant::now() + wait);
         self.pacer.restart_at(self.sent_to, self.paused_until);
     }
 

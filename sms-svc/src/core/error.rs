@@ -19,6 +19,9 @@ pub enum SmsError {
     Forbidden(String),
     #[error("{0}")]
     IdempotencyMismatch(String),
+    /// Over a quota; the seconds until the window that refused it opens.
+    #[error("{0}")]
+    QuotaExceeded(String, u32),
     #[error("the provider signature does not match")]
     InvalidSignature,
     #[error(transparent)]
@@ -39,6 +42,9 @@ impl From<SmsError> for ApiError {
             SmsError::PairNotFound(_) => ApiError::new(ErrorCode::PairNotFound, message),
             SmsError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             SmsError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
+            SmsError::QuotaExceeded(_, retry_after) => {
+                ApiError::new(ErrorCode::QuotaExceeded, message).retry_after(retry_after)
+            }
             SmsError::IdempotencyMismatch(_) => {
                 ApiError::new(ErrorCode::IdempotencyMismatch, message)
             }

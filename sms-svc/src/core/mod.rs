@@ -5,6 +5,7 @@ mod event;
 pub mod ingest;
 pub mod pairs;
 pub mod providers;
+pub mod quota;
 mod status;
 mod validate;
 mod writer;
@@ -13,7 +14,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use smsops_common::auth::{Caller, Role};
+use smsops_common::auth::{Caller, Quota, Role};
 
 pub use error::SmsError;
 pub use event::OutboxEvent;
@@ -44,6 +45,10 @@ pub struct SendRequest {
     pub body: String,
     pub idempotency_key: String,
     pub session_id: String,
+    /// From process-svc only: the session starter the send is charged to,
+    /// and that user's quota.
+    pub charge_to: Option<String>,
+    pub charge_quota: Quota,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,6 +63,8 @@ pub struct ListQuery {
 }
 
 pub struct SmsCore {
+    /// The provider account's cap a day (`account:<provider>`), if any.
+    account_cap: Option<(String, u64)>,
     store: Store,
     pairs: PairDirectory,
     dispatcher: Dispatcher,
@@ -68,11 +75,18 @@ pub struct SmsCore {
 
 impl SmsCore {
     /// Also starts the status writers, so it must run inside a runtime.
-    pub fn new(store: Store, pairs: PairDirectory, dispatcher: Dispatcher) -> Self {
+    pub fn new(
+        store: Store,
+        pairs: PairDirectory,
+        dispatcher: Dispatcher,
+        account_daily_cap: Option<u64>,
+    ) -> Self {
         let outbox = Arc::new(tokio::sync::Notify::new());
         let writer =
             StatusWriter::start(store.clone(), dispatcher.provider().name(), outbox.clone());
+        let account = format!("account:{}", dispatcher.provider().name());
         Self {
+            account_cap: account_daily_cap.map(|cap| (account, cap)),
             store,
             pairs,
             dispatcher,
@@ -102,10 +116,12 @@ impl SmsCore {
                 "a batch holds at most {MAX_BATCH} messages"
             )));
         }
+        let charge = charge_of(caller, &requests);
         let mut slots = self.prepare(caller, requests).await?;
-        let fresh: Vec<usize> = (0..slots.len())
+        let mut fresh: Vec<usize> = (0..slots.len())
             .filter(|&i| slots[i].new_row().is_some())
             .collect();
+        self.reserve(&charge, &mut slots, &mut fresh).await?;
         let rows: Vec<MessageRow> = fresh
             .iter()
             .filter_map(|&i| slots[i].new_row().cloned())
@@ -137,6 +153,42 @@ impl SmsCore {
             slots[i] = Slot::Done(result);
         }
         Ok(resolve(slots))
+    }
+
+    /// Counts the new messages against their quotas before they are
+    /// accepted; those past what a window has room for are refused with
+    /// `quota_exceeded` (and when to try again), in request order.
+    async fn reserve(
+        &self,
+        charge: &quota::Charge,
+        slots: &mut [Slot],
+        fresh: &mut Vec<usize>,
+    ) -> Result<(), SmsError> {
+        let account = self
+            .account_cap
+            .as_ref()
+            .map(|(subject, cap)| (subject.as_str(), *cap));
+        let windows = quota::windows(charge, account, Utc::now());
+        if windows.is_empty() || fresh.is_empty() {
+            return Ok(());
+        }
+        let granted = self.store.reserve(&windows, fresh.len() as u64).await?;
+        let kept = granted.count as usize;
+        if kept < fresh.len() {
+            let why = format!(
+                "over {}; try again in {}s",
+                granted.limited_by.unwrap_or_else(|| "a quota".into()),
+                granted.retry_after.unwrap_or(1)
+            );
+            for &i in &fresh[kept..] {
+                slots[i] = Slot::Done(Err(SmsError::QuotaExceeded(
+                    why.clone(),
+                    granted.retry_after.unwrap_or(1),
+                )));
+            }
+            fresh.truncate(kept);
+        }
+        Ok(())
     }
 
     /// Sends one accepted message and records the outcome at once, so the
@@ -327,6 +379,10 @@ impl SmsCore {
         Ok((rows, next))
     }
 
+    pub async fn prune_quota_windows(&self) -> Result<u64, SmsError> {
+        Ok(self.store.prune_quota_windows().await?)
+    }
+
     /// Marks messages that stayed `accepted` longer than `stale_after` as
     /// `failed` / `provider_uncertain`: whoever was sending them is gone, and
     /// the provider may or may not have them, so they are never resent.
@@ -473,6 +529,29 @@ fn validated(caller: &Caller, request: SendRequest) -> Result<Valid, SmsError> {
         length,
         segments,
     })
+}
+
+/// Whom a batch is charged to: the caller, or for process-svc the
+/// session's starter it names (with the quota the starter had).
+fn charge_of(caller: &Caller, requests: &[SendRequest]) -> quota::Charge {
+    if caller.role == Role::Service
+        && let Some(first) = requests.first()
+    {
+        return match &first.charge_to {
+            Some(user) => quota::Charge {
+                subject: format!("user:{user}"),
+                quota: first.charge_quota,
+            },
+            None => quota::Charge {
+                subject: format!("user:{}", caller.user_id),
+                quota: Quota::UNLIMITED,
+            },
+        };
+    }
+    quota::Charge {
+        subject: format!("user:{}", caller.user_id),
+        quota: caller.quota,
+    }
 }
 
 /// An idempotency key as stored. Each caller's keys are its own: the same

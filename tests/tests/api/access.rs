@@ -589,6 +589,7 @@ async fn idempotency_keys_belong_to_their_caller() {
                 body: "hi".into(),
                 idempotency_key: String::new(),
                 session_id: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
             },
             &alice.access,
         ))

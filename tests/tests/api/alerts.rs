@@ -82,6 +82,7 @@ async fn send(app: &TestApp, admin: &str, pair: &str, good: usize, bad: usize) {
             body: format!("alerts {n}"),
             idempotency_key: String::new(),
             session_id: String::new(),
+            ..Default::default()
         })
         .collect();
     let mut request = tonic::Request::new(SendSmsBatchRequest { messages });

@@ -15,6 +15,7 @@ mod live;
 mod matrix;
 mod metrics;
 mod prometheus;
+mod quotas;
 mod readiness;
 mod roles;
 mod sandbox;

@@ -634,6 +634,7 @@ async fn streamed_sends_answer_each_request_in_place() {
             body: format!("streamed {n}"),
             idempotency_key: format!("stream-{n}"),
             session_id: "session-1".into(),
+            ..Default::default()
         })
         .collect();
     let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
