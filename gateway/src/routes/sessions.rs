@@ -33,8 +33,8 @@ pub struct RangeBody {
 pub struct NewSession {
     #[schema(min_length = 1)]
     pub country_operator_id: String,
-    /// Messages per minute: above 0, at most 600,000.
-    #[schema(example = 10)]
+    /// Messages per minute: from 1/60 (one an hour) to 600,000.
+    #[schema(example = 10, minimum = 0.016666666666666666, maximum = 600000)]
     pub rate_per_minute: f64,
     pub recipients: RecipientsBody,
     /// `{n}` becomes the message's sequence number, `{pair}` the pair as
