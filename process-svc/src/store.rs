@@ -344,8 +344,10 @@ impl Store {
                 "state": STARTING,
                 "reason": "",
                 "restart_requested": false,
+                // started_by stays: the session is still its creator's to
+                // stop and restart (see core::access); the audit names who
+                // restarted it.
                 "started_at": DateTime::now(),
-                "started_by": audit.by.clone(),
                 "stopped_at": bson::Bson::Null,
                 "lease_owner": owner,
                 "lease_until": lease_until,

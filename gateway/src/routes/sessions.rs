@@ -94,6 +94,8 @@ pub struct SessionView {
     pub effective_rate_per_minute: f64,
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
+    /// The user who created the session, whoever restarted it since: only
+    /// that user or an admin may stop or restart it.
     pub started_by: Option<String>,
     pub stopped_by: Option<String>,
     pub created_at: String,
@@ -282,11 +284,12 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SessionView::from(session.into_inner())))
 }
 
-/// Stop a session; answers once it has stopped sending.
+/// Stop a session; answers once it has stopped sending. Only the user who
+/// started it, or an admin, may.
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
-        (status = 403, description = "pair_pinned: a high-priority pair needs an admin and force", body = ErrorBody),
+        (status = 403, description = "forbidden: another user started the session; pair_pinned: a high-priority pair needs an admin and force", body = ErrorBody),
         (status = 404, description = "session_not_found", body = ErrorBody)))]
 pub async fn stop(
     services: web::Data<Services>,
@@ -307,11 +310,12 @@ pub async fn stop(
 }
 
 /// Restart a session: it stops, then starts again where its sequence left
-/// off, keeping its counters.
+/// off, keeping its counters and its owner. Only the user who started it,
+/// or an admin, may (an admin alone once that user is deleted).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/restart", tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
-        (status = 403, description = "pair_pinned", body = ErrorBody),
+        (status = 403, description = "forbidden: another user started the session; pair_pinned", body = ErrorBody),
         (status = 404, description = "session_not_found", body = ErrorBody),
         (status = 409, description = "session_active: the pair has another active session", body = ErrorBody)))]
 pub async fn restart(

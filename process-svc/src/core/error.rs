@@ -19,6 +19,8 @@ pub enum ProcessError {
     SessionActive(String),
     #[error("{0}")]
     Pinned(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Upstream(ApiError),
     #[error(transparent)]
@@ -39,6 +41,7 @@ impl From<ProcessError> for ApiError {
             ProcessError::NotFound(_) => ApiError::new(ErrorCode::SessionNotFound, message),
             ProcessError::SessionActive(_) => ApiError::new(ErrorCode::SessionActive, message),
             ProcessError::Pinned(_) => ApiError::new(ErrorCode::PairPinned, message),
+            ProcessError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
             ProcessError::Upstream(api) => api,
             ProcessError::Store(store) => store.into(),
         }

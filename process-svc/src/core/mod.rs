@@ -2,6 +2,7 @@
 //! runs themselves belong to the [`Supervisor`] of whichever replica holds
 //! each session's lease.
 
+pub mod access;
 mod budget;
 pub mod clients;
 mod error;
@@ -19,7 +20,10 @@ use smsops_common::auth::Caller;
 pub use error::ProcessError;
 pub use plan::PlanRequest;
 
-use self::supervisor::Supervisor;
+use self::{
+    access::{Action, Actor, Target},
+    supervisor::Supervisor,
+};
 use crate::store::{
     AuditDoc, CountersDoc, FAILED, RUNNING, STARTING, STOPPED, STOPPING, SessionDoc,
 };
@@ -195,11 +199,11 @@ impl ProcessCore {
         force: bool,
     ) -> Result<SessionView, ProcessError> {
         let session = self.load(id).await?;
-        check_pinned(caller, &session, force, "stop")?;
+        let grant = Actor::from(caller).may(Action::Stop, Target::from(&session), force)?;
         if matches!(session.state.as_str(), STOPPED | FAILED) {
             return Ok(self.view(session));
         }
-        let record = audit("stop", caller, force && session.is_high_priority);
+        let record = audit("stop", caller, grant.forced);
         if self
             .store()
             .request_stop(id, record, false)
@@ -225,8 +229,8 @@ impl ProcessCore {
         force: bool,
     ) -> Result<SessionView, ProcessError> {
         let session = self.load(id).await?;
-        check_pinned(caller, &session, force, "restart")?;
-        let record = audit("restart", caller, force && session.is_high_priority);
+        let grant = Actor::from(caller).may(Action::Restart, Target::from(&session), force)?;
+        let record = audit("restart", caller, grant.forced);
         tracing::info!(session = %id, by = %caller.user_id, "session restart requested");
         if matches!(session.state.as_str(), STOPPED | FAILED) {
             let ctx = self.supervisor.context();
@@ -308,29 +312,4 @@ fn audit(action: &str, caller: &Caller, forced: bool) -> AuditDoc {
         reason: String::new(),
         forced,
     }
-}
-
-/// A high-priority pair's session keeps running unless an admin insists.
-fn check_pinned(
-    caller: &Caller,
-    session: &SessionDoc,
-    force: bool,
-    action: &str,
-) -> Result<(), ProcessError> {
-    if !session.is_high_priority {
-        return Ok(());
-    }
-    if !caller.is_admin() {
-        return Err(ProcessError::Pinned(format!(
-            "pair {} is high priority: only an admin can {action} its session",
-            session.pair_id
-        )));
-    }
-    if !force {
-        return Err(ProcessError::Pinned(format!(
-            "pair {} is high priority: {action} it with force: true",
-            session.pair_id
-        )));
-    }
-    Ok(())
 }

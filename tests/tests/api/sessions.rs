@@ -180,7 +180,8 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
     let app = app_with(&sandbox, Options::default()).await;
     let admin = app.admin_tokens().await.access;
     let (starter_id, starter) = app.new_user().await;
-    let (stopper_id, stopper) = app.new_user().await;
+    // Only the starter or an admin may stop it: the starter does.
+    let (stopper_id, stopper) = (starter_id.clone(), starter.clone());
     let pair = new_pair(&app, &admin, "DE", false).await;
 
     let id = start(&app, &starter.access, session_body(&pair, 1200.0, "again")).await["id"]
@@ -206,6 +207,7 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
     assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
     assert!(stopped.body["next_seq"].as_u64().unwrap() > before);
     assert_eq!(stopped.body["stopped_by"], stopper_id.as_str());
+    assert_eq!(stopped.body["started_by"], starter_id.as_str());
 
     let (seen, duplicates) = received(&sandbox, "again").await;
     assert_eq!(duplicates, 0);
