@@ -199,7 +199,7 @@ impl From<pb::Session> for SessionView {
     responses((status = 201, body = SessionView),
         (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, invalid_template, invalid_argument", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody),
-        (status = 409, description = "session_active: the pair already has one", body = ErrorBody)))]
+        (status = 409, description = "session_active: the pair already has one; conflict: the pair is being deleted", body = ErrorBody)))]
 pub async fn create(
     services: web::Data<Services>,
     Authed(caller): Authed,
@@ -316,8 +316,8 @@ pub async fn stop(
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
         (status = 403, description = "forbidden: another user started the session; pair_pinned", body = ErrorBody),
-        (status = 404, description = "session_not_found", body = ErrorBody),
-        (status = 409, description = "session_active: the pair has another active session", body = ErrorBody)))]
+        (status = 404, description = "session_not_found; pair_not_found: the pair of a stopped session was deleted", body = ErrorBody),
+        (status = 409, description = "session_active: the pair has another active session; conflict: the pair is being deleted", body = ErrorBody)))]
 pub async fn restart(
     services: web::Data<Services>,
     Authed(caller): Authed,

@@ -21,6 +21,11 @@ pub enum ProcessError {
     Pinned(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    PairInUse(String),
+    /// The pair's lock is held for its deletion.
+    #[error("country-operator pair {0} is being deleted")]
+    PairRetiring(String),
     #[error(transparent)]
     Upstream(ApiError),
     #[error(transparent)]
@@ -42,6 +47,8 @@ impl From<ProcessError> for ApiError {
             ProcessError::SessionActive(_) => ApiError::new(ErrorCode::SessionActive, message),
             ProcessError::Pinned(_) => ApiError::new(ErrorCode::PairPinned, message),
             ProcessError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
+            ProcessError::PairInUse(_) => ApiError::new(ErrorCode::PairInUse, message),
+            ProcessError::PairRetiring(_) => ApiError::new(ErrorCode::Conflict, message),
             ProcessError::Upstream(api) => api,
             ProcessError::Store(store) => store.into(),
         }
