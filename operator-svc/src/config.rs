@@ -16,6 +16,8 @@ pub struct OperatorConfig {
     pub collection: String,
     /// auth-svc, for the public keys that verify forwarded tokens.
     pub auth_url: String,
+    /// process-svc, asked whether a session uses a pair before it is deleted.
+    pub process_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
 }
@@ -35,6 +37,7 @@ impl OperatorConfig {
             database: config::string_or("SMSOPS_OPERATOR_DB", "sms_config")?,
             collection: config::string_or("SMSOPS_OPERATOR_COLLECTION", "country_operator")?,
             auth_url: config::auth_url()?,
+            process_url: config::string_or("SMSOPS_PROCESS_URL", "http://127.0.0.1:50054")?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
         })

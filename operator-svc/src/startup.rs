@@ -11,7 +11,12 @@ use smsops_common::{
 };
 use smsops_proto::operator::v1::operator_service_server::{OperatorServiceServer, SERVICE_NAME};
 
-use crate::{config::OperatorConfig, core::OperatorCore, grpc::OperatorGrpc, store::Store};
+use crate::{
+    config::OperatorConfig,
+    core::{OperatorCore, sessions::Sessions},
+    grpc::OperatorGrpc,
+    store::Store,
+};
 
 pub struct Application {
     server: GrpcServer,
@@ -19,7 +24,8 @@ pub struct Application {
 
 impl Application {
     /// Connects to MongoDB, creates indexes and binds the gRPC listener.
-    /// auth-svc may still be down: its keys are fetched on the first call.
+    /// auth-svc may still be down: its keys are fetched on the first call;
+    /// so may process-svc, which only deletes need.
     pub async fn build(config: OperatorConfig) -> Result<Self, StartupError> {
         let client = mongo::connect(&config.mongo_url, "operator-svc")
             .await
@@ -28,6 +34,7 @@ impl Application {
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let (health, routes) =
@@ -35,7 +42,7 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let core = Arc::new(OperatorCore::new(store));
+        let core = Arc::new(OperatorCore::new(store, Sessions::new(process)));
         let telemetry = Arc::new(Telemetry::new("operator-svc"));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)

@@ -5,6 +5,8 @@ use smsops_common::{
     grpc::ClientTimeouts,
 };
 
+use crate::core::plan::MIN_RATE_PER_MINUTE;
+
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
     /// gRPC listen address; port 0 picks a free port.
@@ -124,18 +126,20 @@ impl ProcessConfig {
     }
 }
 
-/// `GB=600,US=120` → per-country messages per minute.
+/// `GB=600,US=120` → per-country messages per minute, each at least one
+/// an hour like a session's own rate: a lower cap would hold a pair's
+/// session, and so its lock, for days per message.
 fn budgets(items: &[String]) -> Result<HashMap<String, f64>, ConfigError> {
     let mut budgets = HashMap::new();
     for item in items {
         let parsed = item.split_once('=').and_then(|(country, rate)| {
             let rate: f64 = rate.trim().parse().ok()?;
-            (rate > 0.0).then(|| (country.trim().to_ascii_uppercase(), rate))
+            (rate >= MIN_RATE_PER_MINUTE).then(|| (country.trim().to_ascii_uppercase(), rate))
         });
         let (country, rate) = parsed.ok_or_else(|| {
             ConfigError::new(
                 "SMSOPS_COUNTRY_BUDGETS",
-                format!("{item:?} is not COUNTRY=messages_per_minute"),
+                format!("{item:?} is not COUNTRY=messages_per_minute (at least 1/60)"),
             )
         })?;
         budgets.insert(country, rate);
@@ -154,6 +158,8 @@ mod tests {
         assert_eq!(parsed.get("US"), Some(&120.5));
         assert!(budgets(&["GB".into()]).is_err());
         assert!(budgets(&["GB=0".into()]).is_err());
+        assert!(budgets(&["GB=0.0000001".into()]).is_err());
+        assert!(budgets(&["GB=0.017".into()]).is_ok());
         assert!(budgets(&["GB=x".into()]).is_err());
     }
 }

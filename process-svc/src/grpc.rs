@@ -106,6 +106,18 @@ impl ProcessService for ProcessGrpc {
         Ok(Response::new(session_to_pb(&caller, view)))
     }
 
+    async fn retire_pair(
+        &self,
+        request: Request<pb::RetirePairRequest>,
+    ) -> Result<Response<pb::RetirePairResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        self.core
+            .retire_pair(&caller, &req.country_operator_id)
+            .await?;
+        Ok(Response::new(pb::RetirePairResponse {}))
+    }
+
     async fn list_audit(
         &self,
         request: Request<pb::ListAuditRequest>,

@@ -5,7 +5,10 @@
 //!
 //! One active session per pair is held by a lock document per pair (its
 //! `_id` is the pair id) naming the session. A lock whose session has ended
-//! is stale and taken over, so a crash between the two writes heals itself.
+//! is stale and taken over, and so is one whose session never came to be or
+//! never restarted once [`LOCK_GRACE_MS`] old, so a crash between the two
+//! writes heals itself. A pair's deletion holds the same lock for that long
+//! (see [`Store::retire_pair`]).
 
 use futures::TryStreamExt;
 use mongodb::{
@@ -22,6 +25,71 @@ pub const RUNNING: &str = "running";
 pub const STOPPING: &str = "stopping";
 pub const STOPPED: &str = "stopped";
 pub const FAILED: &str = "failed";
+/// The states in which a session holds its pair.
+pub const ACTIVE: [&str; 3] = [STARTING, RUNNING, STOPPING];
+
+/// What taking a pair's lock came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairLock {
+    Taken,
+    /// An active session holds it: its id and state (the id is empty when
+    /// another caller won a race for the lock and its session is not known).
+    Active(String, String),
+    /// A deletion of the pair holds it.
+    Retiring,
+}
+
+/// Why a pair's lock is taken: it decides how long the lock holds with no
+/// active session behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockFor {
+    /// A new session, not inserted yet.
+    Create,
+    /// A stopped or failed session, about to start again.
+    Restart,
+    /// The pair's deletion: no session may start on it meanwhile.
+    Delete,
+}
+
+impl LockFor {
+    fn as_str(self) -> &'static str {
+        match self {
+            LockFor::Create => "create",
+            LockFor::Restart => "restart",
+            LockFor::Delete => "delete",
+        }
+    }
+
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "restart" => LockFor::Restart,
+            "delete" => LockFor::Delete,
+            _ => LockFor::Create,
+        }
+    }
+
+    /// Whether a lock held for `self`, `young` (under [`LOCK_GRACE_MS`]) or
+    /// not, whose session is in `state` (None: there is no such session),
+    /// keeps a lock for `claim` off the pair: the refusal (an `Active` with
+    /// no session id yet), or None when the lock is stale and is taken over.
+    fn holds_off(self, claim: LockFor, young: bool, state: Option<&str>) -> Option<PairLock> {
+        let in_use = |state: &str| Some(PairLock::Active(String::new(), state.to_string()));
+        match (self, state) {
+            // A second delete of the same pair may take the lock over.
+            (LockFor::Delete, _) if young && claim != LockFor::Delete => Some(PairLock::Retiring),
+            (LockFor::Delete, _) => None,
+            (_, Some(state)) if ACTIVE.contains(&state) => in_use(state),
+            // A restart looks the pair up before its session turns
+            // starting; a session that merely ended (its unlock not done
+            // yet, or lost) frees the pair at once.
+            (LockFor::Restart, Some(_)) if young => in_use(STARTING),
+            (_, Some(_)) => None,
+            // Its session is being created.
+            (_, None) if young => in_use(STARTING),
+            (_, None) => None,
+        }
+    }
+}
 
 /// Most audit records a session keeps; the oldest go first.
 const AUDIT_KEPT: i32 = 1000;
@@ -121,8 +189,8 @@ pub struct Ending {
     pub event: EventDoc,
 }
 
-/// A lock younger than this whose session is not there yet is being
-/// created, not stale.
+/// A lock younger than this whose session is not active is in use (a
+/// session being created or restarted, a pair being deleted), not stale.
 const LOCK_GRACE_MS: i64 = 30_000;
 
 /// The one document of the relay lease collection.
@@ -197,49 +265,95 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the pair for `session_id`: false if an active session holds it.
-    pub async fn lock_pair(&self, pair_id: &str, session_id: &str) -> Result<bool, StoreError> {
-        let lock = doc! { "_id": pair_id, "session_id": session_id, "at": DateTime::now() };
+    /// Takes the pair for `session_id`, unless an active session or a
+    /// deletion holds it.
+    pub async fn lock_pair(
+        &self,
+        pair_id: &str,
+        session_id: &str,
+        purpose: LockFor,
+    ) -> Result<PairLock, StoreError> {
+        self.take_pair(pair_id, session_id, purpose).await
+    }
+
+    /// Takes the pair for its deletion, unless an active session holds
+    /// it: then that session is answered. The lock names no session, so it
+    /// turns stale after [`LOCK_GRACE_MS`] and needs no release, whether
+    /// the delete went through or not.
+    pub async fn retire_pair(&self, pair_id: &str) -> Result<PairLock, StoreError> {
+        let holder = format!("retire:{}", uuid::Uuid::now_v7());
+        let taken = self.take_pair(pair_id, &holder, LockFor::Delete).await?;
+        if taken != PairLock::Taken {
+            return Ok(taken);
+        }
+        // Every active session holds its pair's lock; this only makes sure,
+        // so that a lock lost to a bug cannot let a pair go from under a
+        // running session.
+        let active = self
+            .sessions
+            .find_one(doc! { "pair_id": pair_id, "state": { "$in": ACTIVE.to_vec() } })
+            .projection(doc! { "audit": 0, "outbox": 0 })
+            .await?;
+        if let Some(session) = active {
+            self.unlock_pair(pair_id, &holder).await?;
+            return Ok(PairLock::Active(session.id, session.state));
+        }
+        Ok(PairLock::Taken)
+    }
+
+    async fn take_pair(
+        &self,
+        pair_id: &str,
+        holder: &str,
+        purpose: LockFor,
+    ) -> Result<PairLock, StoreError> {
+        let lock = || doc! { "_id": pair_id, "session_id": holder, "for": purpose.as_str(), "at": DateTime::now() };
         match self
             .locks
-            .insert_one(lock)
+            .insert_one(lock())
             .await
             .map_err(StoreError::classify)
         {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(PairLock::Taken),
             Err(StoreError::Duplicate) => {}
             Err(err) => return Err(err),
         }
         let Some(held) = self.locks.find_one(doc! { "_id": pair_id }).await? else {
             // Released meanwhile: try once more.
-            return Ok(self
-                .locks
-                .insert_one(
-                    doc! { "_id": pair_id, "session_id": session_id, "at": DateTime::now() },
-                )
-                .await
-                .is_ok());
+            return Ok(match self.locks.insert_one(lock()).await {
+                Ok(_) => PairLock::Taken,
+                Err(_) => PairLock::Active(String::new(), STARTING.into()),
+            });
         };
-        let holder = held.get_str("session_id").unwrap_or_default().to_string();
+        let current = held.get_str("session_id").unwrap_or_default().to_string();
         let young = held
             .get_datetime("at")
             .map(|at| DateTime::now().timestamp_millis() - at.timestamp_millis() < LOCK_GRACE_MS)
             .unwrap_or(false);
-        let stale = match self.get(&holder).await? {
-            Some(session) => matches!(session.state.as_str(), STOPPED | FAILED),
-            None => !young,
+        // Locks written before purposes were recorded were all creations.
+        let held_for = LockFor::parse(held.get_str("for").unwrap_or_default());
+        let state = match held_for {
+            LockFor::Delete => None,
+            _ => self.get(&current).await?.map(|session| session.state),
         };
-        if !stale {
-            return Ok(false);
+        if let Some(refusal) = held_for.holds_off(purpose, young, state.as_deref()) {
+            return Ok(match refusal {
+                PairLock::Active(_, state) => PairLock::Active(current, state),
+                other => other,
+            });
         }
         let taken = self
             .locks
             .find_one_and_update(
-                doc! { "_id": pair_id, "session_id": &holder },
-                doc! { "$set": { "session_id": session_id, "at": DateTime::now() } },
+                doc! { "_id": pair_id, "session_id": &current },
+                doc! { "$set": { "session_id": holder, "for": purpose.as_str(), "at": DateTime::now() } },
             )
             .await?;
-        Ok(taken.is_some())
+        Ok(match taken {
+            Some(_) => PairLock::Taken,
+            // Another caller took it first: a session, most likely.
+            None => PairLock::Active(String::new(), STARTING.into()),
+        })
     }
 
     /// Frees the pair, if `session_id` still holds it.
@@ -349,8 +463,10 @@ impl Store {
                 "state": STARTING,
                 "reason": "",
                 "restart_requested": false,
+                // started_by stays: the session is still its creator's to
+                // stop and restart (see core::access); the audit names who
+                // restarted it.
                 "started_at": DateTime::now(),
-                "started_by": audit.by.clone(),
                 "stopped_at": bson::Bson::Null,
                 "lease_owner": owner,
                 "lease_until": lease_until,
@@ -550,4 +666,68 @@ fn audit_each(audit: &AuditDoc) -> Result<Document, StoreError> {
 
 fn internal(err: bson::ser::Error) -> StoreError {
     StoreError::Mongo(mongodb::error::Error::custom(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(held: LockFor, claim: LockFor, young: bool, state: Option<&str>) -> &'static str {
+        match held.holds_off(claim, young, state) {
+            None => "free",
+            Some(PairLock::Retiring) => "retiring",
+            Some(PairLock::Active(..)) => "in use",
+            Some(PairLock::Taken) => "taken?",
+        }
+    }
+
+    #[test]
+    fn an_active_session_holds_its_pair_against_everything() {
+        for held in [LockFor::Create, LockFor::Restart] {
+            for claim in [LockFor::Create, LockFor::Restart, LockFor::Delete] {
+                for state in ACTIVE {
+                    for young in [true, false] {
+                        assert_eq!(blocked(held, claim, young, Some(state)), "in use");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lock_without_an_active_session_holds_only_while_young_and_in_use() {
+        for claim in [LockFor::Create, LockFor::Restart, LockFor::Delete] {
+            // A session being inserted, or being restarted.
+            assert_eq!(blocked(LockFor::Create, claim, true, None), "in use");
+            assert_eq!(
+                blocked(LockFor::Restart, claim, true, Some(STOPPED)),
+                "in use"
+            );
+            // A session that ended, whose unlock is late or lost: at once.
+            for state in [STOPPED, FAILED] {
+                assert_eq!(blocked(LockFor::Create, claim, true, Some(state)), "free");
+                assert_eq!(blocked(LockFor::Restart, claim, false, Some(state)), "free");
+            }
+            // A crash between the lock and the session.
+            assert_eq!(blocked(LockFor::Create, claim, false, None), "free");
+            assert_eq!(blocked(LockFor::Restart, claim, false, None), "free");
+        }
+    }
+
+    #[test]
+    fn a_deletion_keeps_sessions_off_for_the_grace_period() {
+        for claim in [LockFor::Create, LockFor::Restart] {
+            assert_eq!(blocked(LockFor::Delete, claim, true, None), "retiring");
+            assert_eq!(blocked(LockFor::Delete, claim, false, None), "free");
+        }
+        assert_eq!(
+            blocked(LockFor::Delete, LockFor::Delete, true, None),
+            "free"
+        );
+        for purpose in [LockFor::Create, LockFor::Restart, LockFor::Delete] {
+            assert_eq!(LockFor::parse(purpose.as_str()), purpose);
+        }
+        // Locks from before purposes were written down.
+        assert_eq!(LockFor::parse(""), LockFor::Create);
+    }
 }

@@ -250,8 +250,8 @@ impl TestApp {
             .await;
         app.start_operator().await;
         if app.options.process_in_process {
-            // Bound before the gateway, which must know where it is.
-            app.process_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            // On the address chosen up front: operator-svc, started first,
+            // asks process-svc before it deletes a pair.
             app.start_process().await;
         }
         if app.options.consumers {
@@ -329,6 +329,7 @@ impl TestApp {
             database: self.operator_db.clone(),
             collection: "country_operator".into(),
             auth_url: format!("http://{}", self.auth_addr),
+            process_url: format!("http://{}", self.process_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
         };

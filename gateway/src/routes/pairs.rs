@@ -191,10 +191,16 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(PairView::from(pair.into_inner())))
 }
 
-/// Delete a pair (admin).
+/// Delete a pair (admin) that no session uses: while one is starting,
+/// running or stopping on it, 409 `pair_in_use`; stop the session first.
+/// When process-svc cannot say, nothing is deleted (503, with Retry-After).
 #[utoipa::path(delete, path = "/api/v1/country-operators/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "country-operators",
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, description = "not_found", body = ErrorBody)))]
+    responses((status = 204),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "pair_in_use: a session on the pair is active", body = ErrorBody),
+        (status = 503, description = "unavailable: whether a session uses the pair cannot be told now", body = ErrorBody)))]
 pub async fn delete(
     services: web::Data<Services>,
     Admin(caller): Admin,

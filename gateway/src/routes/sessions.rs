@@ -34,8 +34,8 @@ pub struct RangeBody {
 pub struct NewSession {
     #[schema(min_length = 1)]
     pub country_operator_id: String,
-    /// Messages per minute: above 0, at most 600,000.
-    #[schema(example = 10)]
+    /// Messages per minute: from 1/60 (one an hour) to 600,000.
+    #[schema(example = 10, minimum = 0.016666666666666666, maximum = 600000)]
     pub rate_per_minute: f64,
     pub recipients: RecipientsBody,
     /// `{n}` becomes the message's sequence number, `{pair}` the pair as
@@ -95,6 +95,8 @@ pub struct SessionView {
     pub effective_rate_per_minute: f64,
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
+    /// The user who created the session, whoever restarted it since: only
+    /// that user or an admin may stop or restart it.
     pub started_by: Option<String>,
     pub stopped_by: Option<String>,
     pub created_at: String,
@@ -198,7 +200,7 @@ impl From<pb::Session> for SessionView {
     responses((status = 201, body = SessionView),
         (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, invalid_template, invalid_argument", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody),
-        (status = 409, description = "session_active: the pair already has one", body = ErrorBody),
+        (status = 409, description = "session_active: the pair already has one; conflict: the pair is being deleted", body = ErrorBody),
         (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]
 pub async fn create(
     services: web::Data<Services>,
@@ -286,11 +288,12 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SessionView::from(session.into_inner())))
 }
 
-/// Stop a session; answers once it has stopped sending.
+/// Stop a session; answers once it has stopped sending. Only the user who
+/// started it, or an admin, may.
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
-        (status = 403, description = "pair_pinned: a high-priority pair needs an admin and force", body = ErrorBody),
+        (status = 403, description = "forbidden: another user started the session; pair_pinned: a high-priority pair needs an admin and force", body = ErrorBody),
         (status = 404, description = "session_not_found", body = ErrorBody)))]
 pub async fn stop(
     services: web::Data<Services>,
@@ -311,13 +314,14 @@ pub async fn stop(
 }
 
 /// Restart a session: it stops, then starts again where its sequence left
-/// off, keeping its counters.
+/// off, keeping its counters and its owner. Only the user who started it,
+/// or an admin, may (an admin alone once that user is deleted).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/restart", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions",
     request_body(content = Option<SessionAction>), security(("bearer" = [])),
     responses((status = 200, body = SessionView),
-        (status = 403, description = "pair_pinned", body = ErrorBody),
-        (status = 404, description = "session_not_found", body = ErrorBody),
-        (status = 409, description = "session_active: the pair has another active session", body = ErrorBody)))]
+        (status = 403, description = "forbidden: another user started the session; pair_pinned", body = ErrorBody),
+        (status = 404, description = "session_not_found; pair_not_found: the pair of a stopped session was deleted", body = ErrorBody),
+        (status = 409, description = "session_active: the pair has another active session; conflict: the pair is being deleted", body = ErrorBody)))]
 pub async fn restart(
     services: web::Data<Services>,
     Sender(caller): Sender,

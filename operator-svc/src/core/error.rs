@@ -17,6 +17,9 @@ pub enum OperatorError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A refusal that came from another service, passed on as it is.
+    #[error(transparent)]
+    Upstream(ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -31,6 +34,7 @@ impl From<OperatorError> for ApiError {
             OperatorError::PairExists => ApiError::new(ErrorCode::PairExists, message),
             OperatorError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             OperatorError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
+            OperatorError::Upstream(api) => api,
             OperatorError::Store(store) => store.into(),
         }
     }

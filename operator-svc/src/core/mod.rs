@@ -2,6 +2,7 @@
 
 pub mod country;
 mod error;
+pub mod sessions;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mongodb::bson::DateTime;
@@ -11,6 +12,7 @@ pub use error::OperatorError;
 
 use smsops_common::mongo::StoreError;
 
+use self::sessions::Sessions;
 use crate::store::{PairDoc, PairUpdate, Store};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -59,11 +61,12 @@ pub struct PairQuery {
 
 pub struct OperatorCore {
     store: Store,
+    sessions: Sessions,
 }
 
 impl OperatorCore {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, sessions: Sessions) -> Self {
+        Self { store, sessions }
     }
 
     pub async fn create(
@@ -169,8 +172,16 @@ impl OperatorCore {
         }
     }
 
+    /// Deletes a pair no session uses: process-svc says so and keeps new
+    /// sessions off it first (see [`sessions`]), so a session cannot start
+    /// on the pair between the question and the delete.
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), OperatorError> {
         require_admin(caller)?;
+        // An unknown pair is a 404 whether or not process-svc is up.
+        if self.store.get(id).await?.is_none() {
+            return Err(not_found(id));
+        }
+        self.sessions.retire(caller, id).await?;
         if !self.store.delete(id).await? {
             return Err(not_found(id));
         }

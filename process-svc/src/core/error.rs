@@ -19,6 +19,13 @@ pub enum ProcessError {
     SessionActive(String),
     #[error("{0}")]
     Pinned(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    PairInUse(String),
+    /// The pair's lock is held for its deletion.
+    #[error("country-operator pair {0} is being deleted")]
+    PairRetiring(String),
     #[error(transparent)]
     Upstream(ApiError),
     #[error(transparent)]
@@ -39,6 +46,9 @@ impl From<ProcessError> for ApiError {
             ProcessError::NotFound(_) => ApiError::new(ErrorCode::SessionNotFound, message),
             ProcessError::SessionActive(_) => ApiError::new(ErrorCode::SessionActive, message),
             ProcessError::Pinned(_) => ApiError::new(ErrorCode::PairPinned, message),
+            ProcessError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
+            ProcessError::PairInUse(_) => ApiError::new(ErrorCode::PairInUse, message),
+            ProcessError::PairRetiring(_) => ApiError::new(ErrorCode::Conflict, message),
             ProcessError::Upstream(api) => api,
             ProcessError::Store(store) => store.into(),
         }

@@ -2,6 +2,7 @@
 //! runs themselves belong to the [`Supervisor`] of whichever replica holds
 //! each session's lease.
 
+pub mod access;
 mod budget;
 pub mod clients;
 mod error;
@@ -19,9 +20,13 @@ use smsops_common::auth::Caller;
 pub use error::ProcessError;
 pub use plan::PlanRequest;
 
-use self::supervisor::Supervisor;
+use self::{
+    access::{Action, Actor, Target},
+    supervisor::Supervisor,
+};
 use crate::store::{
-    AuditDoc, CountersDoc, FAILED, RUNNING, STARTING, STOPPED, STOPPING, SessionDoc,
+    AuditDoc, CountersDoc, FAILED, LockFor, PairLock, RUNNING, STARTING, STOPPED, STOPPING,
+    SessionDoc,
 };
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -112,12 +117,21 @@ impl ProcessCore {
         };
         let started = event::lifecycle("started", &session, STARTING, "", &caller.user_id);
         session.outbox.push(started);
-        if !self
+        let locked = self
             .store()
-            .lock_pair(&session.pair_id, &session.id)
-            .await?
-        {
-            return Err(ProcessError::SessionActive(session.pair_id));
+            .lock_pair(&session.pair_id, &session.id, LockFor::Create)
+            .await?;
+        self.refuse_unless_taken(caller, locked, &session.pair_id)
+            .await?;
+        // The pair may have been deleted since it was looked up. A delete
+        // takes this lock first, so with the lock held, a pair that is
+        // still there stays until the session ends.
+        if let Err(err) = ctx.clients.pair(caller, &session.pair_id).await {
+            let _ = self
+                .store()
+                .unlock_pair(&session.pair_id, &session.id)
+                .await;
+            return Err(err);
         }
         if let Err(err) = self.store().insert(&session).await {
             let _ = self
@@ -197,11 +211,11 @@ impl ProcessCore {
         force: bool,
     ) -> Result<SessionView, ProcessError> {
         let session = self.load(id).await?;
-        check_pinned(caller, &session, force, "stop")?;
+        let grant = Actor::from(caller).may(Action::Stop, Target::from(&session), force)?;
         if matches!(session.state.as_str(), STOPPED | FAILED) {
             return Ok(self.view(session));
         }
-        let record = audit("stop", caller, force && session.is_high_priority);
+        let record = audit("stop", caller, grant.forced);
         if self
             .store()
             .request_stop(id, record, false)
@@ -227,15 +241,24 @@ impl ProcessCore {
         force: bool,
     ) -> Result<SessionView, ProcessError> {
         let session = self.load(id).await?;
-        check_pinned(caller, &session, force, "restart")?;
-        let record = audit("restart", caller, force && session.is_high_priority);
+        let grant = Actor::from(caller).may(Action::Restart, Target::from(&session), force)?;
+        let record = audit("restart", caller, grant.forced);
         tracing::info!(session = %id, by = %caller.user_id, "session restart requested");
         if matches!(session.state.as_str(), STOPPED | FAILED) {
             let ctx = self.supervisor.context();
             let event =
                 event::lifecycle("restarted", &session, STARTING, "restart", &caller.user_id);
-            if !self.store().lock_pair(&session.pair_id, id).await? {
-                return Err(ProcessError::SessionActive(session.pair_id));
+            let locked = self
+                .store()
+                .lock_pair(&session.pair_id, id, LockFor::Restart)
+                .await?;
+            self.refuse_unless_taken(caller, locked, &session.pair_id)
+                .await?;
+            // A pair deleted while its session was idle takes no new run:
+            // it would only fail, send after send, with pair_not_found.
+            if let Err(err) = ctx.clients.pair(caller, &session.pair_id).await {
+                let _ = self.store().unlock_pair(&session.pair_id, id).await;
+                return Err(err);
             }
             let restarted = self
                 .store()
@@ -271,6 +294,62 @@ impl ProcessCore {
             })
             .await?;
         Ok(self.view(session))
+    }
+
+    /// Answers operator-svc, before it deletes a pair, whether a session
+    /// still uses it, and if none does keeps sessions off the pair while
+    /// the delete goes on (see [`crate::store::Store::retire_pair`]).
+    pub async fn retire_pair(&self, caller: &Caller, pair_id: &str) -> Result<(), ProcessError> {
+        if !caller.is_admin() {
+            return Err(ProcessError::Forbidden(
+                "only an admin may delete a country-operator pair".into(),
+            ));
+        }
+        let pair_id = pair_id.trim();
+        if pair_id.is_empty() {
+            return Err(ProcessError::InvalidArgument(
+                "country_operator_id is required".into(),
+            ));
+        }
+        match self.store().retire_pair(pair_id).await? {
+            PairLock::Taken | PairLock::Retiring => {
+                tracing::info!(pair = %pair_id, by = %caller.user_id, "pair retired for deletion");
+                Ok(())
+            }
+            PairLock::Active(session, state) => {
+                let which = if session.is_empty() {
+                    format!("a session {state}")
+                } else {
+                    format!("session {session} ({state})")
+                };
+                Err(ProcessError::PairInUse(format!(
+                    "country-operator pair {pair_id} is in use by {which}: stop it before deleting the pair"
+                )))
+            }
+        }
+    }
+
+    /// Why a pair's lock was not taken, as the caller's error.
+    async fn refuse_unless_taken(
+        &self,
+        caller: &Caller,
+        lock: PairLock,
+        pair_id: &str,
+    ) -> Result<(), ProcessError> {
+        match lock {
+            PairLock::Taken => Ok(()),
+            PairLock::Active(..) => Err(ProcessError::SessionActive(pair_id.to_string())),
+            PairLock::Retiring => {
+                // The delete has most likely gone through: pair_not_found
+                // says so better than "being deleted" would.
+                self.supervisor
+                    .context()
+                    .clients
+                    .pair(caller, pair_id)
+                    .await?;
+                Err(ProcessError::PairRetiring(pair_id.to_string()))
+            }
+        }
     }
 
     async fn load(&self, id: &str) -> Result<SessionDoc, ProcessError> {
@@ -334,31 +413,6 @@ fn within_quota(caller: &Caller, plan: &crate::store::PlanDoc) -> Result<(), Pro
     {
         return Err(ProcessError::InvalidRecipients(format!(
             "{recipients} recipients are more than your quota of {per_day} messages a day"
-        )));
-    }
-    Ok(())
-}
-
-/// A high-priority pair's session keeps running unless an admin insists.
-fn check_pinned(
-    caller: &Caller,
-    session: &SessionDoc,
-    force: bool,
-    action: &str,
-) -> Result<(), ProcessError> {
-    if !session.is_high_priority {
-        return Ok(());
-    }
-    if !caller.is_admin() {
-        return Err(ProcessError::Pinned(format!(
-            "pair {} is high priority: only an admin can {action} its session",
-            session.pair_id
-        )));
-    }
-    if !force {
-        return Err(ProcessError::Pinned(format!(
-            "pair {} is high priority: {action} it with force: true",
-            session.pair_id
         )));
     }
     Ok(())

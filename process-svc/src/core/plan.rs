@@ -8,6 +8,10 @@ use crate::store::PlanDoc;
 
 /// Above this a session is a load test of something else.
 pub const MAX_RATE_PER_MINUTE: f64 = 600_000.0;
+/// One message an hour. A session holds its pair's lock while it runs, and
+/// a slower one would keep the pair from every other session for days
+/// between two messages.
+pub const MIN_RATE_PER_MINUTE: f64 = 1.0 / 60.0;
 pub const MAX_NUMBERS: usize = 10_000;
 pub const MAX_BODY: usize = 1600;
 /// `{n}` grows a body by at most this many characters (u64::MAX has 20 digits).
@@ -27,12 +31,7 @@ pub struct PlanRequest {
 
 /// Checks a session's config; `pair_label` is what `{pair}` becomes.
 pub fn check(request: PlanRequest, pair_label: &str) -> Result<PlanDoc, ProcessError> {
-    let rate = request.rate_per_minute;
-    if !rate.is_finite() || rate <= 0.0 || rate > MAX_RATE_PER_MINUTE {
-        return Err(ProcessError::InvalidRate(format!(
-            "rate_per_minute must be above 0 and at most {MAX_RATE_PER_MINUTE}"
-        )));
-    }
+    let rate = check_rate(request.rate_per_minute)?;
     let (numbers, range_first, range_count) = recipients(&request)?;
     let longest = request
         .template
@@ -69,6 +68,18 @@ pub fn check(request: PlanRequest, pair_label: &str) -> Result<PlanDoc, ProcessE
         limit: i64::try_from(request.limit).unwrap_or(i64::MAX),
         stop_at,
     })
+}
+
+/// A rate a session may run at: from one message an hour to
+/// [`MAX_RATE_PER_MINUTE`]. NaN is in no range, so it is refused too.
+pub fn check_rate(rate_per_minute: f64) -> Result<f64, ProcessError> {
+    if (MIN_RATE_PER_MINUTE..=MAX_RATE_PER_MINUTE).contains(&rate_per_minute) {
+        return Ok(rate_per_minute);
+    }
+    Err(ProcessError::InvalidRate(format!(
+        "rate_per_minute must be from 1/60 (one message an hour, {MIN_RATE_PER_MINUTE}) \
+         to {MAX_RATE_PER_MINUTE}, got {rate_per_minute}"
+    )))
 }
 
 fn recipients(request: &PlanRequest) -> Result<(Vec<String>, Option<String>, i64), ProcessError> {
@@ -200,13 +211,51 @@ mod tests {
     }
 
     #[test]
+    fn rates_run_from_one_an_hour_to_the_maximum() {
+        for rate in [1.0 / 60.0, 0.016_666_666_666_666_666, 1.0, 600.0, 600_000.0] {
+            assert_eq!(check_rate(rate).unwrap(), rate);
+        }
+        for rate in [
+            1e-7,
+            1.0 / 61.0,
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            600_001.0,
+        ] {
+            assert!(check_rate(rate).is_err(), "{rate} was taken");
+        }
+        let slow = PlanRequest {
+            rate_per_minute: 1e-7,
+            ..request()
+        };
+        let err = smsops_common::ApiError::from(check(slow, "GB/x").unwrap_err());
+        assert_eq!(err.code.as_str(), "invalid_rate");
+        assert!(
+            err.message.contains("one message an hour"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
     fn bad_plans_get_their_codes() {
         let code = |req: PlanRequest| {
             smsops_common::ApiError::from(check(req, "GB/x").unwrap_err())
                 .code
                 .as_str()
         };
-        for rate in [0.0, -5.0, f64::NAN, 1e9] {
+        for rate in [
+            0.0,
+            -5.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e9,
+            1e-7,
+            0.0166,
+            600_000.1,
+        ] {
             assert_eq!(
                 code(PlanRequest {
                     rate_per_minute: rate,

@@ -20,5 +20,6 @@ mod readiness;
 mod roles;
 mod sandbox;
 mod sessions;
+mod sessions_access;
 mod sms;
 mod tokens;

@@ -11,7 +11,7 @@ use smsops_proto::process::v1::{
 };
 use smsops_tests::{Options, Reply, TestApp, amqp::EventQueue, free_addr, sandbox::Sandbox};
 
-async fn app_with(sandbox: &Sandbox, options: Options) -> TestApp {
+pub(crate) async fn app_with(sandbox: &Sandbox, options: Options) -> TestApp {
     TestApp::spawn_with(Options {
         twilio_base_url: sandbox.url.clone(),
         ..options
@@ -19,7 +19,7 @@ async fn app_with(sandbox: &Sandbox, options: Options) -> TestApp {
     .await
 }
 
-async fn new_pair(app: &TestApp, admin: &str, country: &str, pinned: bool) -> String {
+pub(crate) async fn new_pair(app: &TestApp, admin: &str, country: &str, pinned: bool) -> String {
     let operator = format!("op-{}", uuid::Uuid::new_v4().simple());
     let body = json!({"country": country, "operator": operator, "is_high_priority": pinned});
     let reply = app
@@ -29,7 +29,7 @@ async fn new_pair(app: &TestApp, admin: &str, country: &str, pinned: bool) -> St
     reply.id()
 }
 
-fn session_body(pair: &str, rate: f64, tag: &str) -> Value {
+pub(crate) fn session_body(pair: &str, rate: f64, tag: &str) -> Value {
     json!({
         "country_operator_id": pair,
         "rate_per_minute": rate,
@@ -38,13 +38,13 @@ fn session_body(pair: &str, rate: f64, tag: &str) -> Value {
     })
 }
 
-async fn start(app: &TestApp, token: &str, body: Value) -> Value {
+pub(crate) async fn start(app: &TestApp, token: &str, body: Value) -> Value {
     let reply = app.post("/api/v1/sessions", Some(token), body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     reply.body
 }
 
-async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Reply {
+pub(crate) async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Reply {
     app.post(
         &format!("/api/v1/sessions/{id}/{action}"),
         Some(token),
@@ -180,7 +180,8 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
     let app = app_with(&sandbox, Options::default()).await;
     let admin = app.admin_tokens().await.access;
     let (starter_id, starter) = app.new_user().await;
-    let (stopper_id, stopper) = app.new_user().await;
+    // Only the starter or an admin may stop it: the starter does.
+    let (stopper_id, stopper) = (starter_id.clone(), starter.clone());
     let pair = new_pair(&app, &admin, "DE", false).await;
 
     let id = start(&app, &starter.access, session_body(&pair, 1200.0, "again")).await["id"]
@@ -206,6 +207,7 @@ async fn restart_keeps_counters_and_sequence_and_the_audit_names_each_user() {
     assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
     assert!(stopped.body["next_seq"].as_u64().unwrap() > before);
     assert_eq!(stopped.body["stopped_by"], stopper_id.as_str());
+    assert_eq!(stopped.body["started_by"], starter_id.as_str());
 
     let (seen, duplicates) = received(&sandbox, "again").await;
     assert_eq!(duplicates, 0);
@@ -430,7 +432,7 @@ async fn a_country_budget_is_shared_by_its_sessions() {
 }
 
 /// One replica's gRPC client, with the admin's token.
-async fn replica_client(
+pub(crate) async fn replica_client(
     addr: std::net::SocketAddr,
 ) -> ProcessServiceClient<tonic::transport::Channel> {
     ProcessServiceClient::connect(format!("http://{addr}"))
@@ -438,7 +440,7 @@ async fn replica_client(
         .unwrap()
 }
 
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+pub(crate) fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
