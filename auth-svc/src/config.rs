@@ -19,6 +19,7 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// The first admin, created at start-up when no user has this email.
     pub admin: Option<AdminSeed>,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 #[derive(Clone)]
@@ -79,6 +80,7 @@ impl AuthConfig {
             access_ttl: config::secs_or("SMSOPS_AUTH_ACCESS_TTL_SECS", 15 * 60)?,
             refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,
             admin,
+            limits: crate::limits::LimitsConfig::from_env()?,
         })
     }
 }

@@ -55,7 +55,8 @@ impl From<pb::TokenPair> for TokenView {
         (status = 201, body = UserView),
         (status = 400, description = "invalid_email, invalid_password", body = ErrorBody),
         (status = 409, description = "user_exists", body = ErrorBody),
-        (status = 429, description = "rate_limited", body = ErrorBody)))]
+        (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody),
+        (status = 503, description = "unavailable: too many passwords being hashed at once, with Retry-After", body = ErrorBody)))]
 pub async fn sign_up(
     services: web::Data<Services>,
     Body(body): Body<Credentials>,
@@ -73,7 +74,8 @@ pub async fn sign_up(
     responses(
         (status = 200, body = TokenView),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, description = "rate_limited", body = ErrorBody)))]
+        (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody),
+        (status = 503, description = "unavailable: too many passwords being hashed at once, with Retry-After", body = ErrorBody)))]
 pub async fn sign_in(
     services: web::Data<Services>,
     Body(body): Body<Credentials>,
@@ -88,7 +90,8 @@ pub async fn sign_in(
 
 /// Spend a refresh token for a new pair. Reusing a spent token revokes its whole family.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody)))]
+    responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody),
+        (status = 429, description = "rate_limited: this refresh token was tried too often, with Retry-After", body = ErrorBody)))]
 pub async fn refresh(
     services: web::Data<Services>,
     Body(body): Body<RefreshBody>,
