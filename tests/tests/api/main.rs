@@ -3,12 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alerts;
+mod auth_limits;
 mod bad_input;
 mod dashboard;
 mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
+mod leaks;
 mod live;
 mod metrics;
 mod prometheus;
