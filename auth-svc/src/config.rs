@@ -30,6 +30,7 @@ pub struct AuthConfig {
     pub signup: SignupPolicy,
     /// What each role may send unless a user has a quota of its own.
     pub quotas: RoleQuotas,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 #[derive(Clone)]
@@ -109,6 +110,7 @@ impl AuthConfig {
                     ("SMSOPS_QUOTA_OPERATOR_PER_DAY", 100_000),
                 )?,
             },
+            limits: crate::limits::LimitsConfig::from_env()?,
         })
     }
 }

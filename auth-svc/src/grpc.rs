@@ -9,16 +9,25 @@ use smsops_common::{
 use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
-use crate::core::{ApiKey, AuthCore, Invitation, KeyRing, TokenPair, User};
+use crate::{
+    core::{ApiKey, AuthCore, Invitation, KeyRing, TokenPair, User},
+    limits::Limits,
+};
 
 pub struct AuthGrpc {
     core: Arc<AuthCore>,
     verifier: Arc<TokenVerifier>,
+    /// On the RPCs that mint tokens, checked before any work is done.
+    limits: Arc<Limits>,
 }
 
 impl AuthGrpc {
-    pub fn new(core: Arc<AuthCore>, verifier: Arc<TokenVerifier>) -> Self {
-        Self { core, verifier }
+    pub fn new(core: Arc<AuthCore>, verifier: Arc<TokenVerifier>, limits: Arc<Limits>) -> Self {
+        Self {
+            core,
+            verifier,
+            limits,
+        }
     }
 }
 
@@ -49,6 +58,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::SignUpRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let req = request.into_inner();
+        self.limits.sign_up(&req.email)?;
         let invitation = Some(req.invitation.as_str()).filter(|inv| !inv.is_empty());
         let user = self
             .core
@@ -62,6 +72,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
         let req = request.into_inner();
+        self.limits.sign_in(&req.email)?;
         let pair = self.core.sign_in(&req.email, &req.password).await?;
         Ok(Response::new(pair_to_pb(pair)))
     }
@@ -70,10 +81,9 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
-        let pair = self
-            .core
-            .refresh(&request.into_inner().refresh_token)
-            .await?;
+        let token = request.into_inner().refresh_token;
+        self.limits.refresh(&token)?;
+        let pair = self.core.refresh(&token).await?;
         Ok(Response::new(pair_to_pb(pair)))
     }
 
@@ -279,10 +289,9 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::ExchangeApiKeyRequest>,
     ) -> Result<Response<pb::ExchangedApiKey>, Status> {
-        let (access_token, key) = self
-            .core
-            .exchange_api_key(&request.into_inner().key)
-            .await?;
+        let key = request.into_inner().key;
+        self.limits.exchange_api_key(&key)?;
+        let (access_token, key) = self.core.exchange_api_key(&key).await?;
         Ok(Response::new(pb::ExchangedApiKey {
             access_token,
             api_key: Some(api_key_to_pb(key)),

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod core;
 pub mod grpc;
+pub mod limits;
 pub mod startup;
 pub mod store;

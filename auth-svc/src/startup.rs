@@ -26,6 +26,9 @@ impl Application {
     /// Loads keys, connects to MongoDB, creates indexes, seeds the admin and
     /// binds the gRPC listener. Nothing is served until `run_*` is called.
     pub async fn build(config: AuthConfig) -> Result<Self, StartupError> {
+        if !crate::limits::configure_hashing(config.limits.hashing) {
+            tracing::debug!("password hashing pool already sized in this process");
+        }
         let keys = KeyRing::load(&config.signing_key, &config.extra_keys)
             .map_err(|err| StartupError::Setup(err.to_string()))?;
         tracing::info!(
@@ -80,7 +83,11 @@ impl Application {
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(
-                AuthServiceServer::new(AuthGrpc::new(core, verifier)),
+                AuthServiceServer::new(AuthGrpc::new(
+                    core,
+                    verifier,
+                    crate::limits::Limits::start(&config.limits),
+                )),
                 telemetry.clone(),
             ));
         Ok(Self {

@@ -29,7 +29,7 @@ pub struct NotifyConfig {
     pub timeouts: ClientTimeouts,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TelegramConfig {
     /// The Bot API's base URL (the sandbox's in tests and `make up`).
     pub base_url: String,
@@ -37,6 +37,18 @@ pub struct TelegramConfig {
     pub bot_token: Option<String>,
     pub chat_ids: Vec<String>,
     pub request_timeout: Duration,
+}
+
+/// Without the token: a config printed into a log must not carry it.
+impl std::fmt::Debug for TelegramConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("base_url", &self.base_url)
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "<redacted>"))
+            .field("chat_ids", &self.chat_ids)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl NotifyConfig {

@@ -2,6 +2,11 @@
 //! `sendMessage`: at most one message a second per chat, waiting out a 429's
 //! `retry_after`, and retrying every other failure with backoff. A message
 //! leaves the table's retry loop only when Telegram took it.
+//!
+//! The bot token is part of every request's URL (`/bot<token>/sendMessage`),
+//! and reqwest writes the URL into its errors: no error leaves [`Sender::send`]
+//! with its URL, and what is logged or stored goes through
+//! [`Sender::redact`] as well, in case a proxy or Telegram itself echoes it.
 
 use std::{
     collections::HashMap,
@@ -97,6 +102,7 @@ impl Sender {
                         .await?;
                 }
                 Outcome::Failed(error) => {
+                    let error = self.redact(&error);
                     let backoff = 2_i64
                         .saturating_pow(notification.attempts.clamp(0, 16) as u32)
                         .min(MAX_BACKOFF_SECS);
@@ -128,7 +134,7 @@ impl Sender {
         });
         let response = match self.http.post(&url).json(&body).send().await {
             Ok(response) => response,
-            Err(err) => return Outcome::Failed(format!("request failed: {err}")),
+            Err(err) => return Outcome::Failed(describe(err)),
         };
         let status = response.status();
         let reply: Value = response.json().await.unwrap_or(Value::Null);
@@ -144,5 +150,71 @@ impl Sender {
         }
         let description = reply["description"].as_str().unwrap_or("no description");
         Outcome::Failed(format!("telegram answered {status}: {description}"))
+    }
+
+    /// `text` with every occurrence of the bot token masked.
+    fn redact(&self, text: &str) -> String {
+        match self.config.bot_token.as_deref() {
+            Some(token) if !token.is_empty() => redact(text, token),
+            _ => text.to_string(),
+        }
+    }
+}
+
+fn redact(text: &str, secret: &str) -> String {
+    text.replace(secret, "<redacted>")
+}
+
+/// A failed request in words, without its URL (which holds the token).
+fn describe(err: reqwest::Error) -> String {
+    let what = if err.is_timeout() {
+        "telegram request timed out"
+    } else if err.is_connect() {
+        "telegram connection failed"
+    } else {
+        "telegram request failed"
+    };
+    // reqwest's own text ("error sending request") hides the cause, which is
+    // in its sources: e.g. "Connection refused (os error 111)".
+    let err = err.without_url();
+    let mut text = what.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_is_described_without_its_url() {
+        let token = "123456:secret-bot-token";
+        let err = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:9/bot{token}/sendMessage"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(token),
+            "reqwest shows the url: {err}"
+        );
+        let text = describe(err);
+        assert!(text.starts_with("telegram connection failed"), "{text}");
+        assert!(!text.contains(token) && !text.contains("/bot"), "{text}");
+    }
+
+    #[test]
+    fn the_token_is_masked_wherever_it_appears() {
+        let token = "123456:secret-bot-token";
+        let echoed = format!("telegram answered 404: no such path /bot{token}/sendMessage");
+        assert_eq!(
+            redact(&echoed, token),
+            "telegram answered 404: no such path /bot<redacted>/sendMessage"
+        );
     }
 }

@@ -30,7 +30,7 @@ pub struct SmsConfig {
     pub account_daily_cap: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TwilioConfig {
     pub base_url: String,
     pub account_sid: String,
@@ -40,6 +40,19 @@ pub struct TwilioConfig {
     /// The public URL Twilio calls with status updates (the gateway's
     /// `/webhooks/twilio/status`); signatures are checked against it.
     pub status_callback_url: Option<String>,
+}
+
+/// Without the account SID and auth token: a config printed into a log
+/// must not carry them.
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("base_url", &self.base_url)
+            .field("from", &self.from)
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("status_callback_url", &self.status_callback_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How sending to a provider is retried and guarded.

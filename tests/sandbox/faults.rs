@@ -16,4 +16,12 @@ pub struct Faults {
     pub twilio_429_burst: u32,
     /// The next N Telegram requests get 429 with retry_after.
     pub telegram_429_burst: u32,
+    /// The next N Twilio requests get 404 / 20404 naming the requested
+    /// resource, account SID included, as Twilio answers for an account or
+    /// path it does not know.
+    pub twilio_404_burst: u32,
+    /// The next N Telegram requests get a 404 whose description echoes the
+    /// request path, bot token included, as a misrouting proxy in front of
+    /// the Bot API may answer.
+    pub telegram_404_burst: u32,
 }

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -52,11 +52,19 @@ fn error(status: u16, description: &str, retry_after: Option<u64>) -> HttpRespon
 pub async fn send_message(
     state: web::Data<State>,
     token: web::Path<String>,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> HttpResponse {
     let latency = state.faults.lock().unwrap().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    {
+        let mut faults = state.faults.lock().unwrap();
+        if faults.telegram_404_burst > 0 {
+            faults.telegram_404_burst -= 1;
+            return error(404, &format!("Not Found: {}", req.path()), None);
+        }
     }
     if token.strip_prefix("bot") != Some(state.config.telegram.bot_token.as_str()) {
         return error(401, "Unauthorized", None);

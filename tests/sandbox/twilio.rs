@@ -141,6 +141,14 @@ pub async fn create_message(
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
+    {
+        let mut current = state.faults.lock().unwrap();
+        if current.twilio_404_burst > 0 {
+            current.twilio_404_burst -= 1;
+            let message = format!("The requested resource {} was not found", req.path());
+            return error(404, 20404, &message);
+        }
+    }
     let config = &state.config.twilio;
     if *account != config.account_sid || !authorized(&req, &config.account_sid, &config.auth_token)
     {

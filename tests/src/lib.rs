@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod amqp;
+pub mod auth;
 pub mod host;
+pub mod logs;
 pub mod mongo;
 pub mod process;
 pub mod proxy;
@@ -35,6 +37,12 @@ pub struct Options {
     pub send_burst: u32,
     /// The gateway's `SMSOPS_GATEWAY_TRUSTED_PROXIES`.
     pub trusted_proxies: String,
+    /// auth-svc's own limits; the default throttles nothing a test does.
+    pub auth_limits: auth_svc::limits::LimitsConfig,
+    /// Run auth-svc from its own binary as a child process (see
+    /// [`auth::AuthProcess`]): so a test can read its memory apart, and its
+    /// hashing pool, one per process, is not shared with other tests.
+    pub auth_apart: bool,
     pub rpc_timeout: Duration,
     /// Where sms-svc finds Twilio; the default goes nowhere.
     pub twilio_base_url: String,
@@ -86,6 +94,8 @@ impl Default for Options {
             send_rate_per_minute: 600_000,
             send_burst: 100_000,
             trusted_proxies: String::new(),
+            auth_limits: generous_auth_limits(),
+            auth_apart: false,
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
             amqp_url: amqp::URL.into(),
@@ -112,6 +122,22 @@ impl Default for Options {
             telegram_base_url: "http://127.0.0.1:9".into(),
             telegram_chats: vec!["-1001".into()],
         }
+    }
+}
+
+/// Limits no test reaches by accident: the harness signs in a lot.
+pub fn generous_auth_limits() -> auth_svc::limits::LimitsConfig {
+    use auth_svc::limits::{LimitsConfig, Rate, RpcLimit};
+    let limit = RpcLimit {
+        per_key: Rate::new(60_000, 1_000),
+        overall: Rate::new(600_000, 10_000),
+    };
+    LimitsConfig {
+        sign_in: limit,
+        sign_up: limit,
+        refresh: limit,
+        exchange_api_key: limit,
+        ..LimitsConfig::default()
     }
 }
 
@@ -195,6 +221,8 @@ pub struct TestApp {
     auth: Option<Running>,
     operator: Option<Running>,
     sms: Option<Running>,
+    /// auth-svc when it runs apart ([`Options::auth_apart`]).
+    pub auth_process: Option<auth::AuthProcess>,
     /// sms-svc when it runs apart ([`Options::sms_apart`]).
     pub sms_process: Option<sms::SmsProcess>,
     gateway: Option<Running>,
@@ -243,6 +271,7 @@ impl TestApp {
             auth: None,
             operator: None,
             sms: None,
+            auth_process: None,
             sms_process: None,
             gateway: None,
         };
@@ -299,7 +328,23 @@ impl TestApp {
             }),
             signup: self.options.signup,
             quotas: self.options.quotas,
+            limits: self.options.auth_limits.clone(),
         };
+        if self.options.auth_apart {
+            if self.auth_addr.port() == 0 {
+                self.auth_addr = free_addr();
+            }
+            let prometheus = free_addr();
+            let auth = auth::AuthProcess::start(&auth_svc::config::AuthConfig {
+                grpc_addr: self.auth_addr,
+                prometheus_addr: prometheus,
+                ..config
+            });
+            auth.ready(self.auth_addr).await;
+            self.prometheus.insert("auth-svc", prometheus);
+            self.auth_process = Some(auth);
+            return;
+        }
         let app = auth_svc::startup::Application::build(config).await.unwrap();
         self.auth_addr = app.grpc_addr();
         if let Some(addr) = app.prometheus_addr() {
@@ -318,6 +363,7 @@ impl TestApp {
         if let Some(running) = self.auth.take() {
             running.stop().await;
         }
+        drop(self.auth_process.take());
     }
 
     /// Starts operator-svc (again, on the same port if it ran before).
@@ -647,6 +693,7 @@ impl TestApp {
             running.stop().await;
         }
         drop(self.sms_process.take());
+        drop(self.auth_process.take());
         let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
             .await
             .unwrap();

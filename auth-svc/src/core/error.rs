@@ -27,6 +27,10 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    /// A refusal that passes (a full hashing pool), with its own code and
+    /// `retry_after`.
+    #[error(transparent)]
+    Refused(ApiError),
 }
 
 impl From<AuthError> for ApiError {
@@ -44,6 +48,7 @@ impl From<AuthError> for ApiError {
             AuthError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             AuthError::Store(store) => store.into(),
             AuthError::Internal(detail) => ApiError::internal(detail),
+            AuthError::Refused(api) => api,
         }
     }
 }

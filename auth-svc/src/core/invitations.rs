@@ -25,6 +25,16 @@ pub enum SignupPolicy {
     Closed,
 }
 
+impl SignupPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignupPolicy::Invite => "invite",
+            SignupPolicy::Open => "open",
+            SignupPolicy::Closed => "closed",
+        }
+    }
+}
+
 impl std::str::FromStr for SignupPolicy {
     type Err = String;
 

@@ -1,4 +1,6 @@
-//! Password hashing with argon2id, off the async runtime.
+//! Password hashing with argon2id, off the async runtime, under the
+//! process's hashing pool: each run holds 19 MiB, and unbounded, a few
+//! dozen parallel sign-ins outgrow auth-svc's memory limit.
 
 use std::sync::LazyLock;
 
@@ -9,6 +11,7 @@ use argon2::{
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::AuthError;
+use crate::limits;
 
 /// A hash of a password nobody has, verified against when the user does not
 /// exist, so an unknown email takes as long as a wrong password.
@@ -23,7 +26,9 @@ static DECOY: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub async fn hash(password: String) -> Result<String, AuthError> {
+    let slot = limits::hashing().slot().await.map_err(AuthError::Refused)?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let salt = new_salt()?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -37,7 +42,9 @@ pub async fn hash(password: String) -> Result<String, AuthError> {
 /// Whether `password` matches `hash`; `None` checks against the decoy.
 pub async fn verify(password: String, hash: Option<String>) -> Result<bool, AuthError> {
     let known = hash.is_some();
+    let slot = limits::hashing().slot().await.map_err(AuthError::Refused)?;
     let matches = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let hash = hash.unwrap_or_else(|| DECOY.clone());
         PasswordHash::new(&hash)
             .map(|parsed| {

@@ -70,7 +70,8 @@ impl From<pb::TokenPair> for TokenView {
         (status = 400, description = "invalid_email, invalid_password", body = ErrorBody),
         (status = 403, description = "forbidden: no, or an unusable, invitation; sign-up closed", body = ErrorBody),
         (status = 409, description = "user_exists", body = ErrorBody),
-        (status = 429, description = "rate_limited", body = ErrorBody)))]
+        (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody),
+        (status = 503, description = "unavailable: too many passwords being hashed at once, with Retry-After", body = ErrorBody)))]
 pub async fn sign_up(
     services: web::Data<Services>,
     Body(body): Body<SignUpBody>,
@@ -89,7 +90,8 @@ pub async fn sign_up(
     responses(
         (status = 200, body = TokenView),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, description = "rate_limited", body = ErrorBody)))]
+        (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody),
+        (status = 503, description = "unavailable: too many passwords being hashed at once, with Retry-After", body = ErrorBody)))]
 pub async fn sign_in(
     services: web::Data<Services>,
     Body(body): Body<Credentials>,
@@ -104,7 +106,8 @@ pub async fn sign_in(
 
 /// Spend a refresh token for a new pair. Reusing a spent token revokes its whole family.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", extensions(("x-roles" = json!(crate::openapi::ANYONE))), tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody)))]
+    responses((status = 200, body = TokenView), (status = 401, description = "invalid_token", body = ErrorBody),
+        (status = 429, description = "rate_limited: this refresh token was tried too often, with Retry-After", body = ErrorBody)))]
 pub async fn refresh(
     services: web::Data<Services>,
     Body(body): Body<RefreshBody>,

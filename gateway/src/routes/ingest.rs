@@ -51,7 +51,8 @@ pub struct IngestView {
     responses((status = 202, body = IngestView),
         (status = 400, description = "invalid_argument, naming the bad item's index", body = ErrorBody),
         (status = 401, description = "unauthorized: missing, unknown or revoked key", body = ErrorBody),
-        (status = 404, description = "pair_not_found", body = ErrorBody)))]
+        (status = 404, description = "pair_not_found", body = ErrorBody),
+        (status = 429, description = "rate_limited: the key was exchanged too often, with Retry-After", body = ErrorBody)))]
 pub async fn sms_events(
     services: web::Data<Services>,
     ApiKey(key): ApiKey,

@@ -4,12 +4,14 @@
 
 mod access;
 mod alerts;
+mod auth_limits;
 mod bad_input;
 mod dashboard;
 mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
+mod leaks;
 mod limits;
 mod live;
 mod matrix;

@@ -62,6 +62,10 @@ pub trait Provider: Send + Sync + 'static {
     fn parse_callback(&self, params: &[(String, String)]) -> Option<CallbackUpdate>;
     /// The public URL the provider calls back, if configured.
     fn callback_url(&self) -> Option<&str>;
+    /// `text` without the account's identifiers and credentials, wherever
+    /// they appear: what the provider answers may quote them, and every
+    /// message of a [`SendOutcome`] is shown to users and logged.
+    fn redact(&self, text: &str) -> String;
 }
 
 /// Our own error codes for sends that never got a clear answer.
@@ -142,6 +146,24 @@ impl Dispatcher {
     /// Sends once, retrying only while the provider provably did not take
     /// the message (connect errors, 429), with exponential backoff and jitter.
     pub async fn send(&self, sms: OutgoingSms<'_>) -> SendOutcome {
+        let redact = |message: String| self.provider.redact(&message);
+        match self.attempt(sms).await {
+            accepted @ SendOutcome::Accepted { .. } => accepted,
+            SendOutcome::Rejected { code, message } => SendOutcome::Rejected {
+                code,
+                message: redact(message),
+            },
+            SendOutcome::Uncertain { message } => SendOutcome::Uncertain {
+                message: redact(message),
+            },
+            SendOutcome::NotTaken { code, message } => SendOutcome::NotTaken {
+                code,
+                message: redact(message),
+            },
+        }
+    }
+
+    async fn attempt(&self, sms: OutgoingSms<'_>) -> SendOutcome {
         let mut last = SendOutcome::NotTaken {
             code: codes::UNREACHABLE,
             message: "not attempted".into(),
@@ -165,17 +187,18 @@ impl Dispatcher {
                 Ok(response) => response,
                 Err(err) if err.is_connect() => {
                     self.breaker.failure();
+                    self.log_transport(attempt, err);
                     last = SendOutcome::NotTaken {
                         code: codes::UNREACHABLE,
-                        message: err.to_string(),
+                        message: "provider connection failed".into(),
                     };
                     continue;
                 }
                 Err(err) => {
                     self.breaker.failure();
-                    return SendOutcome::Uncertain {
-                        message: describe(&err),
-                    };
+                    let message = in_words(&err, "provider request failed");
+                    self.log_transport(attempt, err);
+                    return SendOutcome::Uncertain { message };
                 }
             };
             let status = response.status().as_u16();
@@ -183,9 +206,9 @@ impl Dispatcher {
                 Ok(body) => body,
                 Err(err) => {
                     self.breaker.failure();
-                    return SendOutcome::Uncertain {
-                        message: describe(&err),
-                    };
+                    let message = in_words(&err, "provider answer could not be read");
+                    self.log_transport(attempt, err);
+                    return SendOutcome::Uncertain { message };
                 }
             };
             match self.provider.parse_response(status, &body) {
@@ -236,20 +259,37 @@ impl Dispatcher {
         };
         cap.mul_f64(0.5 + unit / 2.0)
     }
+
+    /// The cause of a transport failure, for operators. reqwest puts the
+    /// request's URL into its errors, and Twilio's holds the account SID:
+    /// the URL is dropped and the rest redacted too.
+    fn log_transport(&self, attempt: u32, err: reqwest::Error) {
+        let err = err.without_url();
+        // reqwest's own text ("error sending request") hides the cause.
+        let mut cause = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(next) = source {
+            cause.push_str(": ");
+            cause.push_str(&next.to_string());
+            source = next.source();
+        }
+        tracing::warn!(
+            provider = self.provider.name(),
+            attempt,
+            error = %self.provider.redact(&cause),
+            "provider request failed"
+        );
+    }
 }
 
-fn describe(err: &reqwest::Error) -> String {
+/// A transport failure in plain words: what a user may read in a message's
+/// `error_message`, which must never carry a URL or credentials.
+fn in_words(err: &reqwest::Error, otherwise: &str) -> String {
     if err.is_timeout() {
-        "provider did not answer in time".into()
+        "provider request timed out".into()
+    } else if err.is_connect() {
+        "provider connection failed".into()
     } else {
-        // reqwest's own text ("error sending request") hides the cause.
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        otherwise.into()
     }
 }

@@ -94,10 +94,13 @@ impl Provider for Twilio {
                 if code == Some(20429) {
                     return ProviderReply::RateLimited;
                 }
+                // Twilio's messages are worth showing, but some quote the
+                // resource path, account SID included (20404).
                 ProviderReply::Rejected {
                     code: code.map_or_else(|| format!("http_{status}"), |code| code.to_string()),
                     message: error
                         .and_then(|e| e.message)
+                        .map(|message| self.redact(&message))
                         .unwrap_or_else(|| format!("twilio answered {status}")),
                 }
             }
@@ -133,6 +136,17 @@ impl Provider for Twilio {
 
     fn callback_url(&self) -> Option<&str> {
         self.config.status_callback_url.as_deref()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for secret in [&self.config.auth_token, &self.config.account_sid] {
+            // A one-letter "secret" would mask half of every message.
+            if secret.len() >= 4 {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        text
     }
 }
 
@@ -215,6 +229,31 @@ mod tests {
         assert_eq!(
             t.parse_response(201, b"not json"),
             ProviderReply::ServerError { status: 201 }
+        );
+    }
+
+    #[test]
+    fn answers_never_carry_the_account_sid_or_token() {
+        let sid = "AC0123456789abcdef0123456789abcdef";
+        let t = Twilio::new(TwilioConfig {
+            account_sid: sid.into(),
+            ..twilio("the-auth-token").config
+        });
+        let not_found = format!(
+            r#"{{"code":20404,"message":"The requested resource /2010-04-01/Accounts/{sid}/Messages.json was not found","status":404}}"#
+        );
+        let ProviderReply::Rejected { code, message } = t.parse_response(404, not_found.as_bytes())
+        else {
+            panic!("a 404 is a refusal");
+        };
+        assert_eq!(code, "20404");
+        assert_eq!(
+            message,
+            "The requested resource /2010-04-01/Accounts/<redacted>/Messages.json was not found"
+        );
+        assert_eq!(
+            t.redact(&format!("{sid}:the-auth-token")),
+            "<redacted>:<redacted>"
         );
     }
 
