@@ -222,3 +222,36 @@ fn the_ingress_routes_no_internal_endpoint() {
     }
     assert!(paths > 0, "the Ingress routes nothing");
 }
+
+/// Defect 10: compose started with a known admin password and published the
+/// gateway on every address. Every password must now be given (`:?`), and
+/// every published port bound to loopback.
+#[test]
+fn compose_needs_every_password_and_publishes_on_loopback_only() {
+    let compose = read("deploy/compose/compose.yaml");
+    for line in compose.lines().map(str::trim) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.starts_with('#') && (name.contains("PASS") || value.contains("PASSWORD")) {
+            assert!(
+                value.contains(":?") && !value.contains(":-"),
+                "{line}: a password must be required, never defaulted"
+            );
+        }
+        if let Some(ports) = line.strip_prefix("ports:") {
+            for port in ports.trim().trim_matches(['[', ']']).split(',') {
+                let port = port.trim().trim_matches('"');
+                assert!(
+                    port.starts_with("127.0.0.1:"),
+                    "{line}: published beyond loopback"
+                );
+            }
+        }
+    }
+    let up = read("deploy/local/up.sh");
+    assert!(
+        up.contains("umask 077"),
+        "make up must write data/ for its owner only"
+    );
+}
