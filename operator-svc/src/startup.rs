@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
+    audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
     mongo,
@@ -28,6 +29,7 @@ impl Application {
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let audit = Recorder::auth_service(auth.clone(), None);
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let (health, routes) =
@@ -35,8 +37,10 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let core = Arc::new(OperatorCore::new(store));
-        let telemetry = Arc::new(Telemetry::new("operator-svc"));
+        let mut telemetry = Telemetry::new("operator-svc");
+        audit.register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
+        let core = Arc::new(OperatorCore::new(store, audit));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(

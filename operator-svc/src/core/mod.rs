@@ -5,7 +5,11 @@ mod error;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mongodb::bson::DateTime;
-use smsops_common::auth::Caller;
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, Recorder, kind},
+    auth::Caller,
+};
 
 pub use error::OperatorError;
 
@@ -59,11 +63,21 @@ pub struct PairQuery {
 
 pub struct OperatorCore {
     store: Store,
+    audit: Recorder,
+}
+
+/// What the audit log shows of a pair.
+fn audited(pair: &PairDoc) -> serde_json::Value {
+    json!({
+        "country": pair.country,
+        "operator": pair.operator,
+        "is_high_priority": pair.is_high_priority,
+    })
 }
 
 impl OperatorCore {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, audit: Recorder) -> Self {
+        Self { store, audit }
     }
 
     pub async fn create(
@@ -90,6 +104,8 @@ impl OperatorCore {
         match self.store.insert(&doc).await {
             Ok(()) => {
                 tracing::info!(pair = %doc.id, country = %doc.country, operator = %doc.operator, "pair created");
+                let entry = Entry::new(kind::PAIR_CREATED, &doc.id).after(audited(&doc));
+                self.audit.record(caller, entry).await;
                 Ok(doc.into())
             }
             Err(StoreError::Duplicate) => Err(OperatorError::PairExists),
@@ -158,9 +174,15 @@ impl OperatorCore {
             operator,
             is_high_priority: patch.is_high_priority,
         };
+        let was = self.store.get(id).await?;
         match self.store.update(id, update).await {
             Ok(Some(doc)) => {
                 tracing::info!(pair = %id, by = %caller.user_id, "pair updated");
+                let before = was.as_ref().map(audited).unwrap_or_default();
+                let entry = Entry::new(kind::PAIR_UPDATED, id).change(before, audited(&doc));
+                if !entry.changes_nothing() {
+                    self.audit.record(caller, entry).await;
+                }
                 Ok(doc.into())
             }
             Ok(None) => Err(not_found(id)),
@@ -171,10 +193,15 @@ impl OperatorCore {
 
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), OperatorError> {
         require_admin(caller)?;
+        let was = self.store.get(id).await?;
         if !self.store.delete(id).await? {
             return Err(not_found(id));
         }
         tracing::info!(pair = %id, by = %caller.user_id, "pair deleted");
+        let before = was.as_ref().map(audited).unwrap_or_default();
+        self.audit
+            .record(caller, Entry::new(kind::PAIR_DELETED, id).before(before))
+            .await;
         Ok(())
     }
 }
