@@ -4,6 +4,7 @@
 
 mod access;
 mod alerts;
+mod audit;
 mod bad_input;
 mod dashboard;
 mod deploy;
