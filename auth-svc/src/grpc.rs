@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use smsops_common::{
     ApiError,
-    auth::{KeySource, PublicJwk, Quota, Revoked, Role, TokenVerifier},
+    auth::{KeySource, PublicJwk, Quota, Revoked, Role, TokenVerifier, bearer_of},
 };
 use smsops_proto::auth::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    core::{ApiKey, AuthCore, Invitation, KeyRing, TokenPair, User},
+    core::{ApiKey, AuditQuery, AuditRecord, AuthCore, Invitation, KeyRing, TokenPair, User},
     limits::Limits,
 };
 
@@ -296,6 +296,56 @@ impl AuthService for AuthGrpc {
             access_token,
             api_key: Some(api_key_to_pb(key)),
         }))
+    }
+
+    async fn record_audit(
+        &self,
+        request: Request<pb::RecordAuditRequest>,
+    ) -> Result<Response<pb::RecordAuditResponse>, Status> {
+        // The writer's token names the actor; it may have lapsed since the
+        // write (a retry after an outage), which the core bounds.
+        let token =
+            bearer_of(&request).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let claims = self.verifier.verify_signed(token).await?;
+        let duplicate = self.core.record_audit(&claims, request.get_ref()).await?;
+        Ok(Response::new(pb::RecordAuditResponse { duplicate }))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let caller = self.verifier.caller_of(&request).await?;
+        let req = request.into_inner();
+        let query = AuditQuery {
+            actor: req.actor,
+            kind: req.kind,
+            since: req.since,
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let (records, next) = self.core.list_audit(&caller, query).await?;
+        Ok(Response::new(pb::ListAuditResponse {
+            items: records.into_iter().map(audit_to_pb).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}
+
+fn audit_to_pb(record: AuditRecord) -> pb::AuditRecord {
+    pb::AuditRecord {
+        id: record.id,
+        at: record.at,
+        actor: Some(pb::AuditActor {
+            kind: record.actor_kind,
+            id: record.actor_id,
+            email: record.actor_email,
+            role: role_to_pb(record.actor_role).into(),
+        }),
+        kind: record.kind,
+        target: record.target,
+        before: record.before.unwrap_or_default(),
+        after: record.after.unwrap_or_default(),
     }
 }
 

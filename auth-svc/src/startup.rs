@@ -12,6 +12,7 @@ use smsops_common::{
 use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAME};
 
 use crate::{
+    audit_store::AuditStore,
     config::AuthConfig,
     core::{AuthCore, KeyRing, Policy},
     grpc::{AuthGrpc, LocalKeys},
@@ -43,8 +44,12 @@ impl Application {
         let store = Store::open(&client, &config.database)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
+        let audit = AuditStore::open(&client, &config.database)
+            .await
+            .map_err(|err| StartupError::Database(err.to_string()))?;
         let core = Arc::new(AuthCore::new(
             store,
+            audit,
             keys.clone(),
             config.tokens.clone(),
             Policy {
@@ -79,7 +84,9 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let telemetry = Arc::new(Telemetry::new("auth-svc"));
+        let mut telemetry = Telemetry::new("auth-svc");
+        core.audit_recorder().register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(

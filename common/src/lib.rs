@@ -2,6 +2,7 @@
 //! service's domain; it is the common shape they all stand on.
 
 pub mod amqp;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod consume;

@@ -32,6 +32,7 @@ use crate::{error::ErrorBody, routes};
         routes::invitations::create,
         routes::invitations::list,
         routes::invitations::revoke,
+        routes::audit::list,
         routes::pairs::list,
         routes::pairs::create,
         routes::pairs::get,

@@ -19,8 +19,8 @@ use crate::{
     limiter::{self, Limits},
     openapi::ApiDoc,
     routes::{
-        alerts, api_keys, auth, dashboard, health, ingest, invitations, live, metrics, pairs,
-        prometheus, resource, sessions, sms, users, webhooks,
+        alerts, api_keys, audit, auth, dashboard, health, ingest, invitations, live, metrics,
+        pairs, prometheus, resource, sessions, sms, users, webhooks,
     },
 };
 
@@ -117,6 +117,7 @@ impl Application {
                             resource("/invitations/{id}")
                                 .route(web::delete().to(invitations::revoke)),
                         )
+                        .service(resource("/audit").route(web::get().to(audit::list)))
                         .service(
                             resource("/country-operators")
                                 .route(web::get().to(pairs::list))

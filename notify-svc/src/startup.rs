@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use chrono::Utc;
 use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
+    audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
     shutdown::every,
@@ -46,10 +47,11 @@ impl Application {
         } else {
             Vec::new()
         };
-        let core = NotifyCore::new(store, chats)
+        let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
+        let audit = Recorder::auth_service(auth.clone(), None);
+        let core = NotifyCore::new(store, chats, audit.clone())
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
-        let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let (health, routes) =
@@ -59,6 +61,7 @@ impl Application {
             .await;
         let mut telemetry = Telemetry::new("notify-svc");
         core.exported().register(telemetry.registry());
+        audit.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)

@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
+    audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
     mongo,
@@ -35,6 +36,7 @@ impl Application {
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
         let process = lazy_channel("SMSOPS_PROCESS_URL", &config.process_url, config.timeouts)?;
+        let audit = Recorder::auth_service(auth.clone(), None);
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
         let (health, routes) =
@@ -42,8 +44,10 @@ impl Application {
         health
             .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;
-        let core = Arc::new(OperatorCore::new(store, Sessions::new(process)));
-        let telemetry = Arc::new(Telemetry::new("operator-svc"));
+        let mut telemetry = Telemetry::new("operator-svc");
+        audit.register(telemetry.registry());
+        let telemetry = Arc::new(telemetry);
+        let core = Arc::new(OperatorCore::new(store, Sessions::new(process), audit));
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
             .add_service(Instrumented::new(

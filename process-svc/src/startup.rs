@@ -4,6 +4,7 @@ use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, sync
 
 use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
+    audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
     mongo,
@@ -51,11 +52,14 @@ impl Application {
             config.tokens.clone(),
             Arc::new(AuthServiceKeys::new(auth.clone())),
         );
+        let clients = Clients::new(auth.clone(), operator, sms, config.account.clone());
+        let audit = Recorder::auth_service(auth, Some(Arc::new(clients.clone())));
         let ctx = Arc::new(RunContext {
             store: store.clone(),
-            clients: Clients::new(auth, operator, sms, config.account.clone()),
+            clients,
             supervision: config.supervision.clone(),
             shares: RwLock::new(HashMap::new()),
+            audit: audit.clone(),
         });
         let supervisor = Arc::new(Supervisor::new(ctx, config.country_budgets.clone()));
         let core = Arc::new(ProcessCore::new(supervisor.clone()));
@@ -73,6 +77,7 @@ impl Application {
         );
         let mut telemetry = Telemetry::new("process-svc");
         relay.register(telemetry.registry());
+        audit.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)

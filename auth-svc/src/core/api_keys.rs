@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use mongodb::bson::DateTime;
-use smsops_common::auth::{Caller, Role};
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, kind},
+    auth::{Caller, Role},
+};
 
 use super::{AuthCore, AuthError, require_admin, tokens};
 use crate::store::ApiKeyDoc;
@@ -76,6 +80,12 @@ impl AuthCore {
         };
         self.store.insert_api_key(&doc).await?;
         tracing::info!(api_key = %doc.id, by = %caller.user_id, "api key created");
+        let after = json!({ "name": doc.name, "prefix": doc.prefix });
+        self.audit(
+            caller,
+            Entry::new(kind::API_KEY_CREATED, &doc.id).after(after),
+        )
+        .await;
         Ok(CreatedApiKey {
             api_key: doc.into(),
             key,
@@ -95,6 +105,7 @@ impl AuthCore {
 
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<ApiKey, AuthError> {
         require_admin(caller)?;
+        let was = self.store.api_key(id).await?;
         let doc = self
             .store
             .revoke_api_key(id)
@@ -104,7 +115,15 @@ impl AuthCore {
         self.revoke_versions_below(&format!("apikey:{id}"), 1)
             .await?;
         tracing::info!(api_key = %id, by = %caller.user_id, "api key revoked");
-        Ok(doc.into())
+        let key = ApiKey::from(doc);
+        // Revoking a revoked key again changes nothing.
+        if was.is_some_and(|was| was.revoked_at.is_none()) {
+            let entry = Entry::new(kind::API_KEY_REVOKED, id)
+                .before(json!({ "revoked_at": null }))
+                .after(json!({ "revoked_at": key.revoked_at }));
+            self.audit(caller, entry).await;
+        }
+        Ok(key)
     }
 
     /// A one-minute `ingest` token for a live key.

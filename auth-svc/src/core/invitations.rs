@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use mongodb::bson::DateTime;
-use smsops_common::auth::{Caller, Role};
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, kind},
+    auth::{Caller, Role},
+};
 
 use super::{AuthCore, AuthError, require_admin, tokens, validate};
 use crate::store::InvitationDoc;
@@ -168,10 +172,18 @@ impl AuthCore {
         };
         self.store.insert_invitation(&doc).await?;
         tracing::info!(invitation = %doc.id, role = role.as_str(), by = %caller.user_id, "invitation created");
-        Ok(CreatedInvitation {
-            invitation: Invitation::of(doc, now),
-            token,
-        })
+        let invitation = Invitation::of(doc, now);
+        let after = json!({
+            "role": role.as_str(),
+            "email": invitation.email,
+            "expires_at": invitation.expires_at,
+        });
+        self.audit(
+            caller,
+            Entry::new(kind::INVITATION_CREATED, &invitation.id).after(after),
+        )
+        .await;
+        Ok(CreatedInvitation { invitation, token })
     }
 
     pub async fn list_invitations(&self, caller: &Caller) -> Result<Vec<Invitation>, AuthError> {
@@ -192,13 +204,25 @@ impl AuthCore {
         id: &str,
     ) -> Result<Invitation, AuthError> {
         require_admin(caller)?;
+        let was = self.store.invitation(id).await?;
         let doc = self
             .store
             .revoke_invitation(id)
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no invitation with id {id}")))?;
         tracing::info!(invitation = %id, by = %caller.user_id, "invitation revoked");
-        Ok(Invitation::of(doc, DateTime::now()))
+        let now = DateTime::now();
+        let invitation = Invitation::of(doc, now);
+        // Only a withdrawal that changed something is a write.
+        if let Some(was) = was.map(|was| Invitation::of(was, now))
+            && was.state != invitation.state
+        {
+            let entry = Entry::new(kind::INVITATION_REVOKED, id)
+                .before(json!({ "state": was.state.as_str() }))
+                .after(json!({ "state": invitation.state.as_str() }));
+            self.audit(caller, entry).await;
+        }
+        Ok(invitation)
     }
 
     /// Spends an invitation for `email`; the role it grants.

@@ -1,6 +1,7 @@
 //! Transport-neutral auth logic: the gRPC layer only converts and calls in here.
 
 mod api_keys;
+mod audit;
 mod error;
 mod invitations;
 pub mod keys;
@@ -12,12 +13,15 @@ mod validate;
 use std::{sync::Arc, time::Duration};
 
 use mongodb::bson::DateTime;
+use serde_json::json;
 use smsops_common::{
+    audit::{Entry, Recorder, kind},
     auth::{Caller, PublicJwk, Quota, Role},
     config::TokenSettings,
 };
 
 pub use api_keys::{ApiKey, CreatedApiKey};
+pub use audit::{AuditQuery, AuditRecord, LocalSink};
 pub use error::AuthError;
 pub use invitations::{CreatedInvitation, Invitation, InvitationState, SignupPolicy};
 pub use keys::KeyRing;
@@ -25,7 +29,10 @@ pub use tokens::TokenPair;
 
 use smsops_common::mongo::StoreError;
 
-use crate::store::{Store, TokenState, UserDoc};
+use crate::{
+    audit_store::AuditStore,
+    store::{Store, TokenState, UserDoc},
+};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 200;
@@ -85,11 +92,25 @@ pub struct AuthCore {
     refresh_ttl: Duration,
     signup: SignupPolicy,
     quotas: RoleQuotas,
+    audit_store: AuditStore,
+    /// Records auth-svc's own writes in the audit log.
+    audit: Recorder,
 }
 
 impl AuthCore {
-    pub fn new(store: Store, keys: Arc<KeyRing>, tokens: TokenSettings, policy: Policy) -> Self {
+    /// Starts the audit recorder's retry task: call it inside a runtime.
+    pub fn new(
+        store: Store,
+        audit_store: AuditStore,
+        keys: Arc<KeyRing>,
+        tokens: TokenSettings,
+        policy: Policy,
+    ) -> Self {
         Self {
+            audit: Recorder::new(Arc::new(LocalSink {
+                store: audit_store.clone(),
+            })),
+            audit_store,
             store,
             keys,
             tokens,
@@ -121,8 +142,11 @@ impl AuthCore {
                 "sign-up needs an invitation from an admin".into(),
             )),
             (SignupPolicy::Open, None) => {
-                self.insert_user(user_id, email, password, Role::Viewer)
-                    .await
+                let user = self
+                    .insert_user(user_id, email, password, Role::Viewer)
+                    .await?;
+                self.audit_sign_up(&user, None).await;
+                Ok(user)
             }
             (_, Some(invitation)) => {
                 let (id, role) = self.spend_invitation(invitation, &email, &user_id).await?;
@@ -132,9 +156,31 @@ impl AuthCore {
                 }
                 let user = created?;
                 tracing::info!(user = %user.id, invitation = %id, role = role.as_str(), "user signed up by invitation");
+                self.audit_sign_up(&user, Some(&id)).await;
                 Ok(user)
             }
         }
+    }
+
+    /// A sign-up is the new user's own write: they are its actor.
+    async fn audit_sign_up(&self, user: &User, invitation: Option<&str>) {
+        let actor = Caller {
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role,
+            jti: String::new(),
+            exp: 0,
+            ver: 0,
+            quota: user.quota,
+            token: String::new(),
+        };
+        let after =
+            json!({ "email": user.email, "role": user.role.as_str(), "invitation": invitation });
+        self.audit(
+            &actor,
+            Entry::new(kind::USER_SIGNED_UP, &user.id).after(after),
+        )
+        .await;
     }
 
     /// Accounts made before roles were split become operators.
@@ -335,7 +381,7 @@ impl AuthCore {
                 "role must be admin, operator or viewer".into(),
             ));
         }
-        self.refuse_service_account(id).await?;
+        let was = self.refuse_service_account(id).await?;
         let user = self
             .store
             .set_role(id, role)
@@ -345,6 +391,10 @@ impl AuthCore {
         // user's next refresh gets the new role.
         self.revoke_versions_below(id, user.token_version).await?;
         tracing::info!(user = %id, role = role.as_str(), by = %caller.user_id, "role changed");
+        let entry = Entry::new(kind::USER_ROLE_CHANGED, id)
+            .before(json!({ "role": was.role.as_str() }))
+            .after(json!({ "role": user.role.as_str() }));
+        self.audit(caller, entry).await;
         Ok(self.user(user))
     }
 
@@ -356,7 +406,7 @@ impl AuthCore {
         quota: Option<Quota>,
     ) -> Result<User, AuthError> {
         require_admin(caller)?;
-        self.refuse_service_account(id).await?;
+        let was = self.refuse_service_account(id).await?;
         let stored = quota
             .map(|quota| {
                 let count = |n: Option<u64>| n.map(i64::try_from).transpose();
@@ -375,6 +425,11 @@ impl AuthCore {
         // Tokens carry the quota: the old ones must not outlive the change.
         self.revoke_versions_below(id, user.token_version).await?;
         tracing::info!(user = %id, by = %caller.user_id, "quota changed");
+        let shown = |quota: Quota, own: bool| json!({ "per_minute": quota.per_minute, "per_day": quota.per_day, "own": own });
+        let entry = Entry::new(kind::USER_QUOTA_CHANGED, id)
+            .before(shown(self.quotas.of(&was), was.quota.is_some()))
+            .after(shown(self.quotas.of(&user), user.quota.is_some()));
+        self.audit(caller, entry).await;
         Ok(self.user(user))
     }
 
@@ -391,12 +446,13 @@ impl AuthCore {
         }
     }
 
-    async fn refuse_service_account(&self, id: &str) -> Result<(), AuthError> {
+    /// The user, unless it is a service account.
+    async fn refuse_service_account(&self, id: &str) -> Result<UserDoc, AuthError> {
         match self.store.user_by_id(id).await? {
             Some(user) if user.role == Role::Service => Err(AuthError::Forbidden(
                 "service accounts are managed by smsops's own config".into(),
             )),
-            Some(_) => Ok(()),
+            Some(user) => Ok(user),
             None => Err(user_not_found(id)),
         }
     }
@@ -408,12 +464,15 @@ impl AuthCore {
                 "admins cannot delete themselves".into(),
             ));
         }
-        self.refuse_service_account(id).await?;
+        let was = self.refuse_service_account(id).await?;
         if !self.store.delete_user(id).await? {
             return Err(user_not_found(id));
         }
         self.revoke_versions_below(id, i64::MAX).await?;
         tracing::info!(user = %id, by = %caller.user_id, "user deleted");
+        let before = json!({ "email": was.email, "role": was.role.as_str() });
+        self.audit(caller, Entry::new(kind::USER_DELETED, id).before(before))
+            .await;
         Ok(())
     }
 

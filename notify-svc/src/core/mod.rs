@@ -13,7 +13,11 @@ use std::{
 };
 
 use chrono::{TimeDelta, Utc};
-use smsops_common::auth::Caller;
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, Recorder, kind},
+    auth::Caller,
+};
 
 pub use error::NotifyError;
 
@@ -36,11 +40,16 @@ pub struct NotifyCore {
     changes: tokio::sync::broadcast::Sender<Arc<AlertRow>>,
     closing: tokio::sync::watch::Sender<bool>,
     exported: exported::Exported,
+    audit: Recorder,
 }
 
 impl NotifyCore {
     /// Reads the stored rules, storing the defaults on first start.
-    pub async fn new(store: Store, chats: Vec<String>) -> Result<Arc<Self>, StoreError> {
+    pub async fn new(
+        store: Store,
+        chats: Vec<String>,
+        audit: Recorder,
+    ) -> Result<Arc<Self>, StoreError> {
         let default = serde_json::to_string(&Rules::default()).unwrap_or_default();
         let stored = store.rules(&default).await?;
         let rules = serde_json::from_str(&stored).unwrap_or_else(|err| {
@@ -54,6 +63,7 @@ impl NotifyCore {
             changes: tokio::sync::broadcast::channel(256).0,
             closing: tokio::sync::watch::channel(false).0,
             exported: exported::Exported::default(),
+            audit,
         }))
     }
 
@@ -101,9 +111,18 @@ impl NotifyCore {
         rules.validate()?;
         let body = serde_json::to_string(&rules)
             .map_err(|err| NotifyError::InvalidArgument(err.to_string()))?;
+        // As stored, which another replica may have changed since this one read them.
+        let default = serde_json::to_string(&Rules::default()).unwrap_or_default();
+        let was = self.store.rules(&default).await?;
         self.store.save_rules(&body, &caller.user_id).await?;
         tracing::info!(by = %caller.user_id, "alert rules updated");
         self.set_rules(rules.clone());
+        let before = serde_json::from_str(&was).unwrap_or_default();
+        let after = serde_json::to_value(&rules).unwrap_or_default();
+        let entry = Entry::new(kind::ALERT_RULES_UPDATED, "alert_rules").change(before, after);
+        if !entry.changes_nothing() {
+            self.audit.record(caller, entry).await;
+        }
         Ok(rules)
     }
 
@@ -130,6 +149,10 @@ impl NotifyCore {
         };
         self.store.open(&alert, TimeDelta::zero()).await?;
         tracing::info!(alert = %id, by = %caller.user_id, "manual alert raised");
+        let after = json!({ "rule": RULE_MANUAL, "message": alert.message });
+        self.audit
+            .record(caller, Entry::new(kind::ALERT_RAISED, &id).after(after))
+            .await;
         self.store
             .get(&id)
             .await?

@@ -6,7 +6,11 @@ pub mod sessions;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mongodb::bson::DateTime;
-use smsops_common::auth::Caller;
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, Recorder, kind},
+    auth::Caller,
+};
 
 pub use error::OperatorError;
 
@@ -62,11 +66,25 @@ pub struct PairQuery {
 pub struct OperatorCore {
     store: Store,
     sessions: Sessions,
+    audit: Recorder,
+}
+
+/// What the audit log shows of a pair.
+fn audited(pair: &PairDoc) -> serde_json::Value {
+    json!({
+        "country": pair.country,
+        "operator": pair.operator,
+        "is_high_priority": pair.is_high_priority,
+    })
 }
 
 impl OperatorCore {
-    pub fn new(store: Store, sessions: Sessions) -> Self {
-        Self { store, sessions }
+    pub fn new(store: Store, sessions: Sessions, audit: Recorder) -> Self {
+        Self {
+            store,
+            sessions,
+            audit,
+        }
     }
 
     pub async fn create(
@@ -93,6 +111,8 @@ impl OperatorCore {
         match self.store.insert(&doc).await {
             Ok(()) => {
                 tracing::info!(pair = %doc.id, country = %doc.country, operator = %doc.operator, "pair created");
+                let entry = Entry::new(kind::PAIR_CREATED, &doc.id).after(audited(&doc));
+                self.audit.record(caller, entry).await;
                 Ok(doc.into())
             }
             Err(StoreError::Duplicate) => Err(OperatorError::PairExists),
@@ -161,9 +181,15 @@ impl OperatorCore {
             operator,
             is_high_priority: patch.is_high_priority,
         };
+        let was = self.store.get(id).await?;
         match self.store.update(id, update).await {
             Ok(Some(doc)) => {
                 tracing::info!(pair = %id, by = %caller.user_id, "pair updated");
+                let before = was.as_ref().map(audited).unwrap_or_default();
+                let entry = Entry::new(kind::PAIR_UPDATED, id).change(before, audited(&doc));
+                if !entry.changes_nothing() {
+                    self.audit.record(caller, entry).await;
+                }
                 Ok(doc.into())
             }
             Ok(None) => Err(not_found(id)),
@@ -178,14 +204,20 @@ impl OperatorCore {
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), OperatorError> {
         require_admin(caller)?;
         // An unknown pair is a 404 whether or not process-svc is up.
-        if self.store.get(id).await?.is_none() {
+        let Some(was) = self.store.get(id).await? else {
             return Err(not_found(id));
-        }
+        };
         self.sessions.retire(caller, id).await?;
         if !self.store.delete(id).await? {
             return Err(not_found(id));
         }
         tracing::info!(pair = %id, by = %caller.user_id, "pair deleted");
+        self.audit
+            .record(
+                caller,
+                Entry::new(kind::PAIR_DELETED, id).before(audited(&was)),
+            )
+            .await;
         Ok(())
     }
 }

@@ -98,6 +98,20 @@ impl Clients {
     }
 }
 
+/// The service account's token, for what process-svc records in the audit
+/// log on its own (a session failed, or was taken over).
+impl smsops_common::audit::ServiceToken for Clients {
+    fn token(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, ApiError>> + Send + '_>> {
+        Box::pin(self.account.token())
+    }
+
+    fn forget(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.account.forget())
+    }
+}
+
 /// The service account's access token, signed in for on first use and
 /// renewed before it expires. auth-svc creates the account at its start-up.
 struct AccountToken {

@@ -15,7 +15,11 @@ pub mod supervisor;
 use std::{sync::Arc, time::Duration};
 
 use mongodb::bson::{DateTime, Document};
-use smsops_common::auth::Caller;
+use serde_json::json;
+use smsops_common::{
+    audit::{Entry, kind},
+    auth::Caller,
+};
 
 pub use error::ProcessError;
 pub use plan::PlanRequest;
@@ -143,6 +147,7 @@ impl ProcessCore {
         tracing::info!(session = %session.id, pair = %session.pair_id, by = %caller.user_id, "session started");
         self.supervisor.refresh_shares().await;
         self.supervisor.adopt(session.clone());
+        self.audit_started(caller, &session).await;
         Ok(self.view(session))
     }
 
@@ -226,10 +231,18 @@ impl ProcessCore {
         }
         tracing::info!(session = %id, by = %caller.user_id, "session stop requested");
         self.supervisor.poke(id);
-        let session = self
+        let stopped = self
             .wait_for(id, |s| matches!(s.state.as_str(), STOPPED | FAILED))
-            .await?;
-        Ok(self.view(session))
+            .await;
+        self.audit_action(
+            caller,
+            kind::SESSION_STOPPED,
+            &session,
+            stopped.as_ref().ok(),
+            grant.forced,
+        )
+        .await;
+        Ok(self.view(stopped?))
     }
 
     /// Stops the session if it runs and starts it again where it left
@@ -243,6 +256,7 @@ impl ProcessCore {
         let session = self.load(id).await?;
         let grant = Actor::from(caller).may(Action::Restart, Target::from(&session), force)?;
         let record = audit("restart", caller, grant.forced);
+        let forced = grant.forced;
         tracing::info!(session = %id, by = %caller.user_id, "session restart requested");
         if matches!(session.state.as_str(), STOPPED | FAILED) {
             let ctx = self.supervisor.context();
@@ -271,10 +285,18 @@ impl ProcessCore {
                 )
                 .await;
             return match restarted {
-                Ok(Some(session)) => {
+                Ok(Some(restarted)) => {
                     self.supervisor.refresh_shares().await;
-                    self.supervisor.adopt(session.clone());
-                    Ok(self.view(session))
+                    self.supervisor.adopt(restarted.clone());
+                    self.audit_action(
+                        caller,
+                        kind::SESSION_RESTARTED,
+                        &session,
+                        Some(&restarted),
+                        forced,
+                    )
+                    .await;
+                    Ok(self.view(restarted))
                 }
                 Ok(None) => Ok(self.view(self.load(id).await?)),
                 Err(err) => {
@@ -288,12 +310,59 @@ impl ProcessCore {
             return Ok(self.view(self.load(id).await?));
         }
         self.supervisor.poke(id);
-        let session = self
+        let restarted = self
             .wait_for(id, |s| {
                 s.generation > generation || matches!(s.state.as_str(), STOPPED | FAILED)
             })
-            .await?;
-        Ok(self.view(session))
+            .await;
+        self.audit_action(
+            caller,
+            kind::SESSION_RESTARTED,
+            &session,
+            restarted.as_ref().ok(),
+            forced,
+        )
+        .await;
+        Ok(self.view(restarted?))
+    }
+
+    /// A start in the global audit log (the session keeps its own trail too).
+    async fn audit_started(&self, caller: &Caller, session: &SessionDoc) {
+        let plan = &session.plan;
+        let recipients = match plan.range_first {
+            Some(_) => plan.range_count.max(0) as usize,
+            None => plan.numbers.len(),
+        };
+        let after = json!({
+            "state": session.state,
+            "country_operator_id": session.pair_id,
+            "rate_per_minute": plan.rate_per_minute,
+            "recipients": recipients,
+            "limit": (plan.limit > 0).then_some(plan.limit),
+            "stop_at": plan.stop_at.and_then(|at| at.try_to_rfc3339_string().ok()),
+        });
+        let entry = Entry::new(kind::SESSION_STARTED, &session.id).after(after);
+        self.supervisor.context().audit.record(caller, entry).await;
+    }
+
+    /// A stop or restart in the global audit log: the state it found and
+    /// the state it answers with (`stopping` if it did not see the end).
+    async fn audit_action(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        was: &SessionDoc,
+        now: Option<&SessionDoc>,
+        forced: bool,
+    ) {
+        let mut after = json!({ "state": now.map_or(STOPPING, |s| s.state.as_str()) });
+        if forced {
+            after["forced"] = json!(true);
+        }
+        let entry = Entry::new(kind, &was.id)
+            .before(json!({ "state": was.state }))
+            .after(after);
+        self.supervisor.context().audit.record(caller, entry).await;
     }
 
     /// Answers operator-svc, before it deletes a pair, whether a session

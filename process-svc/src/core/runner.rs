@@ -10,7 +10,11 @@ use std::{
 
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use mongodb::bson::DateTime;
-use smsops_common::ApiError;
+use serde_json::json;
+use smsops_common::{
+    ApiError,
+    audit::{Entry, Recorder, kind},
+};
 use smsops_proto::sms::v1::{SendSmsRequest, SendSmsResult, send_sms_result};
 use tokio::{
     sync::{Notify, watch},
@@ -41,6 +45,8 @@ pub struct RunContext {
     /// Each active session's allowed rate (messages per minute) under the
     /// country budgets; a session not in it runs at its own rate.
     pub shares: RwLock<HashMap<String, f64>>,
+    /// The global audit log: people's actions, and the service's own.
+    pub audit: Recorder,
 }
 
 impl RunContext {
@@ -199,15 +205,17 @@ impl Runner {
     /// Marks the session running; a session that was already running was
     /// taken over from a replica that went away, which the audit records.
     async fn begin(&mut self) -> Option<Step> {
-        let audit = (self.session.state == RUNNING).then(|| AuditDoc {
+        let resumed = self.session.state == RUNNING;
+        let reason = format!(
+            "taken over by {} at message {}",
+            self.ctx.supervision.replica, self.progress.next_seq
+        );
+        let audit = resumed.then(|| AuditDoc {
             action: "resume".into(),
             at: DateTime::now(),
             by: SERVICE.into(),
             by_email: String::new(),
-            reason: format!(
-                "taken over by {} at message {}",
-                self.ctx.supervision.replica, self.progress.next_seq
-            ),
+            reason: reason.clone(),
             forced: false,
         });
         let replica = &self.ctx.supervision.replica;
@@ -220,6 +228,9 @@ impl Runner {
         {
             Ok(Some(session)) => {
                 self.session = session;
+                if resumed {
+                    self.audit_service(kind::SESSION_RESUMED, None, reason);
+                }
                 return None;
             }
             Ok(None) => {}
@@ -466,14 +477,33 @@ impl Runner {
             forced: false,
         };
         let event = event::lifecycle("stopped", &self.snapshot(), STOPPED, &reason, SERVICE);
-        self.end(Ending {
-            state: STOPPED,
-            reason,
-            by: SERVICE.into(),
-            audit: Some(audit),
-            event,
-        })
-        .await
+        let exit = self
+            .end(Ending {
+                state: STOPPED,
+                reason: reason.clone(),
+                by: SERVICE.into(),
+                audit: Some(audit),
+                event,
+            })
+            .await;
+        if matches!(exit, Exit::Ended) {
+            self.audit_service(kind::SESSION_STOPPED, Some(STOPPED), reason);
+        }
+        exit
+    }
+
+    /// What the service did on its own, in the global audit log too, as
+    /// its account: a running session ended in `state`, or (`None`) was
+    /// taken over. In the background: the run does not wait for auth-svc.
+    fn audit_service(&self, kind: &str, state: Option<&str>, reason: String) {
+        let entry = match state {
+            Some(state) => Entry::new(kind, &self.session.id)
+                .before(json!({ "state": RUNNING }))
+                .after(json!({ "state": state, "reason": reason })),
+            None => Entry::new(kind, &self.session.id).after(json!({ "reason": reason })),
+        };
+        let audit = self.ctx.audit.clone();
+        tokio::spawn(async move { audit.record_service(entry).await });
     }
 
     async fn fail(&mut self) -> Exit {
@@ -491,14 +521,19 @@ impl Runner {
             forced: false,
         };
         let event = event::lifecycle("failed", &self.snapshot(), FAILED, &reason, SERVICE);
-        self.end(Ending {
-            state: FAILED,
-            reason,
-            by: SERVICE.into(),
-            audit: Some(audit),
-            event,
-        })
-        .await
+        let exit = self
+            .end(Ending {
+                state: FAILED,
+                reason: reason.clone(),
+                by: SERVICE.into(),
+                audit: Some(audit),
+                event,
+            })
+            .await;
+        if matches!(exit, Exit::Ended) {
+            self.audit_service(kind::SESSION_FAILED, Some(FAILED), reason);
+        }
+        exit
     }
 
     /// Ends a run the session's `stopping` asked for: a plain stop, or the

@@ -4,6 +4,7 @@
 
 mod access;
 mod alerts;
+mod audit;
 mod auth_limits;
 mod bad_input;
 mod dashboard;

@@ -193,6 +193,13 @@ async fn quotas_are_shown_changed_and_reset_by_admins() {
         .await;
     assert_eq!(reply.body["quota"]["source"], "role");
     assert_eq!(reply.body["quota"]["per_minute"], 600);
+    // Both changes are in the audit log, before and after.
+    let audit = app
+        .get("/api/v1/audit?kind=user.quota_changed", &admin)
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", audit.body);
+    assert_eq!(items[1]["after"]["per_day"], 5, "{}", audit.body);
     app.cleanup().await;
 }
 
