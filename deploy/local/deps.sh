@@ -6,6 +6,14 @@ set -euo pipefail
 SECANTUS_VERSION="0.5.3-beta.196"
 
 have() { command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# Installs Debian packages, waiting for another apt to finish rather than
+# failing on its lock, and fails loudly if they did not install.
+apt_install() {
+  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 if ! have cargo; then
@@ -19,13 +27,7 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 # MongoDB-wire server on WiredTiger. Production points SMSOPS_MONGO_URL at MongoDB.
 if ! have secantusd-rs; then
   echo "deps: installing secantusd-rs $SECANTUS_VERSION (about 10 minutes, once)"
-  if ! have cmake; then
-    if [ "$(id -u)" -eq 0 ]; then
-      apt-get update -qq && apt-get install -y -qq cmake
-    else
-      sudo apt-get update -qq && sudo apt-get install -y -qq cmake
-    fi
-  fi
+  have cmake || apt_install cmake
   # Its own target dir: its build must not churn the project's cache.
   CARGO_TARGET_DIR="$HOME/.cache/smsops/secantus-target" \
     cargo install secantus-mdb --version "$SECANTUS_VERSION" --ignore-rust-version --locked
@@ -34,7 +36,6 @@ fi
 # MariaDB and RabbitMQ run on every machine of this project; start (or, on a
 # bare machine, install) them when nothing answers on their ports.
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 wait_for() { # port name
   for _ in $(seq 1 60); do answers "$1" && return 0; sleep 0.5; done
   echo "deps: $2 did not come up on port $1" >&2
@@ -42,7 +43,7 @@ wait_for() { # port name
 }
 if ! answers 3306; then
   if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
-    as_root apt-get update -qq && as_root apt-get install -y -qq mariadb-server
+    apt_install mariadb-server
   fi
   echo "deps: starting MariaDB"
   as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
@@ -50,9 +51,15 @@ if ! answers 3306; then
 fi
 if ! answers 5672; then
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
-    as_root apt-get update -qq && as_root apt-get install -y -qq rabbitmq-server
+    apt_install rabbitmq-server
   fi
   echo "deps: starting RabbitMQ"
   as_root rabbitmq-server -detached
   wait_for 5672 RabbitMQ
+fi
+
+# The dashboard tests drive Debian's Chromium through its ChromeDriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "deps: installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
 fi
