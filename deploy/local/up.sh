@@ -12,17 +12,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/smsops/target}"
 DATA_DIR="${SMSOPS_DATA_DIR:-$PWD/data}"
 LOG_DIR="$DATA_DIR/logs"
-# Everything under the data dir is for this user only: the logs, the
-# database files (every message's number), the signing key and the
-# passwords. The umask covers what this script and the services it starts
-# create; the chmod, what an earlier run left readable.
 USER_UMASK="$(umask)"
-umask 077
-mkdir -p "$LOG_DIR" "$DATA_DIR/keys"
-if ! chmod -R go-rwx "$DATA_DIR"; then
-  echo "up: could not make $DATA_DIR readable by its owner only; fix its ownership first" >&2
-  exit 1
-fi
+# shellcheck source=deploy/local/data-dir.sh
+source deploy/local/data-dir.sh
+private_data_dir "$DATA_DIR" || exit 1
 
 export SMSOPS_MONGO_URL="${SMSOPS_MONGO_URL:-mongodb://127.0.0.1:27017}"
 export SMSOPS_GATEWAY_ADDR="${SMSOPS_GATEWAY_ADDR:-127.0.0.1:8080}"

@@ -249,9 +249,71 @@ fn compose_needs_every_password_and_publishes_on_loopback_only() {
             }
         }
     }
+}
+
+/// Every file and folder under `dir` whose mode lets anyone but its owner in.
+fn open_to_others(dir: &Path, found: &mut Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            found.push(format!("{} {:o}", path.display(), mode & 0o777));
+        }
+        if path.is_dir() {
+            open_to_others(&path, found);
+        }
+    }
+}
+
+#[test]
+fn make_up_keeps_its_data_dir_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = std::env::temp_dir().join(format!("smsops-data-{}", uuid::Uuid::new_v4().simple()));
+    // What an earlier `make up` (before the fix) left: readable by anyone.
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    std::fs::create_dir_all(data.join("logs")).unwrap();
+    std::fs::create_dir_all(data.join("mongo")).unwrap();
+    std::fs::write(data.join("logs/gateway.log"), "old\n").unwrap();
+    std::fs::write(data.join("mongo/collection.wt"), "old\n").unwrap();
+    for (path, bits) in [("", 0o755), ("logs", 0o755), ("mongo", 0o755)] {
+        mode(&data.join(path), bits);
+    }
+    for path in ["logs/gateway.log", "mongo/collection.wt"] {
+        mode(&data.join(path), 0o644);
+    }
+
+    // The lines up.sh runs first, then what it and the services it starts
+    // write: a password file, a log by redirection, a database folder.
+    let status = std::process::Command::new("bash")
+        .current_dir(root())
+        .arg("-c")
+        .arg(
+            "umask 022; source deploy/local/data-dir.sh && private_data_dir \"$0\" \
+             && echo secret > \"$0/admin-password\" \
+             && sh -c 'echo started >> \"$0/logs/auth-svc.log\"; mkdir -p \"$0/mongo/journal\"' \"$0\"",
+        )
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut found = Vec::new();
+    open_to_others(&data, &mut found);
+    let _ = std::fs::remove_dir_all(&data);
+    assert!(found.is_empty(), "readable by others: {found:?}");
+
     let up = read("deploy/local/up.sh");
+    let private = up
+        .find("private_data_dir \"$DATA_DIR\"")
+        .expect("up.sh makes its data dir private");
+    let first_write = up.find("> \"$DATA_DIR").expect("up.sh writes its data dir");
     assert!(
-        up.contains("umask 077"),
-        "make up must write data/ for its owner only"
+        private < first_write,
+        "up.sh writes before it makes data/ private"
     );
 }
