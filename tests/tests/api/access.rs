@@ -27,6 +27,28 @@ fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// One SMS straight at sms-svc's gRPC port, past the gateway.
+async fn send_direct(
+    app: &TestApp,
+    token: &str,
+    request: SendSmsRequest,
+) -> Result<tonic::Response<smsops_proto::sms::v1::Sms>, tonic::Status> {
+    let mut sms = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
+    sms.send_sms(bearer(request, token)).await
+}
+
+/// A message to `to` on `pair`, everything else left default.
+fn sms_to(pair: &str, to: &str) -> SendSmsRequest {
+    SendSmsRequest {
+        country_operator_id: pair.to_string(),
+        to: to.into(),
+        body: "hi".into(),
+        ..Default::default()
+    }
+}
+
 fn email() -> String {
     format!("new-{}@smsops.test", uuid::Uuid::new_v4().simple())
 }
@@ -313,19 +335,7 @@ async fn an_api_key_token_only_reports_results_wherever_it_is_sent() {
     .assert_error(403, "forbidden");
 
     // ... and straight at each service.
-    let mut sms = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
-    let status = sms
-        .send_sms(bearer(
-            SendSmsRequest {
-                country_operator_id: pair.clone(),
-                to: "+447700900671".into(),
-                body: "hi".into(),
-                ..Default::default()
-            },
-            &ingest,
-        ))
+    let status = send_direct(&app, &ingest, sms_to(&pair, "+447700900671"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
@@ -462,25 +472,10 @@ async fn demoted_deleted_and_signed_out_tokens_stop_working_within_seconds() {
             == StatusCode::UNAUTHORIZED
     })
     .await;
-    let sms = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
-    within("a deleted user's token at sms-svc", || {
-        let mut sms = sms.clone();
-        let request = bearer(
-            SendSmsRequest {
-                country_operator_id: pair.clone(),
-                to: "+447700900671".into(),
-                body: "hi".into(),
-                ..Default::default()
-            },
-            &doomed.access,
-        );
-        async move {
-            sms.send_sms(request)
-                .await
-                .is_err_and(|status| status.code() == tonic::Code::Unauthenticated)
-        }
+    within("a deleted user's token at sms-svc", || async {
+        send_direct(&app, &doomed.access, sms_to(&pair, "+447700900671"))
+            .await
+            .is_err_and(|status| status.code() == tonic::Code::Unauthenticated)
     })
     .await;
     // A live socket opened with it is closed with 4001.
@@ -578,23 +573,11 @@ async fn idempotency_keys_belong_to_their_caller() {
         .assert_error(409, "idempotency_mismatch");
 
     // Nobody but process-svc writes a session's messages.
-    let mut sms = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
-    let status = sms
-        .send_sms(bearer(
-            SendSmsRequest {
-                country_operator_id: pair.clone(),
-                to: "+447700900004".into(),
-                body: "hi".into(),
-                idempotency_key: String::new(),
-                session_id: uuid::Uuid::new_v4().to_string(),
-                ..Default::default()
-            },
-            &alice.access,
-        ))
-        .await
-        .unwrap_err();
+    let request = SendSmsRequest {
+        session_id: uuid::Uuid::new_v4().to_string(),
+        ..sms_to(&pair, "+447700900004")
+    };
+    let status = send_direct(&app, &alice.access, request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
 
     // A user posting `<session>:<seq>` keys makes the session skip nothing.

@@ -313,14 +313,30 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
     assert_eq!(seen["state"], "running", "{seen}");
     assert_eq!(seen["counters"]["accepted"], 5, "{seen}");
     assert_eq!(seen["counters"]["failed"], 0, "{seen}");
-    // Paused, not failing: a while later still five, still running.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let later = app
-        .get(&format!("/api/v1/sessions/{id}"), &token)
-        .await
-        .body;
-    assert_eq!(later["state"], "running");
-    assert_eq!(later["counters"]["accepted"], 5);
+    // Paused, not failing: after its runner has saved its progress twice
+    // more (it does each heartbeat), still five, still running.
+    let saves = |view: &Value| view["updated_at"].as_str().unwrap_or_default().to_string();
+    let mut seen_saves = vec![saves(&seen)];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let later = loop {
+        let later = app
+            .get(&format!("/api/v1/sessions/{id}"), &token)
+            .await
+            .body;
+        if !seen_saves.contains(&saves(&later)) {
+            seen_saves.push(saves(&later));
+        }
+        if seen_saves.len() >= 3 {
+            break later;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "its runner stopped saving: {later}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(later["state"], "running", "{later}");
+    assert_eq!(later["counters"]["accepted"], 5, "{later}");
     let listed = app
         .get(
             &format!("/api/v1/sms?session_id={id}&page_size=100"),
