@@ -15,6 +15,11 @@ let lastRefresh = 0;
 let live = null;
 let liveUp = false;
 let liveRefresh = null;
+// Who is signed in (GET /auth/me): the page offers only what the API lets
+// this role do, so no one is shown a button that can only answer 403.
+let me = null;
+const isAdmin = () => me !== null && me.role === "admin";
+const maySend = () => me !== null && (me.role === "admin" || me.role === "operator");
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -174,16 +179,24 @@ async function refresh() {
     cell(row, s.counters.failed);
     cell(row, s.last_error);
     const actions = cell(row, "");
+    // A session is its starter's and an admin's; a high-priority pair's is
+    // an admin's alone, who must confirm overriding its pin.
+    const mine = maySend() && s.started_by === me.id && !s.is_high_priority;
+    if (!mine && !isAdmin()) return;
+    const id = encodeURIComponent(s.id);
+    const force = s.is_high_priority;
+    const confirmed = () => !force || confirm(`${pairName(s)} is high priority. Override its pin?`);
     if (s.state === "running" || s.state === "starting") {
-      button(actions, "Stop", () => call("POST", `/sessions/${encodeURIComponent(s.id)}/stop`, {}));
+      button(actions, "Stop", () => (confirmed() ? call("POST", `/sessions/${id}/stop`, { force }) : null));
     }
-    button(actions, "Restart", () => call("POST", `/sessions/${encodeURIComponent(s.id)}/restart`, {}));
+    button(actions, "Restart", () => (confirmed() ? call("POST", `/sessions/${id}/restart`, { force }) : null));
   });
   fill("#pairs", pairs.items, (row, p) => {
     cell(row, p.country);
     cell(row, p.operator);
     cell(row, p.is_high_priority ? "yes" : "no");
     const actions = cell(row, "");
+    if (!isAdmin()) return;
     button(actions, "Delete", () => {
       if (!confirm(`Delete ${pairName(p)}?`)) return null;
       return call("DELETE", `/country-operators/${encodeURIComponent(p.id)}`);
@@ -376,11 +389,20 @@ function tick() {
   if (Date.now() - lastRefresh >= due - 100) refresh().catch(showError);
 }
 
+// Shows each element marked `data-roles="admin operator"` to those roles only.
+function showForRole() {
+  for (const element of document.querySelectorAll("[data-roles]")) {
+    element.hidden = me === null || !element.dataset.roles.split(" ").includes(me.role);
+  }
+}
+
 function signedOut() {
   tokens.clear();
-  // What an admin saw must not stay in the page for the next person.
-  $("#admin-view").hidden = true;
-  $("#rules-view").hidden = true;
+  me = null;
+  // What the last person saw (numbers, users, keys) must not stay in the
+  // page for the next one.
+  showForRole();
+  for (const body of document.querySelectorAll("#app-view tbody")) body.replaceChildren();
   $("#rules").replaceChildren();
   $("#new-key").textContent = "";
   $("#new-key").hidden = true;
@@ -395,13 +417,12 @@ function signedOut() {
 }
 
 async function signedIn() {
-  const me = await call("GET", "/auth/me");
+  me = await call("GET", "/auth/me");
   $("#who").textContent = `${me.email} (${me.role})`;
-  // Only admins may read the alert rules, so only they are shown the editor;
-  // any other role (operator, viewer, ...) sees neither it nor a 403.
-  const admin = me.role === "admin";
-  $("#admin-view").hidden = !admin;
-  $("#rules-view").hidden = !admin;
+  // Only admins may read the alert rules, so only they are shown the editor
+  // and only their page asks for the rules: other roles see no 403.
+  const admin = isAdmin();
+  showForRole();
   $("#sign-in-view").hidden = true;
   $("#app-view").hidden = false;
   $("#sign-out").hidden = false;

@@ -6,6 +6,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod browser;
 pub mod host;
 pub mod logs;
 pub mod mongo;
@@ -858,14 +859,21 @@ impl TestApp {
         self.new_user_as("operator").await
     }
 
-    /// Signs up a new user in `role` (by invitation) and signs it in.
-    pub async fn new_user_as(&self, role: &str) -> (String, Tokens) {
+    /// Signs up a new user in `role` (by invitation), password
+    /// [`USER_PASSWORD`]; its email.
+    pub async fn new_account(&self, role: &str) -> String {
         let email = format!("user-{}@smsops.test", uuid::Uuid::new_v4().simple());
         let invitation = self.invitation(role).await;
         let reply = self
             .sign_up_invited(&email, USER_PASSWORD, &invitation)
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        email
+    }
+
+    /// Signs up a new user in `role` (by invitation) and signs it in.
+    pub async fn new_user_as(&self, role: &str) -> (String, Tokens) {
+        let email = self.new_account(role).await;
         let reply = self.sign_in(&email, USER_PASSWORD).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         (

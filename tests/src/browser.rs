@@ -1,0 +1,233 @@
+//! Headless Chromium from Debian, driven over WebDriver by chromedriver, for
+//! the tests that use the dashboard the way a person does: they type into its
+//! forms, click its buttons, read what it shows and take screenshots.
+
+use std::{
+    os::unix::{fs::MetadataExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// Desktop and phone: every screenshot is taken at both.
+pub const WIDTHS: [(u32, u32); 2] = [(1280, 900), (390, 844)];
+
+pub struct Browser {
+    client: Client,
+    driver: Child,
+    profile: PathBuf,
+    shots: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens one browser window.
+    /// Screenshots go to `shots` (kept after the test, for a person to look at).
+    pub async fn start(shots: &Path) -> Self {
+        let chromedriver = std::env::var("SMSOPS_CHROMEDRIVER")
+            .unwrap_or_else(|_| "/usr/bin/chromedriver".to_string());
+        let chromium =
+            std::env::var("SMSOPS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+        assert!(
+            Path::new(&chromedriver).exists() && Path::new(&chromium).exists(),
+            "{chromium} and {chromedriver} are needed: `make deps` installs Debian's chromium and chromium-driver"
+        );
+        let addr = crate::free_addr();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={}", addr.port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {chromedriver}: {err}"));
+        crate::wait_listening(addr, "chromedriver").await;
+
+        let profile =
+            std::env::temp_dir().join(format!("smsops-chromium-{}", uuid::Uuid::new_v4().simple()));
+        let (width, height) = WIDTHS[0];
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--disable-gpu".to_string(),
+            "--disable-dev-shm-usage".to_string(),
+            "--no-first-run".to_string(),
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={width},{height}"),
+        ];
+        // Chromium refuses to run as root with its sandbox on.
+        if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+            args.push("--no-sandbox".to_string());
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_string(),
+            json!({"binary": chromium, "args": args}),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("rustls client")
+            .capabilities(capabilities)
+            .connect(&format!("http://{addr}"))
+            .await
+            .expect("a chromium session");
+        std::fs::create_dir_all(shots).unwrap();
+        Self {
+            client,
+            driver,
+            profile,
+            shots: shots.to_path_buf(),
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Types into the field `name` of the form `form`.
+    pub async fn fill(&self, form: &str, name: &str, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(&format!("{form} [name={name}]")))
+            .await
+            .unwrap_or_else(|err| panic!("no field {name} in {form}: {err}"));
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("nothing to click at {css}: {err}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Signs in through the page's form and waits until the page shows who.
+    pub async fn sign_in(&self, email: &str, password: &str) {
+        self.fill("#sign-in", "email", email).await;
+        self.fill("#sign-in", "password", password).await;
+        self.click("#sign-in button").await;
+        self.wait_until(
+            &format!("the page shows {email} signed in"),
+            "return document.querySelector('#who').textContent",
+            |who| who.as_str().is_some_and(|w| w.contains(email)),
+        )
+        .await;
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    pub async fn script(&self, script: &str) -> Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|err| panic!("script failed: {err}\n{script}"))
+    }
+
+    /// Runs `script` every 100 ms until `done` holds for what it returns
+    /// (at most 15 s), and returns that.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        script: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let value = self.script(script).await;
+            if done(&value) {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let shot = self.screenshot("timed-out").await;
+                panic!(
+                    "timed out waiting until {what}; last value {value}; page at {}",
+                    shot.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether the element at `css` is on screen (exists, not hidden).
+    pub async fn visible(&self, css: &str) -> bool {
+        let script = format!(
+            "const e = document.querySelector({}); return !!e && e.offsetParent !== null;",
+            json!(css)
+        );
+        self.script(&script).await.as_bool().unwrap_or(false)
+    }
+
+    /// The text the element at `css` shows.
+    pub async fn text(&self, css: &str) -> String {
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.innerText : null;",
+            json!(css)
+        );
+        self.script(&script)
+            .await
+            .as_str()
+            .unwrap_or_else(|| panic!("nothing at {css}"))
+            .to_string()
+    }
+
+    /// The path and query of every request the page has made, in order.
+    pub async fn requests(&self) -> Vec<String> {
+        let value = self
+            .script(
+                "return performance.getEntriesByType('resource')\
+                 .map((e) => { const u = new URL(e.name); return u.pathname + u.search; });",
+            )
+            .await;
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// A screenshot of the window as it is, saved as `<label>.png`.
+    pub async fn screenshot(&self, label: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let path = self.shots.join(format!("{label}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// A screenshot at each of [`WIDTHS`], the whole page tall, then back
+    /// to the first width.
+    pub async fn screenshots(&self, label: &str) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for (width, height) in WIDTHS {
+            self.client.set_window_size(width, height).await.unwrap();
+            let tall = self
+                .script("return document.documentElement.scrollHeight;")
+                .await
+                .as_u64()
+                .and_then(|h| u32::try_from(h).ok())
+                .unwrap_or(height);
+            self.client
+                .set_window_size(width, tall.clamp(height, 6000))
+                .await
+                .unwrap();
+            paths.push(self.screenshot(&format!("{label}-{width}")).await);
+        }
+        let (width, height) = WIDTHS[0];
+        self.client.set_window_size(width, height).await.unwrap();
+        paths
+    }
+
+    /// Quits the browser; dropping it without this (a failed test) kills it.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // chromedriver and the Chromium processes it started share its
+        // process group, so none of them outlives the test.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
