@@ -145,7 +145,13 @@ async fn a_session_sends_at_its_rate_evenly_and_stops_when_told() {
         (85.0..=115.0).contains(&mean),
         "mean gap {mean} ms: {gaps:?}"
     );
-    assert!(gaps.iter().all(|gap| *gap >= 30), "a burst: {gaps:?}");
+    // The first sends also open sms-svc's connections to the provider;
+    // one that comes late is followed by one on schedule, closer than 100
+    // ms. Past them, no two sends ever come together.
+    assert!(
+        gaps.iter().skip(2).all(|gap| *gap >= 30),
+        "a burst: {gaps:?}"
+    );
 
     let counters = &stopped.body["counters"];
     assert_eq!(counters["submitted"].as_u64().unwrap(), seen.len() as u64);
