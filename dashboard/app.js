@@ -152,6 +152,8 @@ async function refresh() {
     call("GET", "/country-operators?page_size=100"),
     call("GET", `/sms?${smsQuery()}`),
   ]);
+  // Signed out while the calls were out: nothing of theirs goes back in.
+  if (me === null) return;
   fill("#metrics", metrics.items, (row, m) => {
     cell(row, m.country);
     cell(row, m.operator);
