@@ -45,6 +45,25 @@ async fn operator_with_quota(app: &TestApp, quota: Value) -> (String, String) {
     (id, token)
 }
 
+/// Reads the session every 200 ms until `done` holds for it (at most 20 s).
+async fn session_until(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    what: &str,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = app.get(&format!("/api/v1/sessions/{id}"), token).await.body;
+        if done(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {seen}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits, if need be, so the next seconds stay within one clock minute:
 /// a minute's window that turned mid-test would hold twice the quota.
 async fn clear_of_a_minute_boundary() {
@@ -295,21 +314,12 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let id = reply.id();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let seen = loop {
-        let seen = app
-            .get(&format!("/api/v1/sessions/{id}"), &token)
-            .await
-            .body;
-        if seen["last_error"]
+    let seen = session_until(&app, &token, &id, "paused", |seen| {
+        seen["last_error"]
             .as_str()
             .is_some_and(|e| e.starts_with("paused: quota_exceeded"))
-        {
-            break seen;
-        }
-        assert!(Instant::now() < deadline, "never paused: {seen}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert_eq!(seen["state"], "running", "{seen}");
     assert_eq!(seen["counters"]["accepted"], 5, "{seen}");
     assert_eq!(seen["counters"]["failed"], 0, "{seen}");
@@ -317,24 +327,13 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
     // more (it does each heartbeat), still five, still running.
     let saves = |view: &Value| view["updated_at"].as_str().unwrap_or_default().to_string();
     let mut seen_saves = vec![saves(&seen)];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let later = loop {
-        let later = app
-            .get(&format!("/api/v1/sessions/{id}"), &token)
-            .await
-            .body;
-        if !seen_saves.contains(&saves(&later)) {
-            seen_saves.push(saves(&later));
+    let later = session_until(&app, &token, &id, "saved twice more", |later| {
+        if !seen_saves.contains(&saves(later)) {
+            seen_saves.push(saves(later));
         }
-        if seen_saves.len() >= 3 {
-            break later;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "its runner stopped saving: {later}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        seen_saves.len() >= 3
+    })
+    .await;
     assert_eq!(later["state"], "running", "{later}");
     assert_eq!(later["counters"]["accepted"], 5, "{later}");
     let listed = app
