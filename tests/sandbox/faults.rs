@@ -24,4 +24,15 @@ pub struct Faults {
     /// request path, bot token included, as a misrouting proxy in front of
     /// the Bot API may answer.
     pub telegram_404_burst: u32,
+    /// Share of Twilio status callbacks never sent, each decided on its own:
+    /// Twilio does not retry one that fails, so a lost callback is a
+    /// message whose receipt never comes.
+    pub callback_drop_share: f64,
+    /// Added before each status callback, on top of its rule's latency.
+    pub callback_delay_ms: u64,
+    /// Sends the final status callback before `sent`.
+    pub callback_out_of_order: bool,
+    /// Share of message lookups answered 404 / 20404, as Twilio answers for
+    /// a message it no longer has.
+    pub lookup_unknown_share: f64,
 }

@@ -45,6 +45,10 @@ pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
                 web::post().to(twilio::create_message),
             )
             .route(
+                "/2010-04-01/Accounts/{account}/Messages/{sid}.json",
+                web::get().to(twilio::fetch_message),
+            )
+            .route(
                 "/{token}/sendMessage",
                 web::post().to(telegram::send_message),
             )
@@ -89,6 +93,9 @@ async fn twilio_messages(state: web::Data<State>) -> HttpResponse {
         "count": log.messages.len(),
         "duplicates": log.duplicates(),
         "max_in_flight": log.max_in_flight,
+        "callbacks_sent": log.callbacks_sent,
+        "callbacks_dropped": log.callbacks_dropped,
+        "lookups": log.lookups,
         "messages": log.messages,
     }))
 }

@@ -12,6 +12,10 @@ use smsops_tests::sandbox::twilio_signature;
 
 use crate::server::{State, random_unit};
 
+mod lookup;
+
+pub use lookup::fetch_message;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TwilioMessage {
     pub sid: String,
@@ -29,12 +33,34 @@ pub struct TwilioMessage {
     /// When the sandbox took it, in Unix milliseconds: Twilio's own dates
     /// have whole seconds, too coarse to check pacing.
     pub received_at_ms: i64,
+    /// When Twilio's own record moves to `sent`, then to the outcome,
+    /// whether or not the callbacks saying so are sent.
+    pub sent_at_ms: i64,
+    pub final_at_ms: i64,
+}
+
+impl TwilioMessage {
+    /// Twilio's status for it at `now_ms`, as a lookup answers.
+    pub fn status_at(&self, now_ms: i64) -> &str {
+        if now_ms >= self.final_at_ms {
+            &self.outcome
+        } else if now_ms >= self.sent_at_ms {
+            "sent"
+        } else {
+            "queued"
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct TwilioLog {
     pub messages: Vec<TwilioMessage>,
     index: HashMap<(String, String), usize>,
+    /// Every SID handed out, to the message it names.
+    pub by_sid: HashMap<String, usize>,
+    pub callbacks_sent: u64,
+    pub callbacks_dropped: u64,
+    pub lookups: u64,
     bucket: Option<(f64, std::time::Instant)>,
     /// Requests being answered now, and the most there ever were: real
     /// Twilio caps an account's concurrent requests.
@@ -97,7 +123,7 @@ impl TwilioLog {
 }
 
 /// Twilio's error body.
-fn error(status: u16, code: u32, message: &str) -> HttpResponse {
+pub fn error(status: u16, code: u32, message: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap()).json(json!({
         "code": code,
         "message": message,
@@ -113,7 +139,7 @@ fn is_e164(number: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-fn authorized(req: &HttpRequest, sid: &str, token: &str) -> bool {
+pub fn authorized(req: &HttpRequest, sid: &str, token: &str) -> bool {
     let Some(value) = req
         .headers()
         .get("authorization")
@@ -216,14 +242,19 @@ pub async fn create_message(
     let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
     let now = chrono::Utc::now().to_rfc2822();
     let callback = form.get("StatusCallback").cloned();
+    let latency = Duration::from_millis(rule.callback_latency_ms + faults.callback_delay_ms);
+    let received_at_ms = chrono::Utc::now().timestamp_millis();
+    let step_ms = latency.as_millis() as i64;
     {
         let mut log = state.twilio.lock().unwrap();
         let key = (to.clone(), text.clone());
         if let Some(&at) = log.index.get(&key) {
             log.messages[at].submissions += 1;
+            log.by_sid.insert(sid.clone(), at);
         } else {
             let at = log.messages.len();
             log.index.insert(key, at);
+            log.by_sid.insert(sid.clone(), at);
             log.messages.push(TwilioMessage {
                 sid: sid.clone(),
                 to: to.clone(),
@@ -235,7 +266,9 @@ pub async fn create_message(
                 error_code,
                 submissions: 1,
                 date_created: now.clone(),
-                received_at_ms: chrono::Utc::now().timestamp_millis(),
+                received_at_ms,
+                sent_at_ms: received_at_ms + step_ms,
+                final_at_ms: received_at_ms + 2 * step_ms,
             });
         }
     }
@@ -246,14 +279,16 @@ pub async fn create_message(
             from: from.clone().or(service.clone()).unwrap_or_default(),
             to: to.clone(),
         };
-        let http = state.http.clone();
-        let token = config.auth_token.clone();
-        let latency = Duration::from_millis(rule.callback_latency_ms);
+        let state = state.clone();
+        let mut order = [("sent", None), (outcome, error_code)];
+        if faults.callback_out_of_order {
+            order.reverse();
+        }
         actix_web::rt::spawn(async move {
-            tokio::time::sleep(latency).await;
-            params.send(&http, &url, &token, "sent", None).await;
-            tokio::time::sleep(latency).await;
-            params.send(&http, &url, &token, outcome, error_code).await;
+            for (status, code) in order {
+                tokio::time::sleep(latency).await;
+                params.send(&state, &url, status, code).await;
+            }
         });
     }
     if random_unit() < faults.timeout_share {
@@ -266,28 +301,60 @@ pub async fn create_message(
     } else {
         "queued"
     };
-    HttpResponse::Created().json(json!({
-        "account_sid": config.account_sid,
-        "api_version": "2010-04-01",
-        "body": text,
-        "date_created": now,
-        "date_sent": null,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "error_code": null,
-        "error_message": null,
-        "from": from,
-        "messaging_service_sid": service,
-        "num_media": "0",
-        "num_segments": segments(&text).to_string(),
-        "price": null,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": status,
-        "subresource_uris": {"media": format!("/2010-04-01/Accounts/{}/Messages/{sid}/Media.json", config.account_sid)},
-        "to": to,
-        "uri": format!("/2010-04-01/Accounts/{}/Messages/{sid}.json", config.account_sid),
-    }))
+    let resource = Resource {
+        account: &config.account_sid,
+        sid: &sid,
+        to: &to,
+        from: from.as_deref(),
+        service: service.as_deref(),
+        body: &text,
+        date_created: &now,
+        status,
+        error_code: None,
+    };
+    HttpResponse::Created().json(resource.json())
+}
+
+/// A Message resource as Twilio's API returns it.
+pub struct Resource<'a> {
+    pub account: &'a str,
+    pub sid: &'a str,
+    pub to: &'a str,
+    pub from: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub body: &'a str,
+    pub date_created: &'a str,
+    pub status: &'a str,
+    pub error_code: Option<u32>,
+}
+
+impl Resource<'_> {
+    pub fn json(&self) -> serde_json::Value {
+        let (account, sid) = (self.account, self.sid);
+        let error_message = self.error_code.map(|_| "Unknown error");
+        json!({
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "body": self.body,
+            "date_created": self.date_created,
+            "date_sent": null,
+            "date_updated": chrono::Utc::now().to_rfc2822(),
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": error_message,
+            "from": self.from,
+            "messaging_service_sid": self.service,
+            "num_media": "0",
+            "num_segments": segments(self.body).to_string(),
+            "price": null,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": self.status,
+            "subresource_uris": {"media": format!("/2010-04-01/Accounts/{account}/Messages/{sid}/Media.json")},
+            "to": self.to,
+            "uri": format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
+        })
+    }
 }
 
 fn pick(codes: &[u32]) -> Option<u32> {
@@ -318,14 +385,13 @@ struct CallbackParams {
 }
 
 impl CallbackParams {
-    async fn send(
-        &self,
-        http: &reqwest::Client,
-        url: &str,
-        token: &str,
-        status: &str,
-        code: Option<u32>,
-    ) {
+    async fn send(&self, state: &State, url: &str, status: &str, code: Option<u32>) {
+        // Read at send time: a test switches drops on and off mid-run.
+        let drop_share = state.faults.lock().unwrap().callback_drop_share;
+        if random_unit() < drop_share {
+            state.twilio.lock().unwrap().callbacks_dropped += 1;
+            return;
+        }
         let mut params: Vec<(String, String)> = vec![
             ("AccountSid".into(), self.account.clone()),
             ("ApiVersion".into(), "2010-04-01".into()),
@@ -339,9 +405,11 @@ impl CallbackParams {
         if let Some(code) = code {
             params.push(("ErrorCode".into(), code.to_string()));
         }
-        let signature = twilio_signature(token, url, &params);
+        let signature = twilio_signature(&state.config.twilio.auth_token, url, &params);
+        state.twilio.lock().unwrap().callbacks_sent += 1;
         // Twilio does not retry a failed status callback, and neither do we.
-        let _ = http
+        let _ = state
+            .http
             .post(url)
             .header("X-Twilio-Signature", signature)
             .form(&params)

@@ -109,3 +109,146 @@ async fn telegram_limits_each_chat_to_one_message_a_second() {
     assert_eq!(send(token, 42, "after a second").await.0, 200);
     assert_eq!(sandbox.telegram_messages().await["count"], 3);
 }
+
+fn message_url(sandbox: &Sandbox, sid: &str) -> String {
+    format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+        sandbox.url
+    )
+}
+
+async fn lookup(sandbox: &Sandbox, sid: &str, token: &str) -> (u16, Value) {
+    let reply = reqwest::Client::new()
+        .get(message_url(sandbox, sid))
+        .basic_auth(ACCOUNT_SID, Some(token))
+        .send()
+        .await
+        .unwrap();
+    (reply.status().as_u16(), reply.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_lookup_answers_twilios_status_now_whatever_its_callbacks_did() {
+    let sandbox = Sandbox::start(json!({"default_rule": {
+        "delivered": 0.0, "undelivered": 1.0, "undelivered_codes": [30005], "callback_latency_ms": 2000
+    }}));
+    let ok = [
+        ("To", "+447700900123"),
+        ("From", "+15005550006"),
+        ("Body", "looked up"),
+    ];
+    let (_, created) = twilio(&sandbox, AUTH_TOKEN, &ok).await;
+    let sid = created["sid"].as_str().unwrap();
+    let (status, early) = lookup(&sandbox, sid, AUTH_TOKEN).await;
+    assert_eq!((status, early["status"].as_str()), (200, Some("queued")));
+    assert_eq!(early["error_code"], Value::Null);
+    assert_eq!(early["uri"], created["uri"]);
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    let (_, late) = lookup(&sandbox, sid, AUTH_TOKEN).await;
+    assert_eq!(late["status"], "undelivered");
+    assert_eq!(late["error_code"], 30005, "a number, as Twilio sends it");
+    assert_eq!(late["sid"], sid);
+
+    let (status, body) = lookup(&sandbox, "SM0000", AUTH_TOKEN).await;
+    assert_eq!((status, body["code"].as_u64()), (404, Some(20404)));
+    let (status, body) = lookup(&sandbox, sid, "wrong").await;
+    assert_eq!((status, body["code"].as_u64()), (401, Some(20003)));
+    sandbox
+        .set_faults(json!({"lookup_unknown_share": 1.0}))
+        .await;
+    assert_eq!(lookup(&sandbox, sid, AUTH_TOKEN).await.0, 404);
+    assert_eq!(
+        sandbox.twilio_messages().await["lookups"],
+        4,
+        "refused ones not counted"
+    );
+}
+
+/// Status callbacks as the sandbox sends them, in arrival order.
+async fn callback_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use actix_web::{App, HttpServer, web};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let server = HttpServer::new(move || {
+        let seen = seen.clone();
+        App::new().route(
+            "/status",
+            web::post().to(move |form: web::Form<Vec<(String, String)>>| {
+                let seen = seen.clone();
+                async move {
+                    let status = form.iter().find(|(k, _)| k == "MessageStatus");
+                    if let Some((_, status)) = status {
+                        seen.lock().unwrap().push(status.clone());
+                    }
+                    actix_web::HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    (format!("http://{addr}/status"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_can_be_dropped_delayed_and_sent_out_of_order_at_run_time() {
+    let sandbox =
+        Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
+    let (url, got) = callback_sink().await;
+    let send = |n: usize| {
+        let body = format!("callbacks {n}");
+        let url = url.clone();
+        let sandbox = &sandbox;
+        async move {
+            let form = [
+                ("To", "+447700900123"),
+                ("From", "+15005550006"),
+                ("Body", body.as_str()),
+                ("StatusCallback", url.as_str()),
+            ];
+            assert_eq!(twilio(sandbox, AUTH_TOKEN, &form).await.0, 201);
+        }
+    };
+    let wait_for = |count: usize| {
+        let got = got.clone();
+        async move {
+            for _ in 0..100 {
+                if got.lock().unwrap().len() >= count {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{count} callbacks never came: {:?}", got.lock().unwrap());
+        }
+    };
+    send(0).await;
+    wait_for(2).await;
+    assert_eq!(*got.lock().unwrap(), ["sent", "delivered"]);
+
+    sandbox
+        .set_faults(json!({"callback_out_of_order": true, "callback_delay_ms": 200}))
+        .await;
+    let started = std::time::Instant::now();
+    send(1).await;
+    wait_for(4).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert_eq!(got.lock().unwrap()[2..], ["delivered", "sent"]);
+
+    sandbox
+        .set_faults(json!({"callback_drop_share": 1.0}))
+        .await;
+    send(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(got.lock().unwrap().len(), 4);
+    let log = sandbox.twilio_messages().await;
+    assert_eq!(
+        (
+            log["callbacks_sent"].as_u64(),
+            log["callbacks_dropped"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
+}
