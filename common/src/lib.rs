@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod mongo;
 pub mod mysql;
 pub mod prom;
+pub mod retention;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use smsops_common::{
     config::{self, ConfigError, TokenSettings},
@@ -27,6 +27,12 @@ pub struct MetricsConfig {
     pub auth_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
+    /// How long a counted event's id is kept to recognise a redelivery:
+    /// longer than any can come (a relay or consumer down for days).
+    pub dedupe_keep: Duration,
+    /// How long the per-minute metric rows are kept.
+    pub metrics_keep: Duration,
+    pub retention_every: Duration,
 }
 
 impl MetricsConfig {
@@ -48,6 +54,9 @@ impl MetricsConfig {
             queue: config::string_or("SMSOPS_METRICS_QUEUE", "metrics-svc.sms")?,
             prefetch: config::or("SMSOPS_METRICS_PREFETCH", 3000)?,
             auth_url: config::auth_url()?,
+            dedupe_keep: config::secs_or("SMSOPS_METRICS_DEDUPE_SECS", 3 * 86_400)?,
+            metrics_keep: config::secs_or("SMSOPS_METRICS_RETENTION_SECS", 400 * 86_400)?,
+            retention_every: config::secs_or("SMSOPS_RETENTION_EVERY_SECS", 60)?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
         })

@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use smsops_common::prom::{Instrumented, Telemetry};
+use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
@@ -20,6 +21,7 @@ pub struct Application {
     core: Arc<MetricsCore>,
     consumer: EventConsumer,
     live: LiveFeed,
+    retention: Retention,
 }
 
 impl Application {
@@ -41,6 +43,16 @@ impl Application {
         let core_for_consumer = core.clone();
         let mut telemetry = Telemetry::new("metrics-svc");
         core.exported().register(telemetry.registry());
+        let retention = Retention::new(
+            store.pool().clone(),
+            vec![
+                Horizon::new("processed_events", "processed_at", config.dedupe_keep),
+                Horizon::new("sms_metrics", "timestamp", config.metrics_keep),
+                Horizon::new("sms_error_counts", "timestamp", config.metrics_keep),
+            ],
+            config.retention_every,
+        );
+        retention.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
@@ -60,6 +72,7 @@ impl Application {
                 config.session_exchange.clone(),
             ),
             core,
+            retention,
             consumer: EventConsumer::new(
                 store,
                 core_for_consumer,
@@ -89,6 +102,7 @@ impl Application {
         let (stop_consumer, stopped) = tokio::sync::watch::channel(false);
         let consumer = tokio::spawn(self.consumer.run(stopped.clone()));
         let live = tokio::spawn(self.live.run(stopped.clone()));
+        let retention = tokio::spawn(self.retention.run(stopped.clone()));
         let core = self.core.clone();
         let exported = tokio::spawn(smsops_common::shutdown::every(
             EXPORT_EVERY,
@@ -114,6 +128,7 @@ impl Application {
         let _ = consumer.await;
         let _ = live.await;
         let _ = exported.await;
+        let _ = retention.await;
         served
     }
 }

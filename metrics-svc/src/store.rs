@@ -67,6 +67,10 @@ impl Store {
         Ok(Self { pool })
     }
 
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
     /// Counts the events not counted before, in one transaction; returns
     /// what the new ones added, per pair and minute. Two consumers racing on one event both try to
     /// record it; the loser's transaction fails on the key and is retried

@@ -27,6 +27,9 @@ pub struct NotifyConfig {
     pub auth_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
+    /// How long a taken-in event's id is kept to recognise a redelivery.
+    pub dedupe_keep: Duration,
+    pub retention_every: Duration,
 }
 
 #[derive(Clone)]
@@ -77,6 +80,8 @@ impl NotifyConfig {
                 request_timeout: config::secs_or("SMSOPS_TELEGRAM_TIMEOUT_SECS", 10)?,
             },
             auth_url: config::auth_url()?,
+            dedupe_keep: config::secs_or("SMSOPS_NOTIFY_DEDUPE_SECS", 3 * 86_400)?,
+            retention_every: config::secs_or("SMSOPS_RETENTION_EVERY_SECS", 60)?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
         })

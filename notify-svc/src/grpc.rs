@@ -68,7 +68,13 @@ impl NotifyService for NotifyGrpc {
         request: Request<pb::Rules>,
     ) -> Result<Response<pb::Rules>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
-        let rules = rules_from_pb(request.into_inner())?;
+        // A caller from before the receipt-gap rule leaves it as stored.
+        let request = request.into_inner();
+        let current = match request.receipt_gap {
+            Some(_) => rules::ReceiptGapRule::default(),
+            None => self.core.get_rules(&caller).await?.receipt_gap,
+        };
+        let rules = rules_from_pb(request, current)?;
         Ok(Response::new(rules_to_pb(
             self.core.update_rules(&caller, rules).await?,
         )))
@@ -143,11 +149,18 @@ fn rules_to_pb(r: rules::Rules) -> pb::Rules {
         session_failed: Some(pb::SessionFailedRule {
             enabled: r.session_failed.enabled,
         }),
+        receipt_gap: Some(pb::ReceiptGapRule {
+            enabled: r.receipt_gap.enabled,
+            threshold: r.receipt_gap.threshold,
+            window_seconds: r.receipt_gap.window_seconds,
+            min_finished: r.receipt_gap.min_finished,
+            hysteresis: r.receipt_gap.hysteresis,
+        }),
         cooldown_seconds: r.cooldown_seconds,
     }
 }
 
-fn rules_from_pb(r: pb::Rules) -> Result<rules::Rules, Status> {
+fn rules_from_pb(r: pb::Rules, current_gap: rules::ReceiptGapRule) -> Result<rules::Rules, Status> {
     let missing = |name: &str| {
         Status::from(smsops_common::ApiError::invalid_argument(format!(
             "{name} is required"
@@ -173,6 +186,15 @@ fn rules_from_pb(r: pb::Rules) -> Result<rules::Rules, Status> {
         session_failed: rules::SessionFailedRule {
             enabled: session.enabled,
         },
+        receipt_gap: r
+            .receipt_gap
+            .map_or(current_gap, |gap| rules::ReceiptGapRule {
+                enabled: gap.enabled,
+                threshold: gap.threshold,
+                window_seconds: gap.window_seconds,
+                min_finished: gap.min_finished,
+                hysteresis: gap.hysteresis,
+            }),
         cooldown_seconds: r.cooldown_seconds,
     })
 }

@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use smsops_common::prom::{Instrumented, Telemetry};
+use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
     audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
@@ -29,6 +30,7 @@ pub struct Application {
     consumer: EventConsumer,
     sender: Sender,
     evaluate_every: Duration,
+    retention: Retention,
 }
 
 impl Application {
@@ -62,6 +64,16 @@ impl Application {
         let mut telemetry = Telemetry::new("notify-svc");
         core.exported().register(telemetry.registry());
         audit.register(telemetry.registry());
+        let retention = Retention::new(
+            core.store().pool().clone(),
+            vec![Horizon::new(
+                "processed_events",
+                "processed_at",
+                config.dedupe_keep,
+            )],
+            config.retention_every,
+        );
+        retention.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
@@ -80,6 +92,7 @@ impl Application {
             core,
             sender,
             evaluate_every: config.evaluate_every,
+            retention,
         })
     }
 
@@ -110,6 +123,7 @@ impl Application {
                 let core = self.core.clone();
                 move || prune(core.clone())
             })),
+            tokio::spawn(self.retention.run(stopped.clone())),
             tokio::spawn(watch_changes(self.core.clone(), stopped)),
         ];
         let core = self.core;

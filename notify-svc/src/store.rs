@@ -85,6 +85,8 @@ pub struct PairWindow {
     pub delivered: i64,
     pub undelivered: i64,
     pub failed: i64,
+    /// Finished through receipt reconciliation, their callback never having come.
+    pub reconciled: i64,
 }
 
 /// A pair's most frequent error code over a window.
@@ -233,7 +235,8 @@ impl Store {
              CAST(MAX(is_high_priority) AS SIGNED) AS is_high_priority, \
              CAST(SUM(delivered) AS SIGNED) AS delivered, \
              CAST(SUM(undelivered) AS SIGNED) AS undelivered, \
-             CAST(SUM(failed) AS SIGNED) AS failed \
+             CAST(SUM(failed) AS SIGNED) AS failed, \
+             CAST(SUM(reconciled) AS SIGNED) AS reconciled \
              FROM pair_outcomes WHERE bucket_at >= ? GROUP BY pair_id",
         )
         .bind(since)
@@ -405,7 +408,11 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets outcomes and seen events older than the rules can look at.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// Forgets outcomes older than the rules can look at.
     pub async fn prune(&self, outcomes_before: DateTime<Utc>) -> Result<(), StoreError> {
         for table in ["pair_outcomes", "pair_errors"] {
             sqlx::query(&format!(
@@ -415,11 +422,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
-        // Redeliveries come within minutes; a day is plenty.
-        sqlx::query("DELETE FROM processed_events WHERE processed_at < ? LIMIT 10000")
-            .bind(Utc::now() - TimeDelta::days(1))
-            .execute(&self.pool)
-            .await?;
+        // Seen events go by retention (SMSOPS_NOTIFY_DEDUPE_SECS).
         Ok(())
     }
 }
@@ -537,8 +540,8 @@ async fn add_outcomes(
     tx: &mut Transaction<'_, MySql>,
     outcomes: &[&SmsOutcome],
 ) -> Result<(), StoreError> {
-    // (pair, bucket) → (country, operator, high priority, delivered, undelivered, failed)
-    type Counts = (String, String, bool, i64, i64, i64);
+    // (pair, bucket) → (country, operator, high priority, delivered, undelivered, failed, reconciled)
+    type Counts = (String, String, bool, i64, i64, i64, i64);
     let mut counts: BTreeMap<(String, DateTime<Utc>), Counts> = BTreeMap::new();
     let mut errors: BTreeMap<(String, DateTime<Utc>, String), i64> = BTreeMap::new();
     for outcome in outcomes {
@@ -553,13 +556,18 @@ async fn add_outcomes(
                     0,
                     0,
                     0,
+                    0,
                 )
             });
-        match outcome.status.as_str() {
-            "delivered" => entry.3 += 1,
-            "undelivered" => entry.4 += 1,
-            "failed" => entry.5 += 1,
-            _ => {}
+        let finished = match outcome.status.as_str() {
+            "delivered" => &mut entry.3,
+            "undelivered" => &mut entry.4,
+            "failed" => &mut entry.5,
+            _ => continue,
+        };
+        *finished += 1;
+        if outcome.reconciled {
+            entry.6 += 1;
         }
         if let Some(code) = outcome.burst_code() {
             *errors
@@ -570,7 +578,7 @@ async fn add_outcomes(
     if !counts.is_empty() {
         let mut insert = QueryBuilder::<MySql>::new(
             "INSERT INTO pair_outcomes (pair_id, bucket_at, country, operator, is_high_priority, \
-             delivered, undelivered, failed) ",
+             delivered, undelivered, failed, reconciled) ",
         );
         insert.push_values(&counts, |mut values, ((pair, at), c)| {
             values
@@ -581,11 +589,13 @@ async fn add_outcomes(
                 .push_bind(c.2)
                 .push_bind(c.3)
                 .push_bind(c.4)
-                .push_bind(c.5);
+                .push_bind(c.5)
+                .push_bind(c.6);
         });
         insert.push(
             " ON DUPLICATE KEY UPDATE delivered = delivered + VALUES(delivered), \
              undelivered = undelivered + VALUES(undelivered), failed = failed + VALUES(failed), \
+             reconciled = reconciled + VALUES(reconciled), \
              is_high_priority = VALUES(is_high_priority)",
         );
         insert.build().execute(&mut **tx).await?;

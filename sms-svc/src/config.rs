@@ -1,5 +1,6 @@
 use std::{net::SocketAddr, time::Duration};
 
+use crate::core::ReconcileConfig;
 use smsops_common::{
     config::{self, ConfigError, TokenSettings},
     grpc::ClientTimeouts,
@@ -28,6 +29,11 @@ pub struct SmsConfig {
     /// The most messages the provider account may send a day, across all
     /// users and replicas; `None` is no cap.
     pub account_daily_cap: Option<u64>,
+    /// When late receipts are looked up at the provider, and how fast.
+    pub reconcile: ReconcileConfig,
+    /// How long a message and its status history are kept.
+    pub messages_keep: Duration,
+    pub retention_every: Duration,
 }
 
 #[derive(Clone)]
@@ -116,6 +122,14 @@ impl SmsConfig {
             ));
         }
         let defaults = DeliveryConfig::default();
+        let reconcile = ReconcileConfig {
+            after: config::secs_or("SMSOPS_SMS_RECONCILE_AFTER_SECS", 300)?,
+            give_up_after: config::secs_or("SMSOPS_SMS_RECONCILE_GIVE_UP_SECS", 48 * 3600)?,
+            rate_per_second: config::or("SMSOPS_SMS_RECONCILE_RATE", 5u32)?.max(1),
+        };
+        reconcile
+            .validate()
+            .map_err(|why| ConfigError::new("SMSOPS_SMS_RECONCILE_GIVE_UP_SECS", why))?;
         Ok(Self {
             prometheus_addr: config::or(
                 "SMSOPS_SMS_PROMETHEUS_ADDR",
@@ -148,6 +162,9 @@ impl SmsConfig {
             pair_cache_ttl: config::secs_or("SMSOPS_SMS_PAIR_CACHE_SECS", 30)?,
             account_daily_cap: Some(config::or("SMSOPS_SMS_ACCOUNT_DAILY_CAP", 1_000_000u64)?)
                 .filter(|cap| *cap > 0),
+            reconcile,
+            messages_keep: config::secs_or("SMSOPS_SMS_RETENTION_SECS", 90 * 86_400)?,
+            retention_every: config::secs_or("SMSOPS_RETENTION_EVERY_SECS", 60)?,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod core;
 pub mod grpc;
 mod quota_store;
+pub mod reconciler;
 pub mod relay;
 pub mod startup;
 pub mod store;

@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use smsops_common::prom::{Instrumented, Telemetry};
+use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     grpc::{lazy_channel, standard_routes},
@@ -19,6 +20,7 @@ use crate::{
         providers::{Dispatcher, twilio::Twilio},
     },
     grpc::SmsGrpc,
+    reconciler::Reconciler,
     relay::Relay,
     store::Store,
 };
@@ -26,6 +28,8 @@ use crate::{
 pub struct Application {
     server: GrpcServer,
     relay: Relay,
+    reconciler: Reconciler,
+    retention: Retention,
     core: Arc<SmsCore>,
     delivery: crate::config::DeliveryConfig,
 }
@@ -80,6 +84,19 @@ impl Application {
             }
         });
 
+        let reconciler = Reconciler::new(store.clone(), core.clone(), config.reconcile);
+        // Spent outbox rows are deleted as the broker confirms them, and
+        // quota windows by the sweeper: messages are what grows.
+        let retention = Retention::new(
+            store.pool.clone(),
+            vec![
+                Horizon::new("sms_messages", "created_at", config.messages_keep).with_children(&[
+                    ("sms_status_history", "message_id"),
+                    ("sms_receipt_checks", "message_id"),
+                ]),
+            ],
+            config.retention_every,
+        );
         let relay = Relay::new(
             store,
             core.clone(),
@@ -88,6 +105,8 @@ impl Application {
         );
         let mut telemetry = Telemetry::new("sms-svc");
         relay.register(telemetry.registry());
+        reconciler.register(telemetry.registry());
+        retention.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)
@@ -102,6 +121,8 @@ impl Application {
         Ok(Self {
             server,
             relay,
+            reconciler,
+            retention,
             core,
             delivery: config.delivery,
         })
@@ -124,6 +145,8 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
         let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(stopped.clone()));
+        let reconciler = tokio::spawn(self.reconciler.run(stopped.clone()));
+        let retention = tokio::spawn(self.retention.run(stopped.clone()));
         let (core, stale_after) = (self.core, self.delivery.stale_after);
         let sweeper = tokio::spawn(smsops_common::shutdown::every(
             self.delivery.sweep_every,
@@ -133,6 +156,8 @@ impl Application {
         let served = self.server.run_until(stop).await;
         let _ = stop_tasks.send(true);
         let _ = relay.await;
+        let _ = reconciler.await;
+        let _ = retention.await;
         let _ = sweeper.await;
         served
     }

@@ -10,8 +10,10 @@ use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 use crate::core::{OutboxEvent, Status};
 
 mod lock;
+mod receipts;
 
-pub use lock::RelayLock;
+pub use lock::{RelayLock, UpkeepLock};
+pub use receipts::{AwaitingReceipt, ReceiptCheck, ReceiptGap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -47,6 +47,9 @@ fn config(run: &str, queue: &str, exchange: &str) -> metrics_svc::config::Metric
             audience: "smsops-api".into(),
         },
         timeouts: Default::default(),
+        dedupe_keep: std::time::Duration::from_secs(3 * 86_400),
+        metrics_keep: std::time::Duration::from_secs(400 * 86_400),
+        retention_every: std::time::Duration::from_secs(60),
     }
 }
 

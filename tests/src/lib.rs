@@ -9,6 +9,7 @@ pub mod auth;
 pub mod browser;
 pub mod host;
 pub mod logs;
+pub mod metrics;
 pub mod mongo;
 pub mod process;
 pub mod proxy;
@@ -53,6 +54,13 @@ pub struct Options {
     /// How long a message may stay `accepted` before the sweeper fails it.
     pub stale_after: Duration,
     pub sweep_every: Duration,
+    /// Retention horizons: counted event ids (metrics-svc), messages
+    /// (sms-svc), and how often they are pruned.
+    pub dedupe_keep: Duration,
+    pub messages_keep: Duration,
+    pub retention_every: Duration,
+    /// When sms-svc looks a late receipt up at the provider, and gives up.
+    pub reconcile: sms_svc::core::ReconcileConfig,
     /// Consecutive provider failures that open sms-svc's circuit breaker.
     pub breaker_threshold: u32,
     /// Requests sms-svc keeps open at the provider at once.
@@ -103,6 +111,10 @@ impl Default for Options {
             provider_timeout: Duration::from_secs(3),
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
+            reconcile: sms_svc::core::ReconcileConfig::default(),
+            dedupe_keep: Duration::from_secs(3 * 86_400),
+            messages_keep: Duration::from_secs(90 * 86_400),
+            retention_every: Duration::from_secs(60),
             breaker_threshold: 20,
             provider_concurrency: 64,
             lease_ttl: Duration::from_secs(2),
@@ -465,6 +477,9 @@ impl TestApp {
             },
             pair_cache_ttl: Duration::from_secs(30),
             account_daily_cap: self.options.account_daily_cap,
+            reconcile: self.options.reconcile,
+            messages_keep: self.options.messages_keep,
+            retention_every: self.options.retention_every,
         }
     }
 
@@ -545,6 +560,9 @@ impl TestApp {
             auth_url: format!("http://{}", self.auth_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
+            dedupe_keep: self.options.dedupe_keep,
+            metrics_keep: Duration::from_secs(400 * 86_400),
+            retention_every: self.options.retention_every,
         };
         let app = metrics_svc::startup::Application::build(config)
             .await
@@ -591,6 +609,8 @@ impl TestApp {
             auth_url: format!("http://{}", self.auth_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
+            dedupe_keep: self.options.dedupe_keep,
+            retention_every: self.options.retention_every,
         };
         let app = notify_svc::startup::Application::build(config)
             .await

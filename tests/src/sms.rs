@@ -65,6 +65,20 @@ impl SmsProcess {
             )
             .env("SMSOPS_SMS_PAIR_CACHE_SECS", secs(config.pair_cache_ttl))
             .env(
+                "SMSOPS_SMS_RECONCILE_AFTER_SECS",
+                secs(config.reconcile.after),
+            )
+            .env(
+                "SMSOPS_SMS_RECONCILE_GIVE_UP_SECS",
+                secs(config.reconcile.give_up_after),
+            )
+            .env("SMSOPS_SMS_RETENTION_SECS", secs(config.messages_keep))
+            .env("SMSOPS_RETENTION_EVERY_SECS", secs(config.retention_every))
+            .env(
+                "SMSOPS_SMS_RECONCILE_RATE",
+                config.reconcile.rate_per_second.to_string(),
+            )
+            .env(
                 "SMSOPS_LOG",
                 std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
             );

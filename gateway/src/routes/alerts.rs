@@ -23,7 +23,7 @@ pub struct AlertsQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertView {
     pub id: String,
-    /// `success_rate`, `failure_burst`, `session_failed` or `manual`.
+    /// `success_rate`, `failure_burst`, `session_failed`, `receipt_gap` or `manual`.
     pub rule: String,
     pub country_operator_id: Option<String>,
     pub country: Option<String>,
@@ -61,6 +61,9 @@ pub struct RulesBody {
     pub success_rate: SuccessRateBody,
     pub failure_burst: FailureBurstBody,
     pub session_failed: SessionFailedBody,
+    /// Left out, the rule stays as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_gap: Option<ReceiptGapBody>,
     /// After an alert resolves, the same rule and pair stay quiet this long.
     #[schema(maximum = 86400)]
     pub cooldown_seconds: u64,
@@ -94,6 +97,24 @@ pub struct FailureBurstBody {
     pub count: u64,
     #[schema(minimum = 10, maximum = 86400)]
     pub window_seconds: u64,
+}
+
+/// Opens when, of a pair's messages finished over the window (at least
+/// `min_finished`), the share whose status had to be reconciled with the
+/// provider, their delivery receipt never having come, passes `threshold`;
+/// resolves at or below threshold − hysteresis.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptGapBody {
+    pub enabled: bool,
+    #[schema(example = 0.1, minimum = 0, maximum = 1)]
+    pub threshold: f64,
+    #[schema(example = 300, minimum = 10, maximum = 86400)]
+    pub window_seconds: u64,
+    #[schema(example = 20, minimum = 1)]
+    pub min_finished: u64,
+    #[schema(example = 0.05, minimum = 0, maximum = 0.5)]
+    pub hysteresis: f64,
 }
 
 /// Opens when a session fails; resolves when the pair's next one starts.
@@ -186,6 +207,13 @@ fn rules_view(r: pb::Rules) -> RulesBody {
         session_failed: SessionFailedBody {
             enabled: r.session_failed.unwrap_or_default().enabled,
         },
+        receipt_gap: r.receipt_gap.map(|gap| ReceiptGapBody {
+            enabled: gap.enabled,
+            threshold: gap.threshold,
+            window_seconds: gap.window_seconds,
+            min_finished: gap.min_finished,
+            hysteresis: gap.hysteresis,
+        }),
         cooldown_seconds: r.cooldown_seconds,
     }
 }
@@ -234,6 +262,13 @@ pub async fn update_rules(
         }),
         session_failed: Some(pb::SessionFailedRule {
             enabled: r.session_failed.enabled,
+        }),
+        receipt_gap: r.receipt_gap.map(|gap| pb::ReceiptGapRule {
+            enabled: gap.enabled,
+            threshold: gap.threshold,
+            window_seconds: gap.window_seconds,
+            min_finished: gap.min_finished,
+            hysteresis: gap.hysteresis,
         }),
         cooldown_seconds: r.cooldown_seconds,
     };

@@ -23,6 +23,9 @@ pub struct SmsOutcome {
     pub status: String,
     #[serde(default)]
     pub error_code: Option<String>,
+    /// The status came from receipt reconciliation (docs/events.md).
+    #[serde(default)]
+    pub reconciled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,9 +79,15 @@ impl Event {
 }
 
 impl SmsOutcome {
-    /// The error code kept for bursts: undelivered and failed only.
+    /// The error code kept for bursts: undelivered and failed only, and not
+    /// the codes reconciliation ends late messages with: a backlog of them
+    /// ends together, long after the messages were sent, and is the
+    /// receipt-gap rule's to report.
     pub fn burst_code(&self) -> Option<&str> {
         let code = self.error_code.as_deref()?;
+        if self.reconciled && code.starts_with("receipt_") {
+            return None;
+        }
         let finished_badly = matches!(self.status.as_str(), "undelivered" | "failed");
         (finished_badly && !code.is_empty() && code.len() <= 64).then_some(code)
     }

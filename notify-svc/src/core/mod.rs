@@ -28,6 +28,7 @@ use rules::{Rules, Verdict};
 pub const RULE_SUCCESS_RATE: &str = "success_rate";
 pub const RULE_FAILURE_BURST: &str = "failure_burst";
 pub const RULE_SESSION_FAILED: &str = "session_failed";
+pub const RULE_RECEIPT_GAP: &str = "receipt_gap";
 pub const RULE_MANUAL: &str = "manual";
 
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -296,6 +297,8 @@ impl NotifyCore {
             }
         }
 
+        self.evaluate_receipt_gaps(&rules, &open).await?;
+
         let burst = &rules.failure_burst;
         let worst = self
             .store
@@ -352,10 +355,64 @@ impl NotifyCore {
                 RULE_SUCCESS_RATE => !rules.success_rate.enabled,
                 RULE_FAILURE_BURST => !rules.failure_burst.enabled,
                 RULE_SESSION_FAILED => !rules.session_failed.enabled,
+                RULE_RECEIPT_GAP => !rules.receipt_gap.enabled,
                 _ => false,
             };
             if off {
                 self.resolve(alert, &text::rule_off(alert)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The receipt-gap rule over its own window. A pair with no outcomes
+    /// left in the window keeps its alert: too few finished say nothing.
+    async fn evaluate_receipt_gaps(
+        &self,
+        rules: &Rules,
+        open: &HashMap<(String, String), AlertRow>,
+    ) -> Result<(), NotifyError> {
+        let gap = &rules.receipt_gap;
+        if !gap.enabled {
+            // The rule-off pass resolves what it had open.
+            return Ok(());
+        }
+        let since = Utc::now() - TimeDelta::seconds(gap.window_seconds as i64);
+        for w in self.store.windows(since).await? {
+            let finished = (w.delivered + w.undelivered + w.failed).max(0) as u64;
+            let reconciled = w.reconciled.max(0) as u64;
+            let current = open.get(&(RULE_RECEIPT_GAP.to_string(), w.pair_id.clone()));
+            let facts = text::GapFacts {
+                country: &w.country,
+                operator: &w.operator,
+                reconciled,
+                finished,
+                threshold: gap.threshold,
+                window_seconds: gap.window_seconds,
+            };
+            match (
+                rules::receipt_gap_verdict(gap, reconciled, finished, current.is_some()),
+                current,
+            ) {
+                (Verdict::Open, None) => {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let alert = NewAlert {
+                        texts: self.to_every_chat(&text::gap(&id, &facts)),
+                        rule: RULE_RECEIPT_GAP.into(),
+                        pair_id: Some(w.pair_id.clone()),
+                        country: Some(w.country.clone()),
+                        operator: Some(w.operator.clone()),
+                        message: text::gap_plain(&facts),
+                        notice: false,
+                        id,
+                    };
+                    self.open(&alert, cooldown(rules)).await?;
+                }
+                (Verdict::Resolve, Some(alert)) => {
+                    self.resolve(alert, &text::gap_closed(&alert.id, &facts))
+                        .await?;
+                }
+                _ => {}
             }
         }
         Ok(())

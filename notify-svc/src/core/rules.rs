@@ -10,7 +10,37 @@ pub struct Rules {
     pub success_rate: SuccessRateRule,
     pub failure_burst: FailureBurstRule,
     pub session_failed: SessionFailedRule,
+    /// Absent from rules stored before it existed: those get its defaults.
+    #[serde(default)]
+    pub receipt_gap: ReceiptGapRule,
     pub cooldown_seconds: u64,
+}
+
+/// Opens when a pair's share of finished messages whose status had to be
+/// reconciled (their receipt never came) passes `threshold` over the
+/// window, with at least `min_finished` finished; resolves at or below
+/// threshold − hysteresis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptGapRule {
+    pub enabled: bool,
+    pub threshold: f64,
+    pub window_seconds: u64,
+    pub min_finished: u64,
+    pub hysteresis: f64,
+}
+
+impl Default for ReceiptGapRule {
+    /// One receipt in ten missing is a route or callback path gone bad;
+    /// a few per cent is the noise of carriers that send none.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.1,
+            window_seconds: 300,
+            min_finished: 20,
+            hysteresis: 0.05,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +84,7 @@ impl Default for Rules {
                 window_seconds: 60,
             },
             session_failed: SessionFailedRule { enabled: true },
+            receipt_gap: ReceiptGapRule::default(),
             cooldown_seconds: 600,
         }
     }
@@ -67,6 +98,7 @@ impl Rules {
         self.success_rate
             .window_seconds
             .max(self.failure_burst.window_seconds)
+            .max(self.receipt_gap.window_seconds)
     }
 
     pub fn validate(&self) -> Result<(), NotifyError> {
@@ -82,10 +114,23 @@ impl Rules {
         if rate.min_finished == 0 {
             return invalid("success_rate.min_finished must be at least 1");
         }
+        let gap = &self.receipt_gap;
+        if !share(gap.threshold) || !(0.0..=0.5).contains(&gap.hysteresis) {
+            return invalid(
+                "receipt_gap.threshold must be between 0 and 1, its hysteresis 0 to 0.5",
+            );
+        }
+        if gap.min_finished == 0 {
+            return invalid("receipt_gap.min_finished must be at least 1");
+        }
         if self.failure_burst.count == 0 {
             return invalid("failure_burst.count must be at least 1");
         }
-        for window in [rate.window_seconds, self.failure_burst.window_seconds] {
+        for window in [
+            rate.window_seconds,
+            self.failure_burst.window_seconds,
+            gap.window_seconds,
+        ] {
             if !(10..=MAX_WINDOW_SECS).contains(&window) {
                 return invalid("windows must be 10 s to 24 h");
             }
@@ -158,6 +203,32 @@ pub fn burst_verdict(rule: &FailureBurstRule, worst: u64, open: bool) -> Verdict
     }
 }
 
+/// The receipt-gap rule for one pair's window: `reconciled` of `finished`
+/// came without their receipt.
+pub fn receipt_gap_verdict(
+    rule: &ReceiptGapRule,
+    reconciled: u64,
+    finished: u64,
+    open: bool,
+) -> Verdict {
+    if !rule.enabled {
+        return if open {
+            Verdict::Resolve
+        } else {
+            Verdict::Keep
+        };
+    }
+    if finished < rule.min_finished {
+        return Verdict::Keep;
+    }
+    let share = reconciled as f64 / finished as f64;
+    match open {
+        false if share > rule.threshold => Verdict::Open,
+        true if share <= (rule.threshold - rule.hysteresis).max(0.0) => Verdict::Resolve,
+        _ => Verdict::Keep,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,12 +278,39 @@ mod tests {
     }
 
     #[test]
+    fn receipt_gaps_open_above_the_threshold_and_resolve_below_the_hysteresis() {
+        let rule = ReceiptGapRule::default();
+        assert_eq!(receipt_gap_verdict(&rule, 3, 20, false), Verdict::Open);
+        assert_eq!(receipt_gap_verdict(&rule, 2, 20, false), Verdict::Keep);
+        assert_eq!(receipt_gap_verdict(&rule, 19, 19, false), Verdict::Keep);
+        // 7.5 % is under the threshold but not under threshold − hysteresis.
+        assert_eq!(receipt_gap_verdict(&rule, 3, 40, true), Verdict::Keep);
+        assert_eq!(receipt_gap_verdict(&rule, 1, 40, true), Verdict::Resolve);
+        let off = ReceiptGapRule {
+            enabled: false,
+            ..rule
+        };
+        assert_eq!(receipt_gap_verdict(&off, 20, 20, true), Verdict::Resolve);
+    }
+
+    #[test]
+    fn rules_stored_before_the_receipt_gap_rule_read_back_with_its_defaults() {
+        let mut stored = serde_json::to_value(Rules::default()).unwrap();
+        stored.as_object_mut().unwrap().remove("receipt_gap");
+        let rules: Rules = serde_json::from_value(stored).unwrap();
+        assert_eq!(rules.receipt_gap, ReceiptGapRule::default());
+    }
+
+    #[test]
     fn bad_rules_are_refused() {
         let mut rules = Rules::default();
         rules.success_rate.threshold = 1.5;
         assert!(rules.validate().is_err());
         let mut rules = Rules::default();
         rules.failure_burst.window_seconds = 1;
+        assert!(rules.validate().is_err());
+        let mut rules = Rules::default();
+        rules.receipt_gap.threshold = -0.1;
         assert!(rules.validate().is_err());
         assert!(Rules::default().validate().is_ok());
     }

@@ -96,6 +96,56 @@ pub fn rate_recovered(id: &str, facts: &RateFacts<'_>) -> String {
     )
 }
 
+pub struct GapFacts<'a> {
+    pub country: &'a str,
+    pub operator: &'a str,
+    pub reconciled: u64,
+    pub finished: u64,
+    pub threshold: f64,
+    pub window_seconds: u64,
+}
+
+impl GapFacts<'_> {
+    fn share(&self) -> f64 {
+        if self.finished == 0 {
+            0.0
+        } else {
+            self.reconciled as f64 / self.finished as f64
+        }
+    }
+}
+
+pub fn gap_plain(facts: &GapFacts<'_>) -> String {
+    format!(
+        "{} / {}: {} of {} finished in the last {} had no delivery receipt and were reconciled with the provider ({}, threshold {})",
+        facts.country,
+        facts.operator,
+        facts.reconciled,
+        facts.finished,
+        window(facts.window_seconds),
+        percent(facts.share()),
+        percent(facts.threshold)
+    )
+}
+
+pub fn gap(id: &str, facts: &GapFacts<'_>) -> String {
+    format!(
+        "🔴 <b>Missing receipts</b> {}. Alert <code>{}</code>",
+        escape(&gap_plain(facts)),
+        short(id)
+    )
+}
+
+pub fn gap_closed(id: &str, facts: &GapFacts<'_>) -> String {
+    format!(
+        "✅ <b>Resolved</b> {}: receipts arrive again, {} of {} finished reconciled. Alert <code>{}</code>",
+        escape(&format!("{} / {}", facts.country, facts.operator)),
+        facts.reconciled,
+        facts.finished,
+        short(id)
+    )
+}
+
 pub struct BurstFacts<'a> {
     pub country: &'a str,
     pub operator: &'a str,

@@ -22,6 +22,10 @@ pub struct SmsEvent<'a> {
     pub error_code: Option<&'a str>,
     pub provider: &'a str,
     pub provider_sid: Option<&'a str>,
+    /// The status was read from the provider by reconciliation, its
+    /// receipt having never come; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reconciled: bool,
 }
 
 /// An event ready for the outbox.
@@ -37,6 +41,15 @@ pub struct OutboxEvent {
 impl OutboxEvent {
     /// The event for `row` as it is now (its status is the new one).
     pub fn for_message(row: &MessageRow, at: DateTime<Utc>) -> Self {
+        Self::build(row, at, false)
+    }
+
+    /// The event for a status reconciliation read from the provider.
+    pub fn reconciled(row: &MessageRow, at: DateTime<Utc>) -> Self {
+        Self::build(row, at, true)
+    }
+
+    fn build(row: &MessageRow, at: DateTime<Utc>, reconciled: bool) -> Self {
         let event_id = uuid::Uuid::now_v7().to_string();
         let event_type = format!("sms.{}", row.status);
         let event = SmsEvent {
@@ -53,6 +66,7 @@ impl OutboxEvent {
             error_code: row.error_code.as_deref(),
             provider: &row.provider,
             provider_sid: row.provider_sid.as_deref(),
+            reconciled,
         };
         let payload = serde_json::to_string(&event).unwrap_or_default();
         Self {

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod pairs;
 pub mod providers;
 pub mod quota;
+mod reconcile;
 mod status;
 mod validate;
 mod writer;
@@ -18,6 +19,7 @@ use smsops_common::auth::{Caller, Quota, Role};
 
 pub use error::SmsError;
 pub use event::OutboxEvent;
+pub use reconcile::{ReconcileConfig, Round};
 pub use status::Status;
 
 use self::{

@@ -47,6 +47,7 @@ fn rate_rules() -> Value {
                          "window_seconds": 60, "min_finished": 20, "hysteresis": 0.05},
         "failure_burst": {"enabled": false, "count": 1000, "window_seconds": 60},
         "session_failed": {"enabled": true},
+        "receipt_gap": {"enabled": false, "threshold": 0.1, "window_seconds": 300, "min_finished": 20, "hysteresis": 0.05},
         "cooldown_seconds": 600
     })
 }
@@ -415,6 +416,25 @@ async fn rules_are_admin_only_and_validated() {
     );
     assert_eq!(defaults.body["success_rate"]["window_seconds"], 300);
     assert_eq!(defaults.body["success_rate"]["min_finished"], 20);
+    assert_eq!(defaults.body["receipt_gap"]["threshold"], 0.1);
+    // A caller from before the receipt-gap rule leaves it as stored.
+    let mut changed = defaults.body.clone();
+    changed["receipt_gap"]["threshold"] = json!(0.25);
+    set_rules(&app, &admin, changed.clone()).await;
+    let mut older = changed.clone();
+    older.as_object_mut().unwrap().remove("receipt_gap");
+    older["cooldown_seconds"] = json!(300);
+    let reply = app
+        .call(
+            Method::PUT,
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            Some(older),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["receipt_gap"]["threshold"], 0.25);
+    assert_eq!(reply.body["cooldown_seconds"], 300);
     let mut bad = defaults.body.clone();
     bad["success_rate"]["threshold"] = json!(1.5);
     let reply = app
@@ -443,6 +463,7 @@ async fn a_burst_of_one_error_code_alerts_and_clears_when_it_leaves_the_window()
                          "window_seconds": 60, "min_finished": 20, "hysteresis": 0.05},
         "failure_burst": {"enabled": true, "count": 10, "window_seconds": 10},
         "session_failed": {"enabled": true},
+        "receipt_gap": {"enabled": false, "threshold": 0.1, "window_seconds": 300, "min_finished": 20, "hysteresis": 0.05},
         "cooldown_seconds": 600
     });
     set_rules(&app, &admin, rules).await;
@@ -501,6 +522,7 @@ async fn a_new_pairs_worst_error_comes_with_its_names() {
             is_high_priority: false,
             status: "undelivered".into(),
             error_code: Some(code.into()),
+            reconciled: false,
         })
     };
     let events = vec![

@@ -20,6 +20,8 @@ mod metrics;
 mod prometheus;
 mod quotas;
 mod readiness;
+mod receipts;
+mod retention;
 mod roles;
 mod sandbox;
 mod sessions;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use smsops_proto::metrics::v1::{LiveRequest, metrics_service_client::MetricsServiceClient};
 use smsops_tests::{
     Options, TestApp,
@@ -44,37 +44,6 @@ fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
     request
 }
 
-async fn summary_of(app: &TestApp, admin: &str, pair: &str) -> Value {
-    let reply = app.get("/api/v1/metrics/summary?window=1h", admin).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["country_operator_id"] == pair)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn finished(item: &Value) -> u64 {
-    ["delivered", "undelivered", "failed"]
-        .iter()
-        .map(|k| item[k].as_u64().unwrap_or(0))
-        .sum()
-}
-
-/// Waits until `expected` messages of the pair have finished in the summary.
-async fn settled(app: &TestApp, admin: &str, pair: &str, expected: u64) -> Value {
-    for _ in 0..200 {
-        let item = summary_of(app, admin, pair).await;
-        if finished(&item) >= expected {
-            return item;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("metrics never reached {expected} finished messages");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_summary_matches_the_sandboxs_exact_outcomes() {
     let sandbox = Sandbox::start(json!({"default_rule": {
@@ -105,7 +74,7 @@ async fn the_summary_matches_the_sandboxs_exact_outcomes() {
         }
     });
     send(&app, &admin, &pair, 200).await;
-    let item = settled(&app, &admin, &pair, 200).await;
+    let item = app.settled_summary(&admin, &pair, 200).await;
     // The live stream caught up with the same totals.
     let mut latest = latest;
     let caught_up = latest.wait_for(|now| {
@@ -197,7 +166,7 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
         .collect_until(Duration::from_secs(20), |e| e.len() >= 120)
         .await;
     assert_eq!(events.len(), 120);
-    let before = settled(&app, &admin, &pair, 30).await;
+    let before = app.settled_summary(&admin, &pair, 30).await;
     assert_eq!(
         (before["sms_sent"].as_u64(), before["delivered"].as_u64()),
         (Some(30), Some(30))
@@ -219,7 +188,7 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
         1,
         "the poison message is not dead-lettered"
     );
-    assert_eq!(summary_of(&app, &admin, &pair).await, before);
+    assert_eq!(app.pair_summary(&admin, &pair).await, before);
 
     // Killed and back: the events come once more and still count once.
     app.stop_metrics().await;
@@ -231,10 +200,10 @@ async fn redelivered_events_count_once_and_poison_goes_to_the_dead_letter_queue(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(summary_of(&app, &admin, &pair).await, before);
+    assert_eq!(app.pair_summary(&admin, &pair).await, before);
     // And it still counts new ones.
     send(&app, &admin, &pair, 5).await;
-    let after = settled(&app, &admin, &pair, 35).await;
+    let after = app.settled_summary(&admin, &pair, 35).await;
     assert_eq!(after["sms_sent"], 35);
     app.cleanup().await;
 }
@@ -280,7 +249,7 @@ async fn a_thousand_session_messages_count_exactly_through_a_crash_and_duplicate
             .await,
     );
     assert_eq!(events.len(), 4000);
-    let item = settled(&app, &admin, &pair, 1000).await;
+    let item = app.settled_summary(&admin, &pair, 1000).await;
 
     // Every event once more: nothing changes.
     amqp::publish_again(&app.exchange, &events).await;
@@ -291,7 +260,7 @@ async fn a_thousand_session_messages_count_exactly_through_a_crash_and_duplicate
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(summary_of(&app, &admin, &pair).await, item);
+    assert_eq!(app.pair_summary(&admin, &pair).await, item);
 
     let log = sandbox.twilio_messages().await;
     assert_eq!(log["duplicates"], 0);

@@ -47,6 +47,17 @@ pub struct CallbackUpdate {
     pub error_code: Option<String>,
 }
 
+/// What a provider answers when asked for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It has the message, with this status now.
+    Found(CallbackUpdate),
+    /// It does not know the message (any more).
+    Unknown,
+    /// No answer to go by (down, throttled, unreadable); ask again later.
+    Failed(String),
+}
+
 pub trait Provider: Send + Sync + 'static {
     /// Stored with every message, e.g. "twilio".
     fn name(&self) -> &'static str;
@@ -60,6 +71,9 @@ pub trait Provider: Send + Sync + 'static {
     /// public URL it was sent to.
     fn verify_callback(&self, url: &str, params: &[(String, String)], signature: &str) -> bool;
     fn parse_callback(&self, params: &[(String, String)]) -> Option<CallbackUpdate>;
+    /// Asks for the message the provider knows as `sid`.
+    fn build_lookup(&self, http: &reqwest::Client, sid: &str) -> reqwest::RequestBuilder;
+    fn parse_lookup(&self, sid: &str, status: u16, body: &[u8]) -> Lookup;
     /// The public URL the provider calls back, if configured.
     fn callback_url(&self) -> Option<&str>;
     /// `text` without the account's identifiers and credentials, wherever
@@ -78,6 +92,10 @@ pub mod codes {
     pub const UNREACHABLE: &str = "provider_unreachable";
     /// The circuit breaker is open: the provider has been failing.
     pub const CIRCUIT_OPEN: &str = "provider_unavailable";
+    /// Reconciliation: the provider did not know the message by the last deadline.
+    pub const RECEIPT_UNKNOWN: &str = "receipt_unknown";
+    /// Reconciliation: the provider still had it short of final by the last deadline.
+    pub const RECEIPT_EXPIRED: &str = "receipt_expired";
 }
 
 /// How a send ended.
@@ -243,6 +261,28 @@ impl Dispatcher {
             }
         }
         last
+    }
+
+    /// The message's status at the provider now. Within the account's
+    /// concurrency, as sends are (the provider counts both), but not the
+    /// breaker's business: a failed lookup says nothing about sending.
+    pub async fn lookup(&self, sid: &str) -> Lookup {
+        let Ok(_slot) = self.in_flight.acquire().await else {
+            return Lookup::Failed("shutting down".into());
+        };
+        let request = self.provider.build_lookup(&self.http, sid);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => return Lookup::Failed(in_words(&err, "provider lookup failed")),
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(body) => match self.provider.parse_lookup(sid, status, &body) {
+                Lookup::Failed(why) => Lookup::Failed(self.provider.redact(&why)),
+                other => other,
+            },
+            Err(err) => Lookup::Failed(in_words(&err, "provider answer could not be read")),
+        }
     }
 
     /// Full jitter over an exponential step, capped at 5 s.

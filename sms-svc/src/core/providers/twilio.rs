@@ -6,12 +6,15 @@ use aws_lc_rs::{constant_time, hmac};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::Deserialize;
 
-use super::{CallbackUpdate, OutgoingSms, Provider, ProviderReply};
+use super::{CallbackUpdate, Lookup, OutgoingSms, Provider, ProviderReply};
 use crate::{config::TwilioConfig, core::Status};
 
 pub struct Twilio {
     config: TwilioConfig,
     messages_url: String,
+    /// `…/Messages`, to which a lookup adds `/{sid}.json`; `None` if the
+    /// base URL is not one (sends then fail on it the same way).
+    message_base: Option<reqwest::Url>,
 }
 
 impl Twilio {
@@ -21,9 +24,11 @@ impl Twilio {
             config.base_url.trim_end_matches('/'),
             config.account_sid
         );
+        let message_base = reqwest::Url::parse(messages_url.trim_end_matches(".json")).ok();
         Self {
             config,
             messages_url,
+            message_base,
         }
     }
 }
@@ -32,6 +37,14 @@ impl Twilio {
 struct MessageResource {
     sid: String,
     status: String,
+}
+
+/// The part of a fetched Message resource a lookup reads.
+#[derive(Deserialize)]
+struct FetchedResource {
+    sid: String,
+    status: String,
+    error_code: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +145,52 @@ impl Provider for Twilio {
                 .filter(|code| !code.is_empty())
                 .map(|c| c.to_string()),
         })
+    }
+
+    fn build_lookup(&self, http: &reqwest::Client, sid: &str) -> reqwest::RequestBuilder {
+        // A SID is letters and digits; anything else goes percent-encoded,
+        // never as a path of its own.
+        let url = self.message_base.clone().map(|mut url| {
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.push(&format!("{sid}.json"));
+            }
+            url
+        });
+        let request = match url {
+            Some(url) => http.get(url),
+            None => http.get(&self.messages_url),
+        };
+        request.basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+    }
+
+    fn parse_lookup(&self, sid: &str, status: u16, body: &[u8]) -> Lookup {
+        match status {
+            200..=299 => {
+                let Ok(found) = serde_json::from_slice::<FetchedResource>(body) else {
+                    return Lookup::Failed("twilio answered an unreadable message".into());
+                };
+                let Some(ours) = status_of(&found.status) else {
+                    return Lookup::Failed(format!("unknown twilio status {:?}", found.status));
+                };
+                if found.sid != sid {
+                    return Lookup::Failed("twilio answered for another message".into());
+                }
+                // Twilio sends the code as a number; callbacks carry it as text.
+                let error_code = match found.error_code {
+                    Some(serde_json::Value::Number(code)) => Some(code.to_string()),
+                    Some(serde_json::Value::String(code)) if !code.is_empty() => Some(code),
+                    _ => None,
+                };
+                Lookup::Found(CallbackUpdate {
+                    sid: found.sid,
+                    status: ours,
+                    provider_status: found.status,
+                    error_code,
+                })
+            }
+            404 => Lookup::Unknown,
+            _ => Lookup::Failed(format!("twilio answered {status}")),
+        }
     }
 
     fn callback_url(&self) -> Option<&str> {
@@ -255,6 +314,54 @@ mod tests {
             t.redact(&format!("{sid}:the-auth-token")),
             "<redacted>:<redacted>"
         );
+    }
+
+    #[test]
+    fn reads_lookups() {
+        let t = twilio("x");
+        let found = br#"{"sid":"SM1","status":"undelivered","error_code":30003,"error_message":"Unreachable"}"#;
+        assert_eq!(
+            t.parse_lookup("SM1", 200, found),
+            Lookup::Found(CallbackUpdate {
+                sid: "SM1".into(),
+                status: Status::Undelivered,
+                provider_status: "undelivered".into(),
+                error_code: Some("30003".into()),
+            })
+        );
+        let sent = br#"{"sid":"SM1","status":"sent","error_code":null}"#;
+        assert!(matches!(
+            t.parse_lookup("SM1", 200, sent),
+            Lookup::Found(CallbackUpdate {
+                status: Status::Sent,
+                error_code: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            t.parse_lookup("SM1", 404, br#"{"code":20404}"#),
+            Lookup::Unknown
+        );
+        assert!(matches!(t.parse_lookup("SM1", 429, b""), Lookup::Failed(_)));
+        assert!(matches!(
+            t.parse_lookup("SM2", 200, sent),
+            Lookup::Failed(_)
+        ));
+        assert!(matches!(
+            t.parse_lookup("SM1", 200, b"<html>"),
+            Lookup::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn looks_messages_up_under_the_account() {
+        let http = reqwest::Client::new();
+        let request = twilio("x").build_lookup(&http, "SM1/../x").build().unwrap();
+        assert_eq!(
+            request.url().as_str(),
+            "http://127.0.0.1:1/2010-04-01/Accounts/AC1/Messages/SM1%2F..%2Fx.json"
+        );
+        assert_eq!(request.method(), reqwest::Method::GET);
     }
 
     #[test]
