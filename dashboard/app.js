@@ -179,7 +179,8 @@ async function refresh() {
     cell(row, s.counters.submitted);
     cell(row, s.counters.accepted);
     cell(row, s.counters.failed);
-    cell(row, s.last_error);
+    // A paused session says what it waits for; it resumes by itself.
+    cell(row, s.state === "paused" ? `waiting: ${s.paused_reason}` : s.last_error);
     const actions = cell(row, "");
     // A session is its starter's and an admin's; a high-priority pair's is
     // an admin's alone, who must confirm overriding its pin.
@@ -188,7 +189,7 @@ async function refresh() {
     const id = encodeURIComponent(s.id);
     const force = s.is_high_priority;
     const confirmed = () => !force || confirm(`${pairName(s)} is high priority. Override its pin?`);
-    if (s.state === "running" || s.state === "starting") {
+    if (s.state === "running" || s.state === "paused" || s.state === "starting") {
       button(actions, "Stop", () => (confirmed() ? call("POST", `/sessions/${id}/stop`, { force }) : null));
     }
     button(actions, "Restart", () => (confirmed() ? call("POST", `/sessions/${id}/restart`, { force }) : null));

@@ -166,7 +166,18 @@ fn session_to_pb(caller: &Caller, view: SessionView) -> pb::Session {
             limit: plan.limit.max(0) as u64,
             stop_at: time(plan.stop_at),
         }),
-        state: s.state,
+        // Stored as running, so leases and takeovers are as for any
+        // running session; shown as what it is doing.
+        paused_reason: if s.state == crate::store::RUNNING {
+            s.paused.clone()
+        } else {
+            String::new()
+        },
+        state: if s.state == crate::store::RUNNING && !s.paused.is_empty() {
+            crate::store::PAUSED.into()
+        } else {
+            s.state
+        },
         reason: s.reason,
         counters: Some(pb::Counters {
             submitted: s.counters.submitted.max(0) as u64,

@@ -22,6 +22,9 @@ use smsops_common::mongo::StoreError;
 
 pub const STARTING: &str = "starting";
 pub const RUNNING: &str = "running";
+/// Shown for a running session that waits (see [`SessionDoc::paused`]);
+/// never stored as a state.
+pub const PAUSED: &str = "paused";
 pub const STOPPING: &str = "stopping";
 pub const STOPPED: &str = "stopped";
 pub const FAILED: &str = "failed";
@@ -109,6 +112,11 @@ pub struct SessionDoc {
     /// Every message below this number has been answered by sms-svc.
     pub next_seq: i64,
     pub last_error: String,
+    /// Why a running session waits, not sending: an outage of what it
+    /// sends through, or a quota. Empty while it sends; sessions from
+    /// before pausing existed have none.
+    #[serde(default)]
+    pub paused: String,
     pub started_at: Option<DateTime>,
     pub stopped_at: Option<DateTime>,
     pub started_by: String,
@@ -177,6 +185,7 @@ pub struct Progress {
     pub next_seq: i64,
     pub counters: CountersDoc,
     pub last_error: String,
+    pub paused: String,
 }
 
 /// How a run ends.
@@ -648,6 +657,7 @@ fn progress_doc(progress: &Progress) -> Result<Document, StoreError> {
         "next_seq": progress.next_seq,
         "counters": bson::to_bson(&progress.counters).map_err(internal)?,
         "last_error": progress.last_error.clone(),
+        "paused": progress.paused.clone(),
         "updated_at": DateTime::now(),
     })
 }

@@ -50,6 +50,8 @@ pub struct Options {
     pub twilio_base_url: String,
     /// Where sms-svc finds RabbitMQ (a test may put a proxy in between).
     pub amqp_url: String,
+    /// Where sms-svc finds MariaDB (likewise); the other services go direct.
+    pub sms_mysql_url: String,
     pub provider_timeout: Duration,
     /// How long a message may stay `accepted` before the sweeper fails it.
     pub stale_after: Duration,
@@ -108,6 +110,7 @@ impl Default for Options {
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
             amqp_url: amqp::URL.into(),
+            sms_mysql_url: "mysql://root@127.0.0.1:3306".into(),
             provider_timeout: Duration::from_secs(3),
             stale_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(30),
@@ -450,7 +453,7 @@ impl TestApp {
         sms_svc::config::SmsConfig {
             grpc_addr,
             prometheus_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            mysql_url: "mysql://root@127.0.0.1:3306".into(),
+            mysql_url: self.options.sms_mysql_url.clone(),
             database: self.sms_db.clone(),
             amqp_url: self.options.amqp_url.clone(),
             exchange: self.exchange.clone(),

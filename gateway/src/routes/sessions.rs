@@ -81,8 +81,11 @@ pub struct SessionView {
     pub country: String,
     pub operator: String,
     pub is_high_priority: bool,
-    /// starting, running, stopping, stopped or failed.
+    /// starting, running, paused (waiting out an outage or a quota, see
+    /// `paused_reason`; it resumes by itself), stopping, stopped or failed.
     pub state: String,
+    /// While paused: what it waits for.
+    pub paused_reason: Option<String>,
     /// Why it stopped or failed.
     pub reason: Option<String>,
     pub config: SessionConfigView,
@@ -131,7 +134,9 @@ pub struct AuditPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
-    #[param(pattern = r"^(starting|running|stopping|stopped|failed)$")]
+    /// `paused` lists running sessions waiting out an outage or a quota;
+    /// `running` lists them too.
+    #[param(pattern = r"^(starting|running|paused|stopping|stopped|failed)$")]
     pub state: Option<String>,
     pub country: Option<String>,
     pub country_operator_id: Option<String>,
@@ -168,6 +173,7 @@ impl From<pb::Session> for SessionView {
             operator: s.operator,
             is_high_priority: s.is_high_priority,
             state: s.state,
+            paused_reason: some(s.paused_reason),
             reason: some(s.reason),
             config: SessionConfigView {
                 rate_per_minute: config.rate_per_minute,

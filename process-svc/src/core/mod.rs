@@ -14,7 +14,7 @@ pub mod supervisor;
 
 use std::{sync::Arc, time::Duration};
 
-use mongodb::bson::{DateTime, Document};
+use mongodb::bson::{DateTime, Document, doc};
 use serde_json::json;
 use smsops_common::{
     audit::{Entry, kind},
@@ -29,7 +29,7 @@ use self::{
     supervisor::Supervisor,
 };
 use crate::store::{
-    AuditDoc, CountersDoc, FAILED, LockFor, PairLock, RUNNING, STARTING, STOPPED, STOPPING,
+    AuditDoc, CountersDoc, FAILED, LockFor, PAUSED, PairLock, RUNNING, STARTING, STOPPED, STOPPING,
     SessionDoc,
 };
 
@@ -104,6 +104,7 @@ impl ProcessCore {
             counters: CountersDoc::default(),
             next_seq: 0,
             last_error: String::new(),
+            paused: String::new(),
             started_at: Some(now),
             stopped_at: None,
             started_by: caller.user_id.clone(),
@@ -179,13 +180,18 @@ impl ProcessCore {
         };
         let mut filter = Document::new();
         if let Some(state) = query.state.filter(|s| !s.is_empty()) {
-            if !STATES.contains(&state.as_str()) {
+            if state == PAUSED {
+                // Running sessions waiting: `running` lists them too.
+                filter.insert("state", RUNNING);
+                filter.insert("paused", doc! { "$gt": "" });
+            } else if STATES.contains(&state.as_str()) {
+                filter.insert("state", state);
+            } else {
                 return Err(ProcessError::InvalidArgument(format!(
-                    "state must be one of {}",
+                    "state must be one of {}, {PAUSED}",
                     STATES.join(", ")
                 )));
             }
-            filter.insert("state", state);
         }
         if let Some(country) = query.country.filter(|c| !c.is_empty()) {
             filter.insert("country", country.trim().to_ascii_uppercase());

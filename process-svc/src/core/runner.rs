@@ -12,7 +12,7 @@ use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use mongodb::bson::DateTime;
 use serde_json::json;
 use smsops_common::{
-    ApiError,
+    ApiError, ErrorCode,
     audit::{Entry, Recorder, kind},
 };
 use smsops_proto::sms::v1::{SendSmsRequest, SendSmsResult, send_sms_result};
@@ -33,6 +33,12 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// sms-svc's code for a send over its starter's quota.
 const QUOTA_EXCEEDED: &str = "quota_exceeded";
+
+/// Codes that say what a send goes through is away (sms-svc, its message
+/// store), not that the session's messages are wrong.
+fn is_outage(code: &str) -> bool {
+    code == ErrorCode::Unavailable.as_str() || code == ErrorCode::Timeout.as_str()
+}
 /// The longest a quota pause lasts before trying again (a day's window
 /// may open hours later; an admin may raise the quota meanwhile).
 const QUOTA_WAIT_MAX: Duration = Duration::from_secs(300);
@@ -119,6 +125,7 @@ impl Runner {
             next_seq: session.next_seq,
             counters: session.counters.clone(),
             last_error: session.last_error.clone(),
+            paused: session.paused.clone(),
         };
         let rate = ctx.rate_of(&session) / 60.0;
         let pair_label = format!("{}/{}", session.country, session.operator);
@@ -375,12 +382,25 @@ impl Runner {
 
     fn take_answer(&mut self, (first, count, answer): Answer) {
         self.pending.remove(&first);
+        let mut outage = None;
+        let mut waits = false;
         match answer {
             Ok(mut results) => {
                 if let Some(pause) = self.over_quota(first, count, &mut results) {
                     self.pause_for_quota(pause);
+                    waits = true;
                 }
-                for result in results {
+                for (seq, result) in (first..).zip(results) {
+                    // The store or provider path was away for this one: not
+                    // the session's failure. Sent again under its own
+                    // idempotency key, so never twice.
+                    if let Some(send_sms_result::Result::Error(err)) = &result.result
+                        && is_outage(&err.code)
+                    {
+                        self.queue_retry(seq, 1);
+                        outage = Some(format!("{}: {}", err.code, err.message));
+                        continue;
+                    }
                     self.progress.counters.submitted += 1;
                     match result.result {
                         Some(send_sms_result::Result::Sms(sms)) if sms.status != FAILED => {
@@ -402,12 +422,25 @@ impl Runner {
                     }
                 }
             }
-            // Not taken: the same numbers go again after the pause.
+            // Not taken: the same numbers go again after the pause. sms-svc
+            // or its store being away is no failure of the session's.
+            Err(err) if is_outage(err.code.as_str()) => {
+                self.retry.push_back((first, count));
+                outage = Some(format!("{}: {}", err.code, err.message));
+            }
             Err(err) => {
                 self.retry.push_back((first, count));
                 self.streak += 1;
                 self.progress.last_error = format!("{}: {}", err.code, err.message);
             }
+        }
+        if let Some(why) = outage {
+            self.pause_for_outage(why);
+            return;
+        }
+        if !waits && !self.progress.paused.is_empty() {
+            tracing::info!(session = %self.session.id, "session sends again");
+            self.progress.paused.clear();
         }
         if self.streak == 0 {
             self.backoff = BACKOFF_FIRST;
@@ -445,9 +478,35 @@ impl Runner {
         wait.map(|(secs, why)| (Duration::from_secs(secs).min(QUOTA_WAIT_MAX), why))
     }
 
+    /// Queues messages to go again, joined to the last range queued when
+    /// they follow it: a batch refused message by message goes again as one.
+    fn queue_retry(&mut self, first: u64, count: u64) {
+        if let Some((last, n)) = self.retry.back_mut()
+            && *last + *n == first
+        {
+            *n += count;
+            return;
+        }
+        self.retry.push_back((first, count));
+    }
+
+    /// Waits out an outage, however long, backing off up to [`BACKOFF_MAX`]
+    /// between tries; the first answer that is not an outage ends it.
+    fn pause_for_outage(&mut self, why: String) {
+        if self.progress.paused.is_empty() {
+            tracing::warn!(session = %self.session.id, reason = %why, "session paused by an outage");
+        }
+        self.progress.last_error = why.clone();
+        self.progress.paused = why;
+        self.paused_until = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.pacer.restart_at(self.sent_to, self.paused_until);
+    }
+
     fn pause_for_quota(&mut self, (wait, why): (Duration, String)) {
         tracing::info!(session = %self.session.id, wait_secs = wait.as_secs(), "session paused by a quota");
         self.progress.last_error = format!("paused: {QUOTA_EXCEEDED}: {why}");
+        self.progress.paused = format!("{QUOTA_EXCEEDED}: {why}");
         self.paused_until = self.paused_until.max(Instant::now() + wait);
         self.pacer.restart_at(self.sent_to, self.paused_until);
     }
@@ -585,6 +644,7 @@ impl Runner {
     }
 
     async fn end(&mut self, ending: Ending) -> Exit {
+        self.progress.paused.clear();
         self.sync_progress();
         let ended = self
             .ctx

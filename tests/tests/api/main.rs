@@ -17,6 +17,7 @@ mod limits;
 mod live;
 mod matrix;
 mod metrics;
+mod outages;
 mod prometheus;
 mod quotas;
 mod readiness;

@@ -320,11 +320,17 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
             .is_some_and(|e| e.starts_with("paused: quota_exceeded"))
     })
     .await;
-    assert_eq!(seen["state"], "running", "{seen}");
+    assert_eq!(seen["state"], "paused", "{seen}");
+    assert!(
+        seen["paused_reason"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("quota_exceeded")),
+        "{seen}"
+    );
     assert_eq!(seen["counters"]["accepted"], 5, "{seen}");
     assert_eq!(seen["counters"]["failed"], 0, "{seen}");
     // Paused, not failing: after its runner has saved its progress twice
-    // more (it does each heartbeat), still five, still running.
+    // more (it does each heartbeat), still five, still paused.
     let saves = |view: &Value| view["updated_at"].as_str().unwrap_or_default().to_string();
     let mut seen_saves = vec![saves(&seen)];
     let later = session_until(&app, &token, &id, "saved twice more", |later| {
@@ -334,7 +340,7 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
         seen_saves.len() >= 3
     })
     .await;
-    assert_eq!(later["state"], "running", "{later}");
+    assert_eq!(later["state"], "paused", "{later}");
     assert_eq!(later["counters"]["accepted"], 5, "{later}");
     let listed = app
         .get(

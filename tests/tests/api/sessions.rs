@@ -55,7 +55,7 @@ pub(crate) async fn act(app: &TestApp, token: &str, id: &str, action: &str, body
 
 /// The sequence numbers the sandbox received for messages tagged `tag`,
 /// in arrival order, with arrival times (ms), and its duplicate count.
-async fn received(sandbox: &Sandbox, tag: &str) -> (Vec<(u64, i64)>, u64) {
+pub(crate) async fn received(sandbox: &Sandbox, tag: &str) -> (Vec<(u64, i64)>, u64) {
     let log = sandbox.twilio_messages().await;
     let prefix = format!("{tag} ");
     let mut seen = Vec::new();
@@ -75,7 +75,7 @@ async fn received(sandbox: &Sandbox, tag: &str) -> (Vec<(u64, i64)>, u64) {
 
 /// Waits (10 s at most) until what the sandbox received for `tag`
 /// satisfies `done`, and returns it.
-async fn wait_received(
+pub(crate) async fn wait_received(
     sandbox: &Sandbox,
     tag: &str,
     what: &str,
@@ -101,7 +101,7 @@ fn span_ms(seen: &[(u64, i64)]) -> i64 {
 
 /// Every number from 0 up, once each.
 #[track_caller]
-fn assert_no_gaps(seen: &[(u64, i64)]) {
+pub(crate) fn assert_no_gaps(seen: &[(u64, i64)]) {
     let mut seqs: Vec<u64> = seen.iter().map(|(seq, _)| *seq).collect();
     seqs.sort_unstable();
     let expected: Vec<u64> = (0..seqs.len() as u64).collect();
@@ -777,7 +777,12 @@ async fn a_session_whose_sends_keep_failing_fails_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_waits_out_an_sms_svc_outage_and_skips_nothing() {
     let sandbox = Sandbox::start_default();
-    let mut app = app_with(&sandbox, Options::default()).await;
+    // Three failures of its own would fail it: the outage must not count.
+    let options = Options {
+        failure_streak: 3,
+        ..Options::default()
+    };
+    let mut app = app_with(&sandbox, options).await;
     let admin = app.admin_tokens().await.access;
     let pair = new_pair(&app, &admin, "AT", false).await;
     let id = start(&app, &admin, session_body(&pair, 1200.0, "outage")).await["id"]
@@ -794,22 +799,35 @@ async fn a_session_waits_out_an_sms_svc_outage_and_skips_nothing() {
             .get(&format!("/api/v1/sessions/{id}"), &admin)
             .await
             .body;
-        if session["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("unavailable"))
-        {
+        if session["state"] == "paused" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(received(&sandbox, "outage").await.0.len(), during);
-    assert_eq!(session["state"], "running", "{session}");
+    assert_eq!(session["state"], "paused", "{session}");
     assert!(
-        session["last_error"]
+        session["paused_reason"]
             .as_str()
             .unwrap()
             .contains("unavailable"),
         "{session}"
+    );
+    // However long it lasts: many more tries than the failure streak.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let waiting = app
+        .get(&format!("/api/v1/sessions/{id}"), &admin)
+        .await
+        .body;
+    assert_eq!(waiting["state"], "paused", "{waiting}");
+    let listed = app.get("/api/v1/sessions?state=paused", &admin).await.body;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == id),
+        "{listed}"
     );
 
     app.start_sms().await;
@@ -822,6 +840,15 @@ async fn a_session_waits_out_an_sms_svc_outage_and_skips_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(resumed, "the session did not resume after the outage");
+    let running = app
+        .get(&format!("/api/v1/sessions/{id}"), &admin)
+        .await
+        .body;
+    assert_eq!(
+        (running["state"].as_str(), &running["paused_reason"]),
+        (Some("running"), &Value::Null),
+        "{running}"
+    );
     let stopped = act(&app, &admin, &id, "stop", json!({})).await;
     assert_eq!(stopped.body["state"], "stopped", "{}", stopped.body);
     let (seen, duplicates) = received(&sandbox, "outage").await;
