@@ -27,7 +27,7 @@ unit-and-e2e:
 
 .PHONY: bench-sms
 bench-sms: deps
-	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms -p sms-svc
+	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms --bin replica
 	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)
 
 .PHONY: bench-pipeline

@@ -16,6 +16,15 @@ use crate::{
     live::LiveFeed, store::Store,
 };
 
+/// Runs metrics-svc as its binary does: configured from the environment,
+/// until SIGTERM or SIGINT.
+pub async fn run_from_env() -> Result<(), StartupError> {
+    Application::build(crate::config::MetricsConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
 pub struct Application {
     server: GrpcServer,
     core: Arc<MetricsCore>,

@@ -24,6 +24,15 @@ use crate::{
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Runs notify-svc as its binary does: configured from the environment,
+/// until SIGTERM or SIGINT.
+pub async fn run_from_env() -> Result<(), StartupError> {
+    Application::build(crate::config::NotifyConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
 pub struct Application {
     server: GrpcServer,
     core: Arc<NotifyCore>,

@@ -25,6 +25,15 @@ use crate::{
     store::Store,
 };
 
+/// Runs sms-svc as its binary does: configured from the environment,
+/// until SIGTERM or SIGINT.
+pub async fn run_from_env() -> Result<(), StartupError> {
+    Application::build(crate::config::SmsConfig::from_env()?)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
 pub struct Application {
     server: GrpcServer,
     relay: Relay,

@@ -7,6 +7,7 @@
 pub mod amqp;
 pub mod auth;
 pub mod browser;
+pub mod child;
 pub mod host;
 pub mod logs;
 pub mod metrics;
@@ -91,6 +92,9 @@ pub struct Options {
     pub quotas: auth_svc::core::RoleQuotas,
     /// sms-svc's cap on one provider account's messages a day.
     pub account_daily_cap: Option<u64>,
+    /// Run metrics-svc and notify-svc as child processes from their
+    /// binary, so a test can kill or stop them ([`TestApp::kill_metrics`]).
+    pub consumers_apart: bool,
     /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
     /// the sending side turns them off: in production they have cores of
     /// their own, here they would take the ones being measured.
@@ -127,6 +131,7 @@ impl Default for Options {
             process_in_process: true,
             sms_apart: false,
             consumers: true,
+            consumers_apart: false,
             signup: auth_svc::core::SignupPolicy::Invite,
             // Tests that are not about quotas send as much as they like;
             // those that are set their own.
@@ -241,6 +246,10 @@ pub struct TestApp {
     pub auth_process: Option<auth::AuthProcess>,
     /// sms-svc when it runs apart ([`Options::sms_apart`]).
     pub sms_process: Option<sms::SmsProcess>,
+    /// metrics-svc and notify-svc when they run apart
+    /// ([`Options::consumers_apart`]).
+    pub metrics_process: Option<child::ServiceChild>,
+    pub notify_process: Option<child::ServiceChild>,
     gateway: Option<Running>,
 }
 
@@ -289,6 +298,8 @@ impl TestApp {
             sms: None,
             auth_process: None,
             sms_process: None,
+            metrics_process: None,
+            notify_process: None,
             gateway: None,
         };
         app.start_auth(app.key_dir.join("signing.pem"), vec![])
@@ -567,6 +578,23 @@ impl TestApp {
             metrics_keep: Duration::from_secs(400 * 86_400),
             retention_every: self.options.retention_every,
         };
+        if self.options.consumers_apart {
+            // A child cannot tell the test which port 0 became.
+            if self.metrics_addr.port() == 0 {
+                self.metrics_addr = free_addr();
+            }
+            let config = metrics_svc::config::MetricsConfig {
+                grpc_addr: self.metrics_addr,
+                prometheus_addr: free_addr(),
+                ..config
+            };
+            let child = child::ServiceChild::start("metrics-svc", &child::metrics_env(&config));
+            wait_listening(config.grpc_addr, "metrics-svc").await;
+            self.prometheus
+                .insert("metrics-svc", config.prometheus_addr);
+            self.metrics_process = Some(child);
+            return;
+        }
         let app = metrics_svc::startup::Application::build(config)
             .await
             .unwrap();
@@ -615,6 +643,21 @@ impl TestApp {
             dedupe_keep: self.options.dedupe_keep,
             retention_every: self.options.retention_every,
         };
+        if self.options.consumers_apart {
+            if self.notify_addr.port() == 0 {
+                self.notify_addr = free_addr();
+            }
+            let config = notify_svc::config::NotifyConfig {
+                grpc_addr: self.notify_addr,
+                prometheus_addr: free_addr(),
+                ..config
+            };
+            let child = child::ServiceChild::start("notify-svc", &child::notify_env(&config));
+            wait_listening(config.grpc_addr, "notify-svc").await;
+            self.prometheus.insert("notify-svc", config.prometheus_addr);
+            self.notify_process = Some(child);
+            return;
+        }
         let app = notify_svc::startup::Application::build(config)
             .await
             .unwrap();
@@ -629,6 +672,39 @@ impl TestApp {
             .await
             .unwrap();
         }));
+    }
+
+    /// SIGTERM to sms-svc, metrics-svc or notify-svc running apart; how
+    /// long it took to exit, `None` if not within `grace` (then killed).
+    pub fn terminate_sms(&mut self, grace: Duration) -> Option<Duration> {
+        self.sms_process.take()?.child().terminate(grace)
+    }
+
+    pub fn terminate_metrics(&mut self, grace: Duration) -> Option<Duration> {
+        self.metrics_process.take()?.terminate(grace)
+    }
+
+    pub fn terminate_notify(&mut self, grace: Duration) -> Option<Duration> {
+        self.notify_process.take()?.terminate(grace)
+    }
+
+    /// SIGKILL to sms-svc, metrics-svc or notify-svc running apart.
+    pub fn kill_sms(&mut self) {
+        if let Some(mut sms) = self.sms_process.take() {
+            sms.child().kill();
+        }
+    }
+
+    pub fn kill_metrics(&mut self) {
+        if let Some(mut child) = self.metrics_process.take() {
+            child.kill();
+        }
+    }
+
+    pub fn kill_notify(&mut self) {
+        if let Some(mut child) = self.notify_process.take() {
+            child.kill();
+        }
     }
 
     pub async fn stop_notify(&mut self) {
@@ -717,6 +793,8 @@ impl TestApp {
             running.stop().await;
         }
         drop(self.sms_process.take());
+        drop(self.metrics_process.take());
+        drop(self.notify_process.take());
         drop(self.auth_process.take());
         let mysql = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306")
             .await

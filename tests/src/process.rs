@@ -1,13 +1,15 @@
 //! process-svc as a child process, for the tests that kill it: the real
 //! binary's wiring, configured through its environment like in production.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use process_svc::config::ProcessConfig;
 
+use crate::child::ServiceChild;
+
 /// One process-svc replica; killed (SIGKILL, no goodbye) when dropped.
 pub struct Replica {
-    child: Child,
+    child: ServiceChild,
 }
 
 impl Replica {
@@ -18,7 +20,8 @@ impl Replica {
             .map(|(country, rate)| format!("{country}={rate}"))
             .collect();
         let supervision = &config.supervision;
-        let child = Command::new(crate::built_binary("process-replica"))
+        let mut command = Command::new(crate::built_binary("process-replica"));
+        command
             .env("SMSOPS_PROCESS_ADDR", config.grpc_addr.to_string())
             .env(
                 "SMSOPS_PROCESS_PROMETHEUS_ADDR",
@@ -51,13 +54,10 @@ impl Replica {
             .env(
                 "SMSOPS_LOG",
                 std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start process-replica: {err}"));
-        Self { child }
+            );
+        Self {
+            child: ServiceChild::spawn("process-svc", command),
+        }
     }
 
     /// Waits until it answers gRPC on `addr`.
@@ -66,18 +66,16 @@ impl Replica {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// SIGKILL: no lease is released, nothing is saved.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
-}
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
+    /// SIGTERM; how long it took to exit, `None` past `grace`.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> Option<std::time::Duration> {
+        self.child.terminate(grace)
     }
 }

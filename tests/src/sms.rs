@@ -2,17 +2,15 @@
 //! its environment like in production: so a benchmark can read its peak
 //! memory apart from the services that share the test's process.
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use sms_svc::config::SmsConfig;
 
+use crate::child::ServiceChild;
+
 /// The running sms-svc; killed when dropped.
 pub struct SmsProcess {
-    child: Child,
+    child: ServiceChild,
 }
 
 impl SmsProcess {
@@ -21,7 +19,7 @@ impl SmsProcess {
         let delivery = &config.delivery;
         let millis = |d: Duration| d.as_millis().to_string();
         let secs = |d: Duration| d.as_secs().to_string();
-        let mut command = Command::new(crate::built_binary("sms-svc"));
+        let mut command = ServiceChild::command("sms-svc");
         command
             .env("SMSOPS_SMS_ADDR", config.grpc_addr.to_string())
             .env(
@@ -97,13 +95,14 @@ impl SmsProcess {
                 command.env(name, value);
             }
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start sms-svc: {err}"));
-        Self { child }
+        Self {
+            child: ServiceChild::spawn("sms-svc", command),
+        }
+    }
+
+    /// The process, to kill or stop.
+    pub fn child(&mut self) -> &mut ServiceChild {
+        &mut self.child
     }
 
     /// Waits until it answers gRPC on `addr`.
@@ -113,13 +112,6 @@ impl SmsProcess {
 
     /// Its peak resident memory so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        crate::host::peak_rss_mib(self.child.id())
-    }
-}
-
-impl Drop for SmsProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::host::peak_rss_mib(self.child.pid())
     }
 }
