@@ -39,3 +39,10 @@ bench-pipeline: deps
 bench-metrics: deps
 	cargo build --release --locked -p smsops-tests --bin bench-metrics
 	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-metrics $(BENCH_ARGS)
+
+# A session mix at 1,000 msg/s for 10 minutes with a fault a minute:
+# BENCH_ARGS="--rate 500 --minutes 3" to change them.
+.PHONY: soak
+soak: deps
+	cargo build --release --locked -p smsops-tests --bin sandbox --bin replica --bin process-replica --bin soak
+	SMSOPS_LOG=$${SMSOPS_LOG:-error} $(CARGO_TARGET_DIR)/release/soak $(BENCH_ARGS)

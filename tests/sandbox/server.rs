@@ -60,6 +60,7 @@ pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
             .route("/_sandbox/faults", web::post().to(set_faults))
             .route("/_sandbox/twilio/messages", web::get().to(twilio_messages))
             .route("/_sandbox/twilio/messages", web::delete().to(reset_twilio))
+            .route("/_sandbox/twilio/stats", web::get().to(twilio_stats))
             .route(
                 "/_sandbox/telegram/messages",
                 web::get().to(telegram_messages),
@@ -97,6 +98,20 @@ async fn twilio_messages(state: web::Data<State>) -> HttpResponse {
         "callbacks_dropped": log.callbacks_dropped,
         "lookups": log.lookups,
         "messages": log.messages,
+    }))
+}
+
+/// The counts of `/_sandbox/twilio/messages` without the messages: what a
+/// long run polls.
+async fn twilio_stats(state: web::Data<State>) -> HttpResponse {
+    let log = state.twilio.lock().unwrap();
+    HttpResponse::Ok().json(json!({
+        "count": log.messages.len(),
+        "duplicates": log.duplicates(),
+        "max_in_flight": log.max_in_flight,
+        "callbacks_sent": log.callbacks_sent,
+        "callbacks_dropped": log.callbacks_dropped,
+        "lookups": log.lookups,
     }))
 }
 

@@ -102,10 +102,19 @@ pub fn busy_cpu() -> Duration {
 
 /// A process's peak resident memory (VmHWM) in MiB: `"self"` or a pid.
 pub fn peak_rss_mib(pid: impl std::fmt::Display) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A process's resident memory now (VmRSS) in MiB: `"self"` or a pid.
+pub fn rss_mib(pid: impl std::fmt::Display) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+fn status_mib(pid: impl std::fmt::Display, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);

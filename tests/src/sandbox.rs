@@ -62,6 +62,19 @@ impl Sandbox {
         self.inspect("twilio").await
     }
 
+    /// The Twilio counts alone (`/_sandbox/twilio/stats`).
+    pub async fn twilio_stats(&self) -> Value {
+        let url = format!("{}/_sandbox/twilio/stats", self.url);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn telegram_messages(&self) -> Value {
         self.inspect("telegram").await
     }
