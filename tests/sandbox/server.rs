@@ -90,29 +90,26 @@ async fn set_faults(state: web::Data<State>, faults: web::Json<Faults>) -> HttpR
 
 async fn twilio_messages(state: web::Data<State>) -> HttpResponse {
     let log = state.twilio.lock().unwrap();
-    HttpResponse::Ok().json(json!({
-        "count": log.messages.len(),
-        "duplicates": log.duplicates(),
-        "max_in_flight": log.max_in_flight,
-        "callbacks_sent": log.callbacks_sent,
-        "callbacks_dropped": log.callbacks_dropped,
-        "lookups": log.lookups,
-        "messages": log.messages,
-    }))
+    let mut body = counts(&log);
+    body["messages"] = json!(log.messages);
+    HttpResponse::Ok().json(body)
 }
 
 /// The counts of `/_sandbox/twilio/messages` without the messages: what a
 /// long run polls.
 async fn twilio_stats(state: web::Data<State>) -> HttpResponse {
-    let log = state.twilio.lock().unwrap();
-    HttpResponse::Ok().json(json!({
+    HttpResponse::Ok().json(counts(&state.twilio.lock().unwrap()))
+}
+
+fn counts(log: &TwilioLog) -> serde_json::Value {
+    json!({
         "count": log.messages.len(),
         "duplicates": log.duplicates(),
         "max_in_flight": log.max_in_flight,
         "callbacks_sent": log.callbacks_sent,
         "callbacks_dropped": log.callbacks_dropped,
         "lookups": log.lookups,
-    }))
+    })
 }
 
 async fn reset_twilio(state: web::Data<State>) -> HttpResponse {
