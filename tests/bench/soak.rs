@@ -1,6 +1,7 @@
 //! `make soak`: a mix of sessions at a total rate (default 1,000 msg/s) for
 //! M minutes (default 10) with the consumers on and a fault every minute:
-//! callbacks dropped, the broker cut, MySQL cut, sms-svc, process-svc,
+//! callbacks dropped, RabbitMQ cut (for every service), MariaDB cut off
+//! sms-svc, sms-svc, process-svc,
 //! metrics-svc or notify-svc killed. Prints per minute the throughput, the
 //! backlog, each process's RSS and the rows of each table; at the end the
 //! messages lost, sent twice and stuck (the target is 0 / 0 / 0).
@@ -326,6 +327,7 @@ async fn main() {
     // Stop, let every receipt and event settle, then count.
     // The first pair is high priority: only an admin stops it, with force.
     let mut submitted = 0;
+    let mut next_seqs = Vec::new();
     for id in &sessions {
         let reply = soak
             .app
@@ -337,17 +339,28 @@ async fn main() {
             .await;
         assert_eq!(reply.body["state"], "stopped", "{}", reply.body);
         submitted += reply.body["counters"]["submitted"].as_u64().unwrap_or(0);
+        next_seqs.push(reply.body["next_seq"].as_u64().unwrap_or(0));
     }
+    // Counted before retention can prune what might be stuck.
     let settle = Instant::now();
     let mut finished = 0;
     let mut open = -1;
+    let mut uncertain = 0;
     while settle.elapsed() < Duration::from_secs(180) {
         open = soak.open_messages().await;
         let (outbox, metrics_q, notify_q) = soak.backlog().await;
         finished = 0;
+        uncertain = 0;
         for pair in &pairs {
             let item = soak.app.pair_summary(&admin, pair).await;
             finished += smsops_tests::metrics::finished(&item);
+            uncertain += item["top_errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["code"] == "provider_uncertain")
+                .filter_map(|e| e["count"].as_u64())
+                .sum::<u64>();
         }
         if open == 0 && outbox == 0 && metrics_q == 0 && notify_q == 0 && finished >= submitted {
             break;
@@ -358,14 +371,39 @@ async fn main() {
         "disk per row, indexes included: {}",
         soak.bytes_per_row().await.join(", ")
     );
+    // Every number below each session's saved position reached the
+    // sandbox, or its message is provider_uncertain (never resent).
+    let log = soak.sandbox.twilio_messages().await;
+    let mut reached: Vec<std::collections::HashSet<u64>> = vec![Default::default(); MIX.len()];
+    for message in log["messages"].as_array().into_iter().flatten() {
+        let body = message["body"].as_str().unwrap_or_default();
+        let Some((session, seq)) = body
+            .strip_prefix("soak")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            continue;
+        };
+        if let (Ok(session), Ok(seq)) = (session.parse::<usize>(), seq.parse::<u64>()) {
+            reached[session].insert(seq);
+        }
+    }
+    let missing: u64 = next_seqs
+        .iter()
+        .zip(&reached)
+        .map(|(next, seen)| (0..*next).filter(|seq| !seen.contains(seq)).count() as u64)
+        .sum();
+    println!(
+        "numbers not at the sandbox {missing}, of which provider_uncertain (in flight at a kill) {uncertain}"
+    );
     let stats: Value = soak.sandbox.twilio_stats().await;
     println!(
         "sessions submitted {submitted}; the sandbox received {} (callbacks dropped {}, lookups {}); metrics counted {finished} finished",
         stats["count"], stats["callbacks_dropped"], stats["lookups"]
     );
+    let unaccounted =
+        (submitted as i64 - finished as i64).max(0) as u64 + missing.saturating_sub(uncertain);
     println!(
-        "lost {} / duplicated {} / stuck {open}  (settled in {:.0} s)",
-        submitted as i64 - finished as i64,
+        "lost {unaccounted} / duplicated {} / stuck {open}  (settled in {:.0} s)",
         stats["duplicates"],
         settle.elapsed().as_secs_f64()
     );

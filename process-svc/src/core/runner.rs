@@ -33,6 +33,7 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// sms-svc's code for a send over its starter's quota.
 const QUOTA_EXCEEDED: &str = "quota_exceeded";
+const PROVIDER_UNCERTAIN: &str = "provider_uncertain";
 
 /// Codes that say what a send goes through is away (sms-svc, its message
 /// store), not that the session's messages are wrong.
@@ -125,7 +126,8 @@ impl Runner {
             next_seq: session.next_seq,
             counters: session.counters.clone(),
             last_error: session.last_error.clone(),
-            paused: session.paused.clone(),
+            // A new run tries at once; it pauses again if it must.
+            paused: String::new(),
         };
         let rate = ctx.rate_of(&session) / 60.0;
         let pair_label = format!("{}/{}", session.country, session.operator);
@@ -276,6 +278,17 @@ impl Runner {
     }
 
     /// Waits for every call out and counts its answer.
+    /// Numbers queued to go again lie below others already sent: before a
+    /// stop they get one more try, so a stop leaves no hole in what was sent.
+    /// Those still refused stay below the saved position, for a restart.
+    async fn fill_holes(&mut self) {
+        let queued: Vec<(u64, u64)> = self.retry.drain(..).collect();
+        for (first, count) in queued {
+            self.launch(first, count);
+        }
+        self.drain().await;
+    }
+
     async fn drain(&mut self) {
         while let Some(answer) = self.in_flight.next().await {
             self.take_answer(answer);
@@ -306,6 +319,7 @@ impl Runner {
                     // Nothing may be sent once the stop is answered: let
                     // what is out land and count it first.
                     self.drain().await;
+                    self.fill_holes().await;
                     return Some(self.end_stopping().await);
                 }
                 let rate = self.ctx.rate_of(&self.session) / 60.0;
@@ -342,7 +356,12 @@ impl Runner {
             return;
         }
         if let Some((first, count)) = self.retry.pop_front() {
-            self.launch(first, count);
+            // Never more in one call than sms-svc takes in one batch.
+            let most = (self.ctx.supervision.max_batch as u64).max(1);
+            if count > most {
+                self.retry.push_front((first + most, count - most));
+            }
+            self.launch(first, count.min(most));
             return;
         }
         let next = self.sent_to;
@@ -409,7 +428,11 @@ impl Runner {
                         }
                         Some(send_sms_result::Result::Sms(sms)) => {
                             self.progress.counters.failed += 1;
-                            self.streak += 1;
+                            // Uncertain is a timeout, a crash or an outage on
+                            // the way, never the session's own doing.
+                            if sms.error_code != PROVIDER_UNCERTAIN {
+                                self.streak += 1;
+                            }
                             self.progress.last_error =
                                 format!("{}: {}", sms.error_code, sms.error_message);
                         }
@@ -438,7 +461,8 @@ impl Runner {
             self.pause_for_outage(why);
             return;
         }
-        if !waits && !self.progress.paused.is_empty() {
+        // An answer to a call sent before the pause says nothing of its end.
+        if !waits && !self.progress.paused.is_empty() && Instant::now() >= self.paused_until {
             tracing::info!(session = %self.session.id, "session sends again");
             self.progress.paused.clear();
         }
@@ -481,8 +505,10 @@ impl Runner {
     /// Queues messages to go again, joined to the last range queued when
     /// they follow it: a batch refused message by message goes again as one.
     fn queue_retry(&mut self, first: u64, count: u64) {
+        let most = self.ctx.supervision.max_batch as u64;
         if let Some((last, n)) = self.retry.back_mut()
             && *last + *n == first
+            && *n + count <= most
         {
             *n += count;
             return;
@@ -498,8 +524,13 @@ impl Runner {
         }
         self.progress.last_error = why.clone();
         self.progress.paused = why;
-        self.paused_until = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        // Up to eight calls are out at once: the refusals of one try back
+        // off once, not eight times over.
+        let now = Instant::now();
+        if now >= self.paused_until {
+            self.paused_until = now + self.backoff;
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
         self.pacer.restart_at(self.sent_to, self.paused_until);
     }
 
