@@ -59,29 +59,21 @@ impl Sandbox {
     }
 
     pub async fn twilio_messages(&self) -> Value {
-        self.inspect("twilio").await
+        self.inspect("twilio/messages").await
     }
 
-    /// The Twilio counts alone (`/_sandbox/twilio/stats`).
+    /// The Twilio counts alone, without the messages.
     pub async fn twilio_stats(&self) -> Value {
-        let url = format!("{}/_sandbox/twilio/stats", self.url);
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.inspect("twilio/stats").await
     }
 
     pub async fn telegram_messages(&self) -> Value {
-        self.inspect("telegram").await
+        self.inspect("telegram/messages").await
     }
 
-    /// What the sandbox received for `api`, with its duplicate count.
-    async fn inspect(&self, api: &str) -> Value {
-        let url = format!("{}/_sandbox/{api}/messages", self.url);
+    /// What the sandbox answers at `/_sandbox/{what}`.
+    async fn inspect(&self, what: &str) -> Value {
+        let url = format!("{}/_sandbox/{what}", self.url);
         self.http
             .get(url)
             .send()
