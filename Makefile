@@ -2,19 +2,25 @@
 # The cargo target dir lives outside the clone so CI and fresh clones reuse it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smsops/target
 
-.PHONY: up test deps licenses fmt lint unit-and-e2e
+.PHONY: up test deps licenses dashboard fmt lint unit-and-e2e
 
-up: deps
+up: deps dashboard
 	bash deploy/local/up.sh
 
 # Licences first: a crate we may not ship fails in seconds, before any build.
-test: licenses deps fmt lint unit-and-e2e
+# The dashboard before the gateway: the gateway embeds what it built.
+test: licenses deps dashboard fmt lint unit-and-e2e
 
 deps:
 	bash deploy/local/deps.sh
 
 licenses:
 	python3 .ci/licenses.py
+
+# Its types come from dashboard/openapi.json, which a gateway test keeps
+# equal to the API: a changed API fails this build, not the people using it.
+dashboard:
+	cd dashboard && npm ci --no-audit --no-fund && npm run build && npm test
 
 fmt:
 	cargo fmt --all --check

@@ -7,6 +7,10 @@ dev-dependencies are compiled too, so they count), then the normal and build
 dependencies of every crate reached. Crates only other platforms would build
 are left out.
 
+It checks the dashboard's npm packages the same way, from
+dashboard/package-lock.json: every package npm installs for its build,
+development tools included, since they run on our machines and theirs.
+
 `python3 .ci/licenses.py` checks the workspace; `--self-test` checks the SPDX
 evaluator on its own.
 """
@@ -175,6 +179,30 @@ def check(metadata, policy):
     return len(reached), failures
 
 
+def check_npm(lock, policy):
+    """(packages checked, failures) for an npm lock file (lockfileVersion 2 or 3)."""
+    licences, exceptions, packages = policy
+    failures = []
+    entries = {path: entry for path, entry in lock.get("packages", {}).items() if path}
+    for path, entry in sorted(entries.items()):
+        name = path.rsplit("node_modules/", 1)[-1]
+        if name in packages:
+            continue
+        expression = entry.get("license")
+        version = entry.get("version", "?")
+        if not isinstance(expression, str) or not expression:
+            failures.append(f"{name} {version}: no licence field (npm)")
+            continue
+        try:
+            ok = allowed(parse(expression), licences, exceptions)
+        except SpdxError as err:
+            failures.append(f"{name} {version}: {err} (npm)")
+            continue
+        if not ok:
+            failures.append(f"{name} {version}: {expression!r} is not allowed (npm)")
+    return len(entries), failures
+
+
 def self_test():
     licences = {"mit", "apache-2.0", "isc"}
     exceptions = {"llvm-exception"}
@@ -242,6 +270,14 @@ def self_test():
     assert [f.split(":")[0] for f in failures] == ["bare 1.0.0", "testlib 1.0.0"], failures
     count, failures = check(metadata, (licences, exceptions, {"bare": "x", "testlib": "y"}))
     assert failures == [], failures
+    lock = {"packages": {
+        "": {"name": "app"},
+        "node_modules/a": {"version": "1.0.0", "license": "MIT"},
+        "node_modules/a/node_modules/b": {"version": "2.0.0", "license": "GPL-2.0-only"},
+        "node_modules/c": {"version": "1.0.0"},
+    }}
+    count, failures = check_npm(lock, (licences, exceptions, {}))
+    assert count == 3 and [f.split(":")[0] for f in failures] == ["b 2.0.0", "c 1.0.0"], failures
     print(f"licenses: self-test passed ({len(cases)} expressions)")
 
 
@@ -265,6 +301,14 @@ def main():
             print(f"  {failure}", file=sys.stderr)
         sys.exit(1)
     print(f"licenses: all {count} crates built for {command[-1]} are under allowed licences")
+    lock_path = ROOT / "dashboard" / "package-lock.json"
+    count, failures = check_npm(json.loads(lock_path.read_text()), policy)
+    if failures:
+        print(f"licenses: {len(failures)} of {count} npm packages are not under a licence {POLICY.name} allows:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        sys.exit(1)
+    print(f"licenses: all {count} npm packages of the dashboard are under allowed licences")
 
 
 if __name__ == "__main__":

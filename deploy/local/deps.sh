@@ -58,6 +58,21 @@ if ! answers 5672; then
   wait_for 5672 RabbitMQ
 fi
 
+# The dashboard is built with Node.js 20.19 or later (Vite's floor). Debian
+# 12 ships 18, so where that is all there is, npm brings a newer Node from
+# the npm registry (the `node` package carries the official binaries).
+node_ok() {
+  have node && node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
+}
+if ! node_ok; then
+  have npm || apt_install nodejs npm
+  echo "deps: installing Node.js 20 from the npm registry"
+  as_root npm install --global --no-audit --no-fund node@20
+  hash -r
+  node_ok || { echo "deps: Node.js 20.19+ is needed for the dashboard; found $(node --version 2>&1)" >&2; exit 1; }
+fi
+
 # The dashboard tests drive Debian's Chromium through its ChromeDriver.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "deps: installing chromium and chromium-driver"

@@ -61,7 +61,7 @@ use crate::{error::ErrorBody, routes};
         routes::webhooks::twilio_status,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth, &CommonResponses, &RolesStated),
+    modifiers(&BearerAuth, &CommonResponses, &RolesStated, &UniqueOperationIds),
 )]
 pub struct ApiDoc;
 
@@ -134,6 +134,34 @@ impl Modify for CommonResponses {
                         "415",
                         "unsupported_media_type: the body is not application/json",
                     );
+                }
+            }
+        }
+    }
+}
+
+/// Operation ids are the handlers' names (`list`, `create`), the same in
+/// several modules; OpenAPI wants each unique, and clients generated from
+/// the document (the dashboard's types) key operations by it. Each is
+/// prefixed with its path's first segment: `sessions_list`, `users_list`,
+/// `invitations_list`.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let resource = path
+                .trim_start_matches("/api/v1/")
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .replace('-', "_");
+            for (_, operation) in operations_mut(item) {
+                if let Some(id) = operation.operation_id.as_mut()
+                    && !id.starts_with(&resource)
+                {
+                    *id = format!("{resource}_{id}");
                 }
             }
         }
@@ -228,4 +256,79 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
             .collect()
     });
     ALLOWED.get(path).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The committed copy the dashboard generates its TypeScript types from.
+    fn committed() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboard/openapi.json")
+    }
+
+    fn render() -> String {
+        let mut text = ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document renders");
+        text.push('\n');
+        text
+    }
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        let doc = ApiDoc::openapi();
+        let mut seen = std::collections::HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, operation) in [
+                ("get", &item.get),
+                ("put", &item.put),
+                ("post", &item.post),
+                ("delete", &item.delete),
+                ("patch", &item.patch),
+            ] {
+                let Some(operation) = operation else { continue };
+                let id = operation.operation_id.clone().expect("an operation id");
+                let here = format!("{method} {path}");
+                if let Some(before) = seen.insert(id.clone(), here.clone()) {
+                    panic!("{id} names both {before} and {here}");
+                }
+            }
+        }
+        assert!(seen.len() > 30, "{seen:?}");
+    }
+
+    #[test]
+    fn the_dashboards_copy_of_the_openapi_document_is_current() {
+        let text = render();
+        // Maps with a random order (utoipa keeps extensions in a HashMap)
+        // would make the copy differ from run to run.
+        assert_eq!(
+            text,
+            render(),
+            "the OpenAPI document renders differently each time"
+        );
+        let path = committed();
+        if std::env::var_os("SMSOPS_BLESS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &text).expect("write dashboard/openapi.json");
+            return;
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != text {
+            let line = current
+                .lines()
+                .zip(text.lines())
+                .position(|(old, new)| old != new)
+                .unwrap_or_else(|| current.lines().count().min(text.lines().count()));
+            panic!(
+                "the API changed: dashboard/openapi.json is not the OpenAPI document the gateway \
+                 serves (first difference at line {}). Run `SMSOPS_BLESS=1 cargo test -p gateway \
+                 openapi` to update it, and rebuild the dashboard (`cd dashboard && npm run build`) \
+                 so its types follow.",
+                line + 1
+            );
+        }
+    }
 }

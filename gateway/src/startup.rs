@@ -14,7 +14,7 @@ use crate::{
     access_log,
     callbacks::CallbackBatcher,
     config::GatewayConfig,
-    error::{json_error, not_found, query_error},
+    error::{json_error, query_error},
     grpc::Services,
     limiter::{self, Limits},
     openapi::ApiDoc,
@@ -52,6 +52,12 @@ impl Application {
             source,
         })?;
         let openapi = ApiDoc::openapi();
+        if !dashboard::is_built() {
+            tracing::warn!(
+                "the dashboard is not built: / serves a page that says how \
+                 (cd dashboard && npm ci && npm run build, then rebuild the gateway)"
+            );
+        }
         let telemetry = web::Data::new(smsops_common::prom::Telemetry::new("gateway"));
         // The access log renders parts of every request up front; skip it
         // altogether when nothing would print it (SMSOPS_LOG=warn).
@@ -77,9 +83,21 @@ impl Application {
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
                 .service(resource("/readyz").route(web::get().to(health::readyz)))
                 .service(resource("/metrics").route(web::get().to(prometheus::metrics)))
-                .service(resource("/").route(web::get().to(dashboard::index)))
-                .service(resource("/dashboard/app.js").route(web::get().to(dashboard::script)))
-                .service(resource("/dashboard/style.css").route(web::get().to(dashboard::style)))
+                .service(
+                    resource("/")
+                        .route(web::get().to(dashboard::index))
+                        .route(web::head().to(dashboard::index)),
+                )
+                .service(
+                    resource("/index.html")
+                        .route(web::get().to(dashboard::index))
+                        .route(web::head().to(dashboard::index)),
+                )
+                .service(
+                    resource("/assets/{file:.*}")
+                        .route(web::get().to(dashboard::asset))
+                        .route(web::head().to(dashboard::asset)),
+                )
                 .service(web::redirect("/docs", "/docs/"))
                 .service(
                     SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()),
@@ -190,7 +208,8 @@ impl Application {
                     resource("/webhooks/twilio/status")
                         .route(web::post().to(webhooks::twilio_status)),
                 )
-                .default_service(web::to(not_found))
+                // The dashboard's client-side routes, else the JSON 404.
+                .default_service(web::to(dashboard::fallback))
         })
         .disable_signals()
         // Live feeds and small JSON replies must not wait for delayed acks.

@@ -64,6 +64,8 @@ impl Browser {
             "goog:chromeOptions".to_string(),
             json!({"binary": chromium, "args": args}),
         );
+        // The console, for `console_errors`.
+        capabilities.insert("goog:loggingPrefs".to_string(), json!({"browser": "ALL"}));
         let client = ClientBuilder::rustls()
             .expect("rustls client")
             .capabilities(capabilities)
@@ -111,7 +113,7 @@ impl Browser {
         self.click("#sign-in button").await;
         self.wait_until(
             &format!("the page shows {email} signed in"),
-            "return document.querySelector('#who').textContent",
+            "const who = document.querySelector('#who'); return who ? who.textContent : ''",
             |who| who.as_str().is_some_and(|w| w.contains(email)),
         )
         .await;
@@ -207,16 +209,100 @@ impl Browser {
                 .set_window_size(width, tall.clamp(height, 6000))
                 .await
                 .unwrap();
-            paths.push(self.screenshot(&format!("{label}-{width}")).await);
+            // Nothing may push the page sideways: at a phone's width every
+            // control must be reachable without scrolling across.
+            let wide = self
+                .script("return document.documentElement.scrollWidth;")
+                .await
+                .as_u64()
+                .unwrap_or_default();
+            let shot = self.screenshot(&format!("{label}-{width}")).await;
+            assert!(
+                wide <= u64::from(width),
+                "{label} is {wide} px wide at {width} px: {}",
+                shot.display()
+            );
+            paths.push(shot);
         }
         let (width, height) = WIDTHS[0];
         self.client.set_window_size(width, height).await.unwrap();
         paths
     }
 
+    /// What the page wrote to the console at level SEVERE since the last
+    /// call: uncaught errors, failed requests (a 403 the page caused
+    /// itself), Content-Security-Policy refusals.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .unwrap_or_else(|err| panic!("chromedriver gave no console log: {err}"));
+        entries
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Fails the test when the page wrote an error to its console.
+    pub async fn assert_no_console_errors(&self, page: &str) {
+        let errors = self.console_errors().await;
+        assert!(errors.is_empty(), "{page}: console errors: {errors:#?}");
+    }
+
+    /// Opens the view at `path` through the page's own navigation (no
+    /// reload), and waits until it is drawn.
+    pub async fn open_view(&self, path: &str) {
+        self.click(&format!("header nav a[href={}]", json!(path)))
+            .await;
+        self.wait_until(
+            &format!("the page shows {path}"),
+            "return location.pathname",
+            |at| at.as_str() == Some(path),
+        )
+        .await;
+    }
+
+    /// The element at `css` exists.
+    pub async fn exists(&self, css: &str) -> bool {
+        let script = format!("return document.querySelector({}) !== null;", json!(css));
+        self.script(&script).await.as_bool().unwrap_or(false)
+    }
+
     /// Quits the browser; dropping it without this (a failed test) kills it.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver's console log (the legacy `se/log` endpoint, which it
+/// keeps for this).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 

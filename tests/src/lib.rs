@@ -42,6 +42,8 @@ pub struct Options {
     pub trusted_proxies: String,
     /// auth-svc's own limits; the default throttles nothing a test does.
     pub auth_limits: auth_svc::limits::LimitsConfig,
+    /// How long an access token lasts (auth-svc in this process only).
+    pub access_ttl: Duration,
     /// Run auth-svc from its own binary as a child process (see
     /// [`auth::AuthProcess`]): so a test can read its memory apart, and its
     /// hashing pool, one per process, is not shared with other tests.
@@ -110,6 +112,7 @@ impl Default for Options {
             send_burst: 100_000,
             trusted_proxies: String::new(),
             auth_limits: generous_auth_limits(),
+            access_ttl: Duration::from_secs(900),
             auth_apart: false,
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
@@ -343,7 +346,7 @@ impl TestApp {
             signing_key,
             extra_keys,
             tokens: Self::tokens(),
-            access_ttl: Duration::from_secs(900),
+            access_ttl: self.options.access_ttl,
             refresh_ttl: Duration::from_secs(3600),
             admin: Some(auth_svc::config::AccountSeed {
                 email: self.admin_email.clone(),
