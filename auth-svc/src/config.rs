@@ -31,6 +31,16 @@ pub struct AuthConfig {
     /// What each role may send unless a user has a quota of its own.
     pub quotas: RoleQuotas,
     pub limits: crate::limits::LimitsConfig,
+    /// Where the notices of directory changes go (the live feed), and on
+    /// which exchange; `None` sends none.
+    pub changes: Option<ChangesConfig>,
+}
+
+/// The broker and topic exchange of [`smsops_common::changes`].
+#[derive(Debug, Clone)]
+pub struct ChangesConfig {
+    pub amqp_url: String,
+    pub exchange: String,
 }
 
 #[derive(Clone)]
@@ -99,6 +109,10 @@ impl AuthConfig {
             refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,
             admin,
             service_account,
+            changes: Some(ChangesConfig {
+                amqp_url: config::amqp_url()?,
+                exchange: config::string_or("SMSOPS_CHANGES_EXCHANGE", "changes.events")?,
+            }),
             signup: config::or("SMSOPS_SIGNUP", SignupPolicy::Invite)?,
             quotas: RoleQuotas {
                 admin: quota(

@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::TokenVerifier,
+    changes::Changes,
     grpc::standard_routes,
     mongo,
     startup::{GrpcServer, StartupError},
@@ -14,7 +15,7 @@ use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAM
 use crate::{
     audit_store::AuditStore,
     config::AuthConfig,
-    core::{AuthCore, KeyRing, Policy},
+    core::{AuditLog, AuthCore, KeyRing, Policy},
     grpc::{AuthGrpc, LocalKeys},
     store::Store,
 };
@@ -47,9 +48,16 @@ impl Application {
         let audit = AuditStore::open(&client, &config.database)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
+        let changes = match &config.changes {
+            Some(changes) => Changes::start(changes.amqp_url.clone(), changes.exchange.clone()),
+            None => Changes::off(),
+        };
         let core = Arc::new(AuthCore::new(
             store,
-            audit,
+            AuditLog {
+                store: audit,
+                changes: changes.clone(),
+            },
             keys.clone(),
             config.tokens.clone(),
             Policy {
@@ -86,6 +94,7 @@ impl Application {
             .await;
         let mut telemetry = Telemetry::new("auth-svc");
         core.audit_recorder().register(telemetry.registry());
+        changes.register(telemetry.registry());
         let telemetry = Arc::new(telemetry);
         let router = tonic::transport::Server::builder()
             .add_routes(routes)

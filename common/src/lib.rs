@@ -4,6 +4,7 @@
 pub mod amqp;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod consume;
 pub mod error;

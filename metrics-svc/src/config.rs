@@ -19,6 +19,9 @@ pub struct MetricsConfig {
     pub exchange: String,
     /// Session events, for the live feed only.
     pub session_exchange: String,
+    /// Notices of directory changes (auth-svc, from the audit log), for
+    /// the live feed only.
+    pub changes_exchange: String,
     /// This service's own durable queue on it; `<queue>.dlq` takes the
     /// messages that cannot be read.
     pub queue: String,
@@ -51,6 +54,7 @@ impl MetricsConfig {
             amqp_url: config::amqp_url()?,
             exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
             session_exchange: config::string_or("SMSOPS_SESSION_EXCHANGE", "session.events")?,
+            changes_exchange: config::string_or("SMSOPS_CHANGES_EXCHANGE", "changes.events")?,
             queue: config::string_or("SMSOPS_METRICS_QUEUE", "metrics-svc.sms")?,
             prefetch: config::or("SMSOPS_METRICS_PREFETCH", 3000)?,
             auth_url: config::auth_url()?,

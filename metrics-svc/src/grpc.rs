@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use smsops_common::auth::TokenVerifier;
+use smsops_common::auth::{Role, TokenVerifier};
 use smsops_proto::metrics::v1::{self as pb, metrics_service_server::MetricsService};
 use tonic::{Request, Response, Status};
 
@@ -38,7 +38,8 @@ impl MetricsService for MetricsGrpc {
         &self,
         request: Request<pb::LiveRequest>,
     ) -> Result<Response<LiveStream>, Status> {
-        self.verifier.caller_of(&request).await?;
+        let caller = self.verifier.caller_of(&request).await?;
+        let admin = caller.role == Role::Admin;
         let core = self.core.clone();
         let mut changes = core.subscribe();
         let mut events = core.subscribe_events();
@@ -78,13 +79,16 @@ impl MetricsService for MetricsGrpc {
                     },
                     event = events.recv() => {
                         let batch = match event {
-                            Ok(first) => live_batch(first, &mut events),
+                            Ok(first) => live_batch(first, &mut events, admin),
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => vec![pb::LiveEvent {
                                 r#type: "live.lagged".into(),
                                 body: format!("{{\"missed\":{missed}}}"),
                             }],
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         };
+                        if batch.is_empty() {
+                            continue;
+                        }
                         let update = pb::LiveUpdate {
                             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                             pairs: Vec::new(),
@@ -167,9 +171,17 @@ impl MetricsService for MetricsGrpc {
 
 /// The event just received and whatever else is already waiting, so a busy
 /// feed goes out in few messages.
+/// Whether a watcher may see an event: everyone sees SMS, session and pair
+/// events; only admins the changes to people, invitations, keys and rules
+/// (the views that list them are theirs alone).
+fn visible(kind: &str, admin: bool) -> bool {
+    admin || kind.starts_with("sms.") || kind.starts_with("session.") || kind.starts_with("pair.")
+}
+
 fn live_batch(
     first: Arc<LiveEvent>,
     events: &mut tokio::sync::broadcast::Receiver<Arc<LiveEvent>>,
+    admin: bool,
 ) -> Vec<pb::LiveEvent> {
     let mut batch = vec![first];
     while batch.len() < 500 {
@@ -180,6 +192,7 @@ fn live_batch(
     }
     batch
         .into_iter()
+        .filter(|e| visible(&e.kind, admin))
         .map(|e| pb::LiveEvent {
             r#type: e.kind.clone(),
             body: e.body.clone(),
@@ -215,5 +228,33 @@ fn rate(delivered: i64, undelivered: i64, failed: i64) -> f64 {
         delivered as f64 / finished as f64
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn only_admins_see_changes_to_people_keys_and_rules() {
+        for kind in [
+            "sms.delivered",
+            "session.started",
+            "pair.created",
+            "pair.deleted",
+        ] {
+            assert!(visible(kind, false), "{kind}");
+            assert!(visible(kind, true), "{kind}");
+        }
+        for kind in [
+            "user.signed_up",
+            "user.role_changed",
+            "invitation.created",
+            "api_key.revoked",
+            "alert_rules.updated",
+        ] {
+            assert!(!visible(kind, false), "{kind}");
+            assert!(visible(kind, true), "{kind}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The live feed: every SMS and session event, as it is published, for
-//! dashboards. While anyone watches, this replica has its own exclusive,
+//! The live feed: every SMS and session event, and every notice of a
+//! directory change (a pair, a user, an invitation, an API key, the alert
+//! rules), as it is published, for dashboards. While anyone watches, this replica has its own exclusive,
 //! auto-deleted queue on both exchanges, consumed without acks: a feed, not
 //! a ledger (the counted metrics come from the durable queue). With nobody
 //! watching, the queue is gone and costs the broker nothing.
@@ -33,6 +34,7 @@ impl LiveFeed {
         amqp_url: String,
         sms_exchange: String,
         session_exchange: String,
+        changes_exchange: String,
     ) -> Self {
         Self {
             core,
@@ -40,6 +42,7 @@ impl LiveFeed {
             bindings: vec![
                 (sms_exchange, "sms.#".into()),
                 (session_exchange, "session.#".into()),
+                (changes_exchange, "#".into()),
             ],
         }
     }

@@ -79,6 +79,7 @@ impl Application {
                 config.amqp_url.clone(),
                 config.exchange.clone(),
                 config.session_exchange.clone(),
+                config.changes_exchange.clone(),
             ),
             core,
             retention,

@@ -39,6 +39,7 @@ fn config(run: &str, queue: &str, exchange: &str) -> metrics_svc::config::Metric
         amqp_url: URL.into(),
         exchange: exchange.into(),
         session_exchange: format!("{exchange}.sessions"),
+        changes_exchange: format!("{exchange}.changes"),
         queue: queue.into(),
         prefetch: arg("--prefetch", 3000) as u16,
         auth_url: "http://127.0.0.1:9".into(),

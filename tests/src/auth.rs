@@ -83,6 +83,11 @@ impl AuthProcess {
                 .env("SMSOPS_PROCESS_EMAIL", &account.email)
                 .env("SMSOPS_PROCESS_PASSWORD", &account.password);
         }
+        if let Some(changes) = &config.changes {
+            command
+                .env("SMSOPS_AMQP_URL", &changes.amqp_url)
+                .env("SMSOPS_CHANGES_EXCHANGE", &changes.exchange);
+        }
         let cap = |n: Option<u64>| n.unwrap_or(0).to_string();
         command
             .env("SMSOPS_SIGNUP", config.signup.as_str())

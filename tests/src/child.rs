@@ -120,6 +120,7 @@ pub fn metrics_env(config: &MetricsConfig) -> Vec<(&'static str, String)> {
         ("SMSOPS_AMQP_URL", config.amqp_url.clone()),
         ("SMSOPS_SMS_EXCHANGE", config.exchange.clone()),
         ("SMSOPS_SESSION_EXCHANGE", config.session_exchange.clone()),
+        ("SMSOPS_CHANGES_EXCHANGE", config.changes_exchange.clone()),
         ("SMSOPS_METRICS_QUEUE", config.queue.clone()),
         ("SMSOPS_METRICS_PREFETCH", config.prefetch.to_string()),
         ("SMSOPS_AUTH_URL", config.auth_url.clone()),

@@ -232,6 +232,8 @@ pub struct TestApp {
     pub metrics_queue: String,
     /// This test's own `session.events` exchange.
     pub session_exchange: String,
+    /// This test's own `changes.events` exchange (auth-svc's notices).
+    pub changes_exchange: String,
     pub notify_addr: SocketAddr,
     pub notify_db: String,
     /// notify-svc's own queue on this test's exchanges.
@@ -288,6 +290,7 @@ impl TestApp {
             metrics_db: format!("test_metrics_{run_id}"),
             metrics_queue: format!("metrics.test.{run_id}"),
             session_exchange: format!("session.events.test.{run_id}"),
+            changes_exchange: format!("changes.events.test.{run_id}"),
             notify_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             notify_db: format!("test_notify_{run_id}"),
             notify_queue: format!("notify.test.{run_id}"),
@@ -359,6 +362,10 @@ impl TestApp {
             signup: self.options.signup,
             quotas: self.options.quotas,
             limits: self.options.auth_limits.clone(),
+            changes: Some(auth_svc::config::ChangesConfig {
+                amqp_url: self.options.amqp_url.clone(),
+                exchange: self.changes_exchange.clone(),
+            }),
         };
         if self.options.auth_apart {
             if self.auth_addr.port() == 0 {
@@ -572,6 +579,7 @@ impl TestApp {
             amqp_url: self.options.amqp_url.clone(),
             exchange: self.exchange.clone(),
             session_exchange: self.session_exchange.clone(),
+            changes_exchange: self.changes_exchange.clone(),
             queue: self.metrics_queue.clone(),
             prefetch: 1000,
             auth_url: format!("http://{}", self.auth_addr),
@@ -809,6 +817,7 @@ impl TestApp {
         mysql.close().await;
         amqp::delete_exchange(&self.exchange).await;
         amqp::delete_exchange(&self.session_exchange).await;
+        amqp::delete_exchange(&self.changes_exchange).await;
         for queue in [&self.metrics_queue, &self.notify_queue] {
             let dead = format!("{queue}.dlq");
             amqp::delete_queue(queue).await;

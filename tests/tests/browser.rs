@@ -785,3 +785,47 @@ async fn a_person_promoted_while_signed_in_sees_the_new_role_without_a_reload() 
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_pairs_and_people_appear_on_open_pages_without_a_reload() {
+    let app = TestApp::spawn().await;
+    let viewer = app.new_account("viewer").await;
+    let watcher = Browser::start(&shots("directory-viewer")).await;
+    watcher.goto(&app.url("/pairs")).await;
+    watcher.sign_in(&viewer, USER_PASSWORD).await;
+    settled(&watcher, "/pairs").await;
+    let admin = Browser::start(&shots("directory-admin")).await;
+    admin.goto(&app.url("/admin")).await;
+    admin.sign_in(&app.admin_email, ADMIN_PASSWORD).await;
+    settled(&admin, "/admin").await;
+    for page in [&watcher, &admin] {
+        page.wait_until(
+            "the live feed is up",
+            "return document.querySelector('#connection').innerText",
+            |t| t.as_str() == Some("Live"),
+        )
+        .await;
+    }
+    // Someone else adds a pair and a person, through the API.
+    a_pair(&app, "Lebara", false).await;
+    let newcomer = app.new_account("operator").await;
+    watcher
+        .wait_until(
+            "the viewer's pairs list the new pair",
+            "return document.querySelector('#pairs tbody').innerText",
+            |t| t.as_str().is_some_and(|t| t.contains("Lebara")),
+        )
+        .await;
+    admin
+        .wait_until(
+            "the admin's users list the newcomer",
+            "return document.querySelector('#users tbody').innerText",
+            |t| t.as_str().is_some_and(|t| t.contains(&newcomer)),
+        )
+        .await;
+    assert_nothing_wrong(&watcher, "the viewer's pairs").await;
+    assert_nothing_wrong(&admin, "the admin's users").await;
+    watcher.close().await;
+    admin.close().await;
+    app.cleanup().await;
+}

@@ -8,10 +8,11 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mongodb::bson::DateTime;
-use serde_json::Value;
+use serde_json::{Value, json};
 use smsops_common::{
     audit::{self, Attempt, By, Entry, Failure, MAX_FIELDS_BYTES, Sink},
     auth::{Caller, Claims, Role},
+    changes::Changes,
     mongo::StoreError,
 };
 use smsops_proto::auth::v1::RecordAuditRequest;
@@ -182,10 +183,38 @@ fn doc_of(
     })
 }
 
+/// Where audit records go: the store, and the live notices of the
+/// directory changes among them.
+#[derive(Clone)]
+pub struct AuditLog {
+    pub store: AuditStore,
+    pub changes: Changes,
+}
+
+/// The families whose records are directory changes an open dashboard
+/// lists (sessions and alerts have events of their own).
+const CHANGE_FAMILIES: [&str; 5] = ["pair", "user", "invitation", "api_key", "alert_rules"];
+
+/// The live notice of a record: what changed, on what, when; nothing of
+/// its fields or its actor, since viewers get the pair notices too.
+fn notice(doc: &AuditDoc) -> Value {
+    json!({
+        "event_id": doc.id,
+        "type": doc.kind,
+        "occurred_at": doc.at.try_to_rfc3339_string().unwrap_or_default(),
+        "target": doc.target,
+    })
+}
+
 /// Inserts a record; a known id is a retry, and records nothing new.
-async fn insert(store: &AuditStore, doc: &AuditDoc) -> Result<bool, AuthError> {
-    match store.insert(doc).await {
-        Ok(()) => Ok(false),
+async fn insert(log: &AuditLog, doc: &AuditDoc) -> Result<bool, AuthError> {
+    match log.store.insert(doc).await {
+        Ok(()) => {
+            if CHANGE_FAMILIES.contains(&doc.family.as_str()) {
+                log.changes.notify(&doc.id, &doc.kind, &notice(doc));
+            }
+            Ok(false)
+        }
         Err(StoreError::Duplicate) => Ok(true),
         Err(err) => Err(err.into()),
     }
@@ -194,7 +223,7 @@ async fn insert(store: &AuditStore, doc: &AuditDoc) -> Result<bool, AuthError> {
 /// auth-svc's own writes go straight to its store, with the caller the
 /// gRPC layer verified as the actor.
 pub struct LocalSink {
-    pub store: AuditStore,
+    pub log: AuditLog,
 }
 
 impl Sink for LocalSink {
@@ -216,7 +245,7 @@ impl Sink for LocalSink {
                 DateTime::from_millis(entry.at_ms),
             )
             .map_err(|err| Failure::Refused(err.into()))?;
-            insert(&self.store, &doc)
+            insert(&self.log, &doc)
                 .await
                 .map(|_| ())
                 .map_err(|err| Failure::of(err.into()))
@@ -264,7 +293,7 @@ impl AuthCore {
             role: claims.role,
         };
         let doc = doc_of(actor, entry, at)?;
-        let duplicate = insert(&self.audit_store, &doc).await?;
+        let duplicate = insert(&self.audit_log, &doc).await?;
         if !duplicate {
             tracing::debug!(kind = %doc.kind, target = %doc.target, by = %doc.actor_id, "audit recorded");
         }
@@ -317,7 +346,11 @@ impl AuthCore {
                 .ok_or_else(|| bad("page_token is not valid"))?;
             filter.before_order = Some(order);
         }
-        let mut docs = self.audit_store.list(filter, i64::from(size) + 1).await?;
+        let mut docs = self
+            .audit_log
+            .store
+            .list(filter, i64::from(size) + 1)
+            .await?;
         let next = if docs.len() > size as usize {
             docs.truncate(size as usize);
             docs.last().map(|doc| URL_SAFE_NO_PAD.encode(&doc.order))

@@ -21,7 +21,7 @@ use smsops_common::{
 };
 
 pub use api_keys::{ApiKey, CreatedApiKey};
-pub use audit::{AuditQuery, AuditRecord, LocalSink};
+pub use audit::{AuditLog, AuditQuery, AuditRecord, LocalSink};
 pub use error::AuthError;
 pub use invitations::{CreatedInvitation, Invitation, InvitationState, SignupPolicy};
 pub use keys::KeyRing;
@@ -29,10 +29,7 @@ pub use tokens::TokenPair;
 
 use smsops_common::mongo::StoreError;
 
-use crate::{
-    audit_store::AuditStore,
-    store::{Store, TokenState, UserDoc},
-};
+use crate::store::{Store, TokenState, UserDoc};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 200;
@@ -92,7 +89,7 @@ pub struct AuthCore {
     refresh_ttl: Duration,
     signup: SignupPolicy,
     quotas: RoleQuotas,
-    audit_store: AuditStore,
+    audit_log: AuditLog,
     /// Records auth-svc's own writes in the audit log.
     audit: Recorder,
 }
@@ -101,16 +98,16 @@ impl AuthCore {
     /// Starts the audit recorder's retry task: call it inside a runtime.
     pub fn new(
         store: Store,
-        audit_store: AuditStore,
+        audit_log: AuditLog,
         keys: Arc<KeyRing>,
         tokens: TokenSettings,
         policy: Policy,
     ) -> Self {
         Self {
             audit: Recorder::new(Arc::new(LocalSink {
-                store: audit_store.clone(),
+                log: audit_log.clone(),
             })),
-            audit_store,
+            audit_log,
             store,
             keys,
             tokens,

@@ -221,3 +221,67 @@ async fn the_socket_wants_a_valid_token() {
     }
     app.cleanup().await;
 }
+
+/// Changes to the directory reach every open dashboard: a pair to anyone
+/// who may read pairs, a person, invitation or key to admins alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_changes_reach_the_sockets_of_those_who_may_read_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_tokens().await.access;
+    let (_, viewer) = app.new_user_as("viewer").await;
+    let mut admins = connect(&app, &format!("?token={admin}")).await;
+    let mut viewers = connect(&app, &format!("?token={}", viewer.access)).await;
+    wait_until_following(&mut admins).await;
+    wait_until_following(&mut viewers).await;
+
+    let pair = app
+        .post(
+            "/api/v1/country-operators",
+            Some(&admin),
+            json!({"country": "GB", "operator": "Three"}),
+        )
+        .await;
+    assert_eq!(pair.status, StatusCode::CREATED, "{}", pair.body);
+    for socket in [&mut admins, &mut viewers] {
+        let created = wait_for(socket, Duration::from_secs(10), |m| {
+            m["type"] == "pair.created"
+        })
+        .await;
+        assert_eq!(created["event"]["target"], pair.id(), "{created}");
+        assert!(created["event"]["occurred_at"].is_string(), "{created}");
+    }
+
+    // A new person: the admin hears of it, the viewer does not, then both
+    // hear of the pair's removal (which comes after it).
+    app.new_account("operator").await;
+    wait_for(&mut admins, Duration::from_secs(10), |m| {
+        m["type"] == "user.signed_up"
+    })
+    .await;
+    let deleted = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/country-operators/{}", pair.id()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let mut seen = Vec::new();
+    loop {
+        let message = wait_for(&mut viewers, Duration::from_secs(10), |m| {
+            m["type"].as_str().is_some_and(|t| t.contains('.'))
+        })
+        .await;
+        let kind = message["type"].as_str().unwrap_or_default().to_string();
+        seen.push(kind.clone());
+        if kind == "pair.deleted" {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().all(|k| k.starts_with("pair.")),
+        "the viewer heard of {seen:?}"
+    );
+    app.cleanup().await;
+}
