@@ -33,8 +33,8 @@ export function StartSession({ pairs, pair }: { pairs: Pair[]; pair?: string }) 
     setBusy(true);
     try {
       const session = await client.call("post", "/api/v1/sessions", { body: checked.body });
+      // The feed's session.started says so to everyone, this page included.
       dispatch({ type: "session", session });
-      dispatch({ type: "toast", tone: "good", text: `Session started on ${pairName(session)}`, href: `/sessions/${session.id}` });
       reload();
       navigate(`/sessions/${session.id}`);
     } catch (err) {
