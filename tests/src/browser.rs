@@ -269,6 +269,15 @@ impl Browser {
         .await;
     }
 
+    /// Cuts the page off the network, or gives it back (Chromium's own
+    /// network emulation, through chromedriver).
+    pub async fn set_offline(&self, offline: bool) {
+        self.client
+            .issue_cmd(NetworkConditions { offline })
+            .await
+            .unwrap_or_else(|err| panic!("chromedriver would not set the network: {err}"));
+    }
+
     /// The element at `css` exists.
     pub async fn exists(&self, css: &str) -> bool {
         let script = format!("return document.querySelector({}) !== null;", json!(css));
@@ -303,6 +312,36 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
             http::Method::POST,
             Some(json!({"type": "browser"}).to_string()),
         )
+    }
+}
+
+/// chromedriver's network emulation: offline, or back to normal.
+#[derive(Debug)]
+struct NetworkConditions {
+    offline: bool,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for NetworkConditions {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/chromium/network_conditions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        if self.offline {
+            let conditions = json!({"network_conditions": {
+                "offline": true, "latency": 0, "download_throughput": -1, "upload_throughput": -1,
+            }});
+            (http::Method::POST, Some(conditions.to_string()))
+        } else {
+            (http::Method::DELETE, None)
+        }
     }
 }
 

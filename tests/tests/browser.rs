@@ -829,3 +829,60 @@ async fn new_pairs_and_people_appear_on_open_pages_without_a_reload() {
     admin.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_network_is_said_where_it_matters_and_forgotten_once_back() {
+    let app = TestApp::spawn().await;
+    a_pair(&app, "Vodafone", false).await;
+    let email = app.new_account("operator").await;
+    let browser = Browser::start(&shots("offline")).await;
+    browser.goto(&app.url("/")).await;
+    browser.sign_in(&email, USER_PASSWORD).await;
+    settled(&browser, "the overview").await;
+
+    browser.set_offline(true).await;
+    browser.open_view("/pairs").await;
+    let said = browser
+        .wait_until(
+            "the pairs view says it cannot reach smsops",
+            "const p = document.querySelector('#view .problem'); return p ? p.innerText : ''",
+            |t| {
+                t.as_str()
+                    .is_some_and(|t| t.contains("Cannot reach smsops"))
+            },
+        )
+        .await;
+    assert_eq!(browser.text("#connection").await, "Offline: no network");
+    browser.screenshots("offline").await;
+    // Next to what it failed to load, not in a banner that outlives it.
+    assert!(said.as_str().unwrap().contains("the pairs"), "{said}");
+
+    browser.set_offline(false).await;
+    browser
+        .wait_until(
+            "the pairs load and the problem goes by itself",
+            "return [document.querySelector('#view .problem') === null, \
+                     !!document.querySelector('#pairs') && \
+                     document.querySelector('#pairs tbody').innerText.includes('Vodafone')]",
+            |v| v == &json!([true, true]),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the live feed is back",
+            "return document.querySelector('#connection').innerText",
+            |t| t.as_str() == Some("Live"),
+        )
+        .await;
+    // The failed requests of the offline spell are the console's only errors.
+    let errors = browser.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("ERR_INTERNET_DISCONNECTED") || e.contains("net::")),
+        "{errors:#?}"
+    );
+    browser.screenshots("back-online").await;
+    browser.close().await;
+    app.cleanup().await;
+}

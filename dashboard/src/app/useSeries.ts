@@ -7,6 +7,7 @@ import type { ApiError } from "../api/client";
 import { useApp, type Window } from "./context";
 
 const REFETCH_MS = 60_000;
+const RETRY_MS = 3000;
 
 /// A pair's (or, with "*", every pair's) series over `window`: fetched, then
 /// moved on by every pushed event, and fetched again each minute.
@@ -41,14 +42,22 @@ export function useSeries(scope: string, window: Window): { columns: Columns; er
             setNow(until);
             setError(null);
           },
-          (err: unknown) => !gone && setError(asApiError(err)),
+          (err: unknown) => {
+            if (gone) return;
+            const error = asApiError(err);
+            setError(error);
+            // No answer: again soon, not in a minute.
+            if (error.code === "network") retry = setTimeout(load, RETRY_MS);
+          },
         );
     };
+    let retry: ReturnType<typeof setTimeout> | null = null;
     load();
     const timer = setInterval(load, REFETCH_MS);
     return () => {
       gone = true;
       clearInterval(timer);
+      if (retry) clearTimeout(retry);
     };
   }, [client, scope, window, live.stale]);
 

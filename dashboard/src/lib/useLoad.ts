@@ -13,6 +13,8 @@ export function asApiError(err: unknown): ApiError {
   return new ApiError(0, "internal", err instanceof Error ? err.message : String(err));
 }
 
+const RETRY_MS = 3000;
+
 /// Loads with `load` whenever `deps` change or `reload` is called. Only the
 /// newest load's answer is kept, and a success clears the last error, so an
 /// error on screen always describes the present.
@@ -24,6 +26,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: DependencyList): Loaded
   const latest = useRef(0);
   useEffect(() => {
     const mine = ++latest.current;
+    let retry: ReturnType<typeof setTimeout> | null = null;
     setLoading(true);
     load().then(
       (value) => {
@@ -34,12 +37,19 @@ export function useLoad<T>(load: () => Promise<T>, deps: DependencyList): Loaded
       },
       (err: unknown) => {
         if (latest.current !== mine) return;
-        setError(asApiError(err));
+        const error = asApiError(err);
+        setError(error);
         setLoading(false);
+        // No answer at all: try again by itself, so the error goes once the
+        // network is back, without anyone reloading the page.
+        if (error.code === "network") {
+          retry = setTimeout(() => setTick((t) => t + 1), RETRY_MS);
+        }
       },
     );
     return () => {
       latest.current += 1;
+      if (retry) clearTimeout(retry);
     };
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
