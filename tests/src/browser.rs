@@ -96,6 +96,23 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Picks the first option of the select at `css` whose text contains
+    /// `text`, as a person picking it would (React hears the change).
+    pub async fn choose(&self, css: &str, text: &str) {
+        let chosen = self
+            .script(&format!(
+                "const s = document.querySelector({}); \
+                 const o = s && [...s.options].find((o) => o.value && o.text.includes({})); \
+                 if (!o) return false; \
+                 const set = Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, 'value').set; \
+                 set.call(s, o.value); s.dispatchEvent(new Event('change', {{bubbles: true}})); return true;",
+                json!(css),
+                json!(text)
+            ))
+            .await;
+        assert_eq!(chosen, json!(true), "no option {text:?} at {css}");
+    }
+
     pub async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))

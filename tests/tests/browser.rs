@@ -459,13 +459,7 @@ async fn an_admin_runs_a_session_from_the_page_and_a_viewer_watches_it_live() {
 
     // Then a good one: 600 a minute to 1,000 numbers, stopping after 2,000.
     browser
-        .script(&format!(
-            "const s = document.querySelector('#new-session select[name=pair]'); \
-             const o = [...s.options].find((o) => o.text.includes({})); \
-             const set = Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, 'value').set; \
-             set.call(s, o.value); s.dispatchEvent(new Event('change', {{bubbles: true}})); return null;",
-            json!(operator)
-        ))
+        .choose("#new-session select[name=pair]", &operator)
         .await;
     browser.fill("#new-session", "rate", "600").await;
     browser.fill("#new-session", "first", "+447700900000").await;
@@ -681,12 +675,7 @@ async fn one_sms_is_counted_as_typed_confirmed_and_not_sent_twice() {
         )
         .await;
     browser
-        .script(
-            "const s = document.querySelector('#new-sms select[name=pair]'); \
-             const set = Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, 'value').set; \
-             set.call(s, s.options[1].value); s.dispatchEvent(new Event('change', {bubbles: true})); \
-             return null;",
-        )
+        .choose("#new-sms select[name=pair]", "GB / O2")
         .await;
     browser.fill("#new-sms", "to", "+447700900123").await;
     // Cyrillic is UCS-2: 70 to a segment, so 71 characters are two.

@@ -8,6 +8,7 @@ export function PairSelect({
   onChange,
   anyLabel,
   invalid,
+  id,
 }: {
   pairs: Pair[];
   name?: string;
@@ -16,9 +17,10 @@ export function PairSelect({
   /// The label of an "every pair" choice, if there is one.
   anyLabel?: string;
   invalid?: boolean;
+  id?: string;
 }) {
   return (
-    <select name={name} value={value} onChange={(e) => onChange(e.target.value)} aria-invalid={invalid || undefined}>
+    <select id={id} name={name} value={value} onChange={(e) => onChange(e.target.value)} aria-invalid={invalid || undefined}>
       {anyLabel !== undefined ? <option value="">{anyLabel}</option> : <option value="">Choose a pair…</option>}
       {pairs.map((p) => (
         <option key={p.id} value={p.id}>

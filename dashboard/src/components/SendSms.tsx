@@ -4,6 +4,7 @@ import { useApp } from "../app/context";
 import { count } from "../lib/format";
 import { countBody, isE164, MAX_BODY_CHARS } from "../lib/segments";
 import { Field } from "./Field";
+import { PairSelect } from "./PairSelect";
 import { newKey } from "../lib/key";
 
 /// Sends one SMS. The form empties once the API has taken it, so a second
@@ -49,14 +50,7 @@ export function SendSms({ pairs, onSent }: { pairs: Pair[]; onSent(id: string): 
     <form id="new-sms" className="card form" onSubmit={submit} noValidate>
       <h2>Send one SMS</h2>
       <Field id="sms-pair" label="Pair" problem={problems.pair}>
-        <select id="sms-pair" name="pair" value={pair} onChange={(e) => setPair(e.target.value)}>
-          <option value="">Choose a pair…</option>
-          {pairs.map((p) => (
-            <option key={p.id} value={p.id}>
-              {p.country} / {p.operator}
-            </option>
-          ))}
-        </select>
+        <PairSelect id="sms-pair" pairs={pairs} value={pair} onChange={setPair} invalid={!!problems.pair} />
       </Field>
       <Field id="sms-to" label="To" problem={problems.to}>
         <input id="sms-to" name="to" placeholder="+447700900123" inputMode="tel" value={to} onChange={(e) => setTo(e.target.value)} />

@@ -1,10 +1,10 @@
 import { useState, type FormEvent } from "react";
 import type { Pair } from "../api/types";
 import { useApp } from "../app/context";
-import { pairName } from "../lib/format";
 import { navigate } from "../lib/router";
 import { checkSession, type Problems, type SessionForm } from "../lib/validate";
 import { Field } from "./Field";
+import { PairSelect } from "./PairSelect";
 
 const START: SessionForm = {
   pair: "",
@@ -48,15 +48,7 @@ export function StartSession({ pairs, pair }: { pairs: Pair[]; pair?: string }) 
     <form id="new-session" className="card form" onSubmit={submit} noValidate>
       <h2>Start a session</h2>
       <Field id="ns-pair" label="Pair" problem={problems.pair}>
-        <select id="ns-pair" name="pair" value={form.pair} onChange={(e) => set("pair")(e.target.value)}>
-          <option value="">Choose a pair…</option>
-          {pairs.map((p) => (
-            <option key={p.id} value={p.id}>
-              {pairName(p)}
-              {p.is_high_priority ? " (high priority)" : ""}
-            </option>
-          ))}
-        </select>
+        <PairSelect id="ns-pair" pairs={pairs} value={form.pair} onChange={set("pair")} invalid={!!problems.pair} />
       </Field>
       <Field id="ns-rate" label="Messages a minute" problem={problems.rate} hint="1/60 (one an hour) to 600,000">
         <input id="ns-rate" name="rate" inputMode="decimal" value={form.rate} onChange={(e) => set("rate")(e.target.value)} />

@@ -2,9 +2,11 @@ import { useState } from "react";
 import { useApp } from "../app/context";
 import { usePairs } from "../app/usePairs";
 import { MessageTable } from "../components/MessageTable";
+import { Pager } from "../components/Pager";
 import { PairSelect } from "../components/PairSelect";
 import { Loading, Problem } from "../components/Problem";
 import { SendSms } from "../components/SendSms";
+import { usePages } from "../lib/usePages";
 import { useThrottled } from "../lib/useThrottled";
 import { useLoad } from "../lib/useLoad";
 
@@ -16,10 +18,8 @@ export function Messages() {
   const pairs = usePairs();
   const [pair, setPair] = useState("");
   const [status, setStatus] = useState("");
-  // The page tokens walked back through; the last is the page on screen.
-  const [pages, setPages] = useState<string[]>([""]);
-  const page = pages[pages.length - 1] ?? "";
-  const onFirst = pages.length === 1;
+  const pages = usePages();
+  const { token: page, onFirst } = pages;
   // The newest page follows the feed; an older page stays put while read.
   const follow = useThrottled(onFirst ? live.version : 0, 2000);
   const messages = useLoad(
@@ -31,7 +31,7 @@ export function Messages() {
   );
   const filter = (set: () => void) => {
     set();
-    setPages([""]);
+    pages.newest();
   };
   return (
     <section aria-labelledby="messages-title">
@@ -52,24 +52,11 @@ export function Messages() {
             ))}
           </select>
         </label>
-        <button type="button" id="sms-latest" disabled={onFirst} onClick={() => setPages([""])}>
-          Newest
-        </button>
-        <button
-          type="button"
-          id="sms-older"
-          disabled={!messages.data?.next_page_token}
-          onClick={() => {
-            const next = messages.data?.next_page_token;
-            if (next) setPages((p) => [...p, next]);
-          }}
-        >
-          Older
-        </button>
+        <Pager {...pages} next={messages.data?.next_page_token} id="sms" />
       </form>
       <Problem error={messages.error} what="the messages" />
       {messages.data ? <MessageTable rows={messages.data.items} /> : messages.loading && <Loading />}
-      {may.send && <SendSms pairs={pairs.data ?? []} onSent={() => (onFirst ? messages.reload() : setPages([""]))} />}
+      {may.send && <SendSms pairs={pairs.data ?? []} onSent={() => (onFirst ? messages.reload() : pages.newest())} />}
       {!may.send && <p className="muted">Viewers see numbers masked and cannot send.</p>}
     </section>
   );

@@ -1,15 +1,16 @@
-import { useState } from "react";
 import { useApp } from "../../app/context";
+import { Pager } from "../../components/Pager";
 import { Loading, Problem } from "../../components/Problem";
 import { Table } from "../../components/Table";
 import { Time } from "../../components/Time";
 import { useLoad } from "../../lib/useLoad";
+import { usePages } from "../../lib/usePages";
 
 export function AuditLog() {
   const { client, live } = useApp();
   const changed = Object.values(live.changes).reduce((a, b) => a + b, 0);
-  const [pages, setPages] = useState<string[]>([""]);
-  const page = pages[pages.length - 1] ?? "";
+  const pages = usePages();
+  const page = pages.token;
   const log = useLoad(() => client.call("get", "/api/v1/audit", { query: { page_size: 50, page_token: page } }), [client, page, page === "" ? changed : 0]);
   return (
     <>
@@ -38,19 +39,7 @@ export function AuditLog() {
         log.loading && <Loading />
       )}
       <div className="toolbar">
-        <button type="button" disabled={pages.length === 1} onClick={() => setPages([""])}>
-          Newest
-        </button>
-        <button
-          type="button"
-          disabled={!log.data?.next_page_token}
-          onClick={() => {
-            const next = log.data?.next_page_token;
-            if (next) setPages((p) => [...p, next]);
-          }}
-        >
-          Older
-        </button>
+        <Pager {...pages} next={log.data?.next_page_token} />
       </div>
     </>
   );
