@@ -267,6 +267,31 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The WCAG 2 A and AA rules axe-core (the dashboard's dev dependency)
+    /// finds broken on the page as it is: labels, names, contrast, roles.
+    /// Each as "rule: what (where)".
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../dashboard/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&axe)
+            .unwrap_or_else(|err| panic!("{}: {err}; `make dashboard` installs it", axe.display()));
+        self.script(&format!("{source}\nreturn null;")).await;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}}) \
+                   .then((r) => done(r.passes.length === 0 ? ['axe checked nothing'] : \
+                     r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3) \
+                     .map((n) => n.target.join(' ')).join(', ')})`))) \
+                   .catch((e) => done([`axe failed: ${e}`]));",
+                Vec::new(),
+            )
+            .await
+            .unwrap_or_else(|err| panic!("axe did not run: {err}"));
+        serde_json::from_value(found).unwrap_or_default()
+    }
+
     /// Fails the test when the page wrote an error to its console.
     pub async fn assert_no_console_errors(&self, page: &str) {
         let errors = self.console_errors().await;

@@ -90,6 +90,8 @@ async fn assert_nothing_wrong(browser: &Browser, page: &str) {
         .await;
     assert_eq!(problems, json!([]), "{page} shows a problem");
     browser.assert_no_console_errors(page).await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{page}: {violations:#?}");
 }
 
 const VIEWS: [&str; 5] = ["/", "/sessions", "/messages", "/pairs", "/alerts"];
