@@ -37,12 +37,31 @@ export function App() {
     setMe(who);
   }, [client]);
 
-  // A tab that kept its tokens (a reload) goes on signed in.
+  // A tab that kept its tokens (a reload) goes on signed in. Without an
+  // answer (the network, the gateway restarting) it keeps them and asks
+  // again; only a refusal ends the sign-in.
+  const [unreachable, setUnreachable] = useState(false);
   useEffect(() => {
     if (!checking) return;
-    loadMe()
-      .catch(() => sessionTokens.clear())
-      .finally(() => setChecking(false));
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    const check = () => {
+      loadMe().then(
+        () => setChecking(false),
+        (err: unknown) => {
+          if (asApiError(err).code === "network") {
+            setUnreachable(true);
+            retry = setTimeout(check, 3000);
+            return;
+          }
+          sessionTokens.clear();
+          setChecking(false);
+        },
+      );
+    };
+    check();
+    return () => {
+      if (retry) clearTimeout(retry);
+    };
   }, [checking, loadMe]);
 
   // Background renewal, single flight with any renewal a 401 starts; after
@@ -75,7 +94,13 @@ export function App() {
     setMe(null);
   }, [client]);
 
-  if (checking) return <p className="loading">Loading…</p>;
+  if (checking) {
+    return (
+      <p className={unreachable ? "problem" : "loading"} role={unreachable ? "alert" : undefined}>
+        {unreachable ? "Cannot reach smsops; trying again…" : "Loading…"}
+      </p>
+    );
+  }
   if (!me) {
     return (
       <SignIn

@@ -178,6 +178,7 @@ export function createClient(options: ClientOptions): Client {
     renew,
     call(method, path, callOptions) {
       const url = fillPath(path, callOptions?.path) + queryString(callOptions?.query);
+      // The answer's type is the operation's, by the document; fetch cannot know it.
       return send(method, url, callOptions?.body, false) as never;
     },
   };

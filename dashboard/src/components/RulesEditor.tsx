@@ -47,6 +47,7 @@ export function RulesEditor() {
   const save = async (event: FormEvent) => {
     event.preventDefault();
     try {
+      // The form holds whatever shape the API gave; the API checks it.
       const saved = await client.call("put", "/api/v1/alerts/rules", { body: rules as never });
       setRules(saved as Rules);
       dispatch({ type: "toast", tone: "good", text: "Alert rules saved" });
