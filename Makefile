@@ -2,14 +2,14 @@
 # The cargo target dir lives outside the clone so CI and fresh clones reuse it.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/smsops/target
 
-.PHONY: up test deps licenses dashboard fmt lint unit-and-e2e
+.PHONY: up test deps licenses dashboard deploy-check fmt lint unit-and-e2e
 
 up: deps dashboard
 	bash deploy/local/up.sh
 
 # Licences first: a crate we may not ship fails in seconds, before any build.
 # The dashboard before the gateway: the gateway embeds what it built.
-test: licenses deps dashboard fmt lint unit-and-e2e
+test: licenses deps dashboard deploy-check fmt lint unit-and-e2e
 
 deps:
 	bash deploy/local/deps.sh
@@ -21,6 +21,14 @@ licenses:
 # equal to the API: a changed API fails this build, not the people using it.
 dashboard:
 	cd dashboard && npm ci --no-audit --no-fund && npm run build && npm test
+
+# Every Kubernetes object against the API's own schemas, unknown fields
+# refused, and the compose file against the compose-spec schema (there is
+# no cluster and no container engine here); KEDA's and kustomize's own
+# kinds have no schema there and are checked by tests/tests/api/deploy.rs.
+deploy-check:
+	python3 -m kubernetes_validate --strict --quiet deploy/k8s/*.yaml deploy/k8s/components/*/*.yaml
+	python3 -m check_jsonschema --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
 
 fmt:
 	cargo fmt --all --check

@@ -73,6 +73,15 @@ if ! node_ok; then
   node_ok || { echo "deps: Node.js 20.19+ is needed for the dashboard; found $(node --version 2>&1)" >&2; exit 1; }
 fi
 
+# `make deploy-check` validates the Kubernetes manifests with
+# kubernetes-validate and the compose file with check-jsonschema (both PyPI,
+# Apache-2.0), which carry the Kubernetes and compose-spec schemas.
+if ! python3 -c 'import kubernetes_validate, check_jsonschema' >/dev/null 2>&1; then
+  echo "deps: installing kubernetes-validate and check-jsonschema"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "kubernetes-validate==1.37.0" "check-jsonschema==0.39.0"
+fi
+
 # The dashboard tests drive Debian's Chromium through its ChromeDriver.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "deps: installing chromium and chromium-driver"

@@ -67,6 +67,7 @@ fn deployment_files_set_only_variables_the_services_read() {
     for entry in std::fs::read_dir(root().join("deploy/k8s"))
         .unwrap()
         .flatten()
+        .filter(|entry| entry.path().is_file())
     {
         files.push(format!(
             "deploy/k8s/{}",
@@ -316,4 +317,105 @@ fn make_up_keeps_its_data_dir_to_its_owner() {
         private < first_write,
         "up.sh writes before it makes data/ private"
     );
+}
+
+/// The YAML documents of a file, each as its text.
+fn documents(text: &str) -> Vec<&str> {
+    text.split("\n---\n").collect()
+}
+
+/// The value of the first `key: value` line at or below `after` in `doc`.
+fn value_after<'a>(doc: &'a str, after: &str, key: &str) -> Option<&'a str> {
+    let from = doc.find(after)?;
+    doc[from..]
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}: ")))
+        .map(|v| v.trim().trim_matches('"'))
+}
+
+/// A service's default queue, as its config reads it.
+fn default_queue(service: &str, variable: &str) -> String {
+    let config = read(&format!("{service}/src/config.rs"));
+    let call = format!("\"{variable}\", \"");
+    let at = config
+        .find(&call)
+        .unwrap_or_else(|| panic!("{service} reads no {variable}"));
+    config[at + call.len()..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Each Deployment is scaled by exactly one thing: an HPA on CPU in its own
+/// file, or, for the two consumers, KEDA on their queue's depth (an HPA
+/// beside KEDA's own would fight it). The KEDA kinds have no schema in
+/// kubernetes-validate, so their shape is checked here.
+#[test]
+fn each_service_scales_on_its_own_signal() {
+    let component = read("deploy/k8s/components/keda/kustomization.yaml");
+    assert!(
+        component.contains("kind: Component") && component.contains("- scaledobjects.yaml"),
+        "{component}"
+    );
+    let keda = read("deploy/k8s/components/keda/scaledobjects.yaml");
+    let keda_docs = documents(&keda);
+    let authentications: Vec<&str> = keda_docs
+        .iter()
+        .filter(|d| d.contains("kind: TriggerAuthentication"))
+        .filter_map(|d| value_after(d, "metadata:", "name"))
+        .collect();
+    let secrets = read("deploy/k8s/secrets.example.yaml");
+    for doc in keda_docs
+        .iter()
+        .filter(|d| d.contains("kind: TriggerAuthentication"))
+    {
+        let key = value_after(doc, "secretTargetRef:", "key").unwrap_or_default();
+        assert!(
+            secrets.contains(&format!("  {key}: ")),
+            "KEDA reads {key}, which no secret holds"
+        );
+    }
+    for service in SERVICES {
+        let own = read(&format!("deploy/k8s/{service}.yaml"));
+        let hpas: Vec<&str> = documents(&own)
+            .into_iter()
+            .filter(|d| d.contains("kind: HorizontalPodAutoscaler"))
+            .collect();
+        let scaled: Vec<&&str> = keda_docs
+            .iter()
+            .filter(|d| d.contains("kind: ScaledObject"))
+            .filter(|d| value_after(d, "scaleTargetRef:", "name") == Some(service))
+            .collect();
+        match service {
+            "metrics-svc" | "notify-svc" => {
+                assert!(hpas.is_empty(), "{service} has an HPA beside KEDA's");
+                assert_eq!(scaled.len(), 1, "{service} has no ScaledObject");
+                let doc = scaled[0];
+                let least: u32 = value_after(doc, "spec:", "minReplicaCount")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                assert!(least >= 1, "{service} may scale to zero");
+                let variable = if service == "metrics-svc" {
+                    "SMSOPS_METRICS_QUEUE"
+                } else {
+                    "SMSOPS_NOTIFY_QUEUE"
+                };
+                assert_eq!(
+                    value_after(doc, "triggers:", "queueName"),
+                    Some(default_queue(service, variable).as_str()),
+                    "{service} is scaled on another queue than it reads"
+                );
+                let auth = value_after(doc, "authenticationRef:", "name").unwrap_or_default();
+                assert!(authentications.contains(&auth), "{service}: no {auth}");
+            }
+            _ => {
+                assert_eq!(hpas.len(), 1, "{service} has no HPA");
+                let hpa = hpas[0];
+                assert_eq!(value_after(hpa, "scaleTargetRef:", "name"), Some(service));
+                assert_eq!(value_after(hpa, "resource:", "name"), Some("cpu"));
+                assert!(scaled.is_empty(), "{service} is scaled on a queue");
+            }
+        }
+    }
 }
