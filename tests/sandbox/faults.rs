@@ -1,5 +1,7 @@
 //! Runtime fault switches, set with `POST /_sandbox/faults`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -32,7 +34,41 @@ pub struct Faults {
     pub callback_delay_ms: u64,
     /// Sends the final status callback before `sent`.
     pub callback_out_of_order: bool,
+    /// By E.164 prefix (the longest that matches wins): added before the
+    /// carrier's receipt (the final callback) of messages to it, and to
+    /// when a lookup sees it final, as a slowing route delays them.
+    pub receipt_delay_ms_by_prefix: BTreeMap<String, u64>,
     /// Share of message lookups answered 404 / 20404, as Twilio answers for
     /// a message it no longer has.
     pub lookup_unknown_share: f64,
+}
+
+impl Faults {
+    /// The receipt delay of messages to `to`.
+    pub fn receipt_delay_ms(&self, to: &str) -> u64 {
+        self.receipt_delay_ms_by_prefix
+            .iter()
+            .filter(|(prefix, _)| to.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, delay)| *delay)
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    #[test]
+    fn the_longest_matching_prefix_sets_the_receipt_delay() {
+        let faults = Faults {
+            receipt_delay_ms_by_prefix: [("+44".to_string(), 100), ("+447700".to_string(), 3000)]
+                .into_iter()
+                .collect(),
+            ..Faults::default()
+        };
+        assert_eq!(faults.receipt_delay_ms("+447700900123"), 3000);
+        assert_eq!(faults.receipt_delay_ms("+447800900123"), 100);
+        assert_eq!(faults.receipt_delay_ms("+15005550006"), 0);
+    }
 }

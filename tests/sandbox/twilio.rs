@@ -243,6 +243,7 @@ pub async fn create_message(
     let now = chrono::Utc::now().to_rfc2822();
     let callback = form.get("StatusCallback").cloned();
     let latency = Duration::from_millis(rule.callback_latency_ms + faults.callback_delay_ms);
+    let receipt_delay = Duration::from_millis(faults.receipt_delay_ms(&to));
     let received_at_ms = chrono::Utc::now().timestamp_millis();
     let step_ms = latency.as_millis() as i64;
     {
@@ -268,7 +269,7 @@ pub async fn create_message(
                 date_created: now.clone(),
                 received_at_ms,
                 sent_at_ms: received_at_ms + step_ms,
-                final_at_ms: received_at_ms + 2 * step_ms,
+                final_at_ms: received_at_ms + 2 * step_ms + receipt_delay.as_millis() as i64,
             });
         }
     }
@@ -286,7 +287,12 @@ pub async fn create_message(
         }
         actix_web::rt::spawn(async move {
             for (status, code) in order {
-                tokio::time::sleep(latency).await;
+                let wait = if status == "sent" {
+                    latency
+                } else {
+                    latency + receipt_delay
+                };
+                tokio::time::sleep(wait).await;
                 params.send(&state, &url, status, code).await;
             }
         });

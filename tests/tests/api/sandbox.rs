@@ -252,3 +252,50 @@ async fn callbacks_can_be_dropped_delayed_and_sent_out_of_order_at_run_time() {
         (Some(4), Some(2))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_destination_s_receipts_can_be_slowed_at_run_time() {
+    let sandbox =
+        Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
+    let (url, got) = callback_sink().await;
+    sandbox
+        .set_faults(json!({"receipt_delay_ms_by_prefix": {"+4477009": 600}}))
+        .await;
+    // Time from the send to each callback, by destination.
+    let timed = |to: &'static str| {
+        let url = url.clone();
+        let got = got.clone();
+        let sandbox = &sandbox;
+        async move {
+            let before = got.lock().unwrap().len();
+            let started = std::time::Instant::now();
+            let body = format!("slow {to}");
+            let form = [
+                ("To", to),
+                ("From", "+15005550006"),
+                ("Body", body.as_str()),
+                ("StatusCallback", url.as_str()),
+            ];
+            assert_eq!(twilio(sandbox, AUTH_TOKEN, &form).await.0, 201);
+            for _ in 0..200 {
+                if got.lock().unwrap().len() >= before + 2 {
+                    return started.elapsed();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("the receipt for {to} never came");
+        }
+    };
+    let slow = timed("+447700900123").await;
+    let other = timed("+447800900123").await;
+    assert!(
+        slow >= std::time::Duration::from_millis(600),
+        "the slowed route took {slow:?}"
+    );
+    // Only a lower bound is certain on a loaded machine: the other route
+    // did not wait the delay.
+    assert!(
+        other < slow,
+        "another route took {other:?}, the slowed {slow:?}"
+    );
+}
