@@ -1,7 +1,10 @@
 //! What metrics-svc exports to Prometheus besides its request metrics:
 //! `smsops_sms_total{country,operator,status}`, the events this replica
-//! counted (sum over replicas), and `smsops_sms_success_rate{country,operator}`,
-//! delivered / finished over the last hour, read back from MySQL.
+//! counted (sum over replicas), `smsops_sms_delivery_seconds{country,operator,step}`,
+//! how long messages took from their acceptance to `sent` and to
+//! `delivered` (a histogram, summable over replicas), and
+//! `smsops_sms_success_rate{country,operator}`, delivered / finished over the
+//! last hour, read back from MySQL.
 
 use std::{
     collections::HashSet,
@@ -10,7 +13,7 @@ use std::{
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -25,18 +28,49 @@ struct SmsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    country: String,
+    operator: String,
+    /// `sent` (the provider took it) or `delivered` (its receipt came).
+    step: &'static str,
+}
+
+/// From 100 ms (a provider's answer) to an hour (a carrier holding a
+/// message), tight around the seconds an OTP code must arrive in.
+const DELIVERY_BUCKETS: [f64; 15] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+];
+
+type Latency = Family<StepLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(DELIVERY_BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PairLabels {
     country: String,
     operator: String,
 }
 
-#[derive(Default)]
 pub struct Exported {
     total: Family<SmsLabels, Counter>,
+    delivery: Latency,
     success_rate: Family<PairLabels, Gauge<f64, AtomicU64>>,
     /// The pairs with a success-rate series now, so a pair that left the
     /// window loses its series instead of showing a stale rate.
     shown: Mutex<HashSet<PairLabels>>,
+}
+
+impl Default for Exported {
+    fn default() -> Self {
+        Self {
+            total: Family::default(),
+            delivery: Family::new_with_constructor(latency_histogram),
+            success_rate: Family::default(),
+            shown: Mutex::default(),
+        }
+    }
 }
 
 impl Exported {
@@ -45,6 +79,11 @@ impl Exported {
             "sms",
             "SMS events counted, by pair and status (accepted is a message sent)",
             self.total.clone(),
+        );
+        registry.register(
+            "sms_delivery_seconds",
+            "time from a message's acceptance to sent and to delivered, per pair",
+            self.delivery.clone(),
         );
         registry.register(
             "sms_success_rate",
@@ -70,6 +109,22 @@ impl Exported {
                             status,
                         })
                         .inc_by(u64::from(n));
+                }
+            }
+            for (step, samples) in [
+                ("sent", &tally.to_sent_ms),
+                ("delivered", &tally.to_delivered_ms),
+            ] {
+                if samples.is_empty() {
+                    continue;
+                }
+                let histogram = self.delivery.get_or_create(&StepLabels {
+                    country: tally.country.clone(),
+                    operator: tally.operator.clone(),
+                    step,
+                });
+                for ms in samples {
+                    histogram.observe(*ms as f64 / 1000.0);
                 }
             }
         }

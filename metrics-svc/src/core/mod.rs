@@ -29,6 +29,10 @@ pub struct SmsEvent {
     pub status: String,
     #[serde(default)]
     pub error_code: Option<String>,
+    /// When sms-svc accepted the message; absent on results reported
+    /// through the ingest API and on events from before it was published.
+    #[serde(default)]
+    pub accepted_at: Option<DateTime<Utc>>,
 }
 
 impl SmsEvent {
@@ -61,6 +65,18 @@ pub struct Tally {
     pub delivered: u32,
     pub undelivered: u32,
     pub failed: u32,
+    /// Accepted to `sent` (the provider took it), per message, in ms.
+    pub to_sent_ms: Vec<u64>,
+    /// Accepted to `delivered`, per message, in ms.
+    pub to_delivered_ms: Vec<u64>,
+}
+
+/// How long after its acceptance an event's status came, in ms; none
+/// without an acceptance time, and never below zero (clocks differ).
+fn since_accepted_ms(event: &SmsEvent) -> Option<u64> {
+    let accepted = event.accepted_at?;
+    let ms = (event.occurred_at - accepted).num_milliseconds();
+    Some(u64::try_from(ms).unwrap_or(0))
 }
 
 /// How often each error code ended a message, per (pair, minute, code).
@@ -110,7 +126,11 @@ pub fn tally<'a>(
             });
         match event.status.as_str() {
             "accepted" => entry.sent += 1,
-            "delivered" => entry.delivered += 1,
+            "sent" => entry.to_sent_ms.extend(since_accepted_ms(event)),
+            "delivered" => {
+                entry.delivered += 1;
+                entry.to_delivered_ms.extend(since_accepted_ms(event));
+            }
             "undelivered" => entry.undelivered += 1,
             "failed" => entry.failed += 1,
             _ => {}
@@ -305,7 +325,33 @@ mod tests {
             operator: "Vodafone".into(),
             status: status.into(),
             error_code: None,
+            accepted_at: None,
         }
+    }
+
+    #[test]
+    fn sent_and_delivered_events_carry_their_time_since_acceptance() {
+        let accepted = "2026-11-22T10:00:00Z".parse().ok();
+        let timed = |id: &str, status: &str, at: &str| SmsEvent {
+            accepted_at: accepted,
+            ..event(id, "p", status, at)
+        };
+        let events = [
+            timed("1", "accepted", "2026-11-22T10:00:00Z"),
+            timed("2", "sent", "2026-11-22T10:00:00.250Z"),
+            timed("3", "delivered", "2026-11-22T10:00:03Z"),
+            // A clock behind sms-svc's counts as no time, not as negative.
+            timed("4", "delivered", "2026-11-22T09:59:59Z"),
+            // A reported result has no acceptance time: counted, not timed.
+            event("5", "p", "delivered", "2026-11-22T10:00:10Z"),
+        ];
+        let tallies = tally(events.iter());
+        let ten: Vec<&Tally> = tallies.values().collect();
+        let sent: Vec<u64> = ten.iter().flat_map(|t| t.to_sent_ms.clone()).collect();
+        let delivered: Vec<u64> = ten.iter().flat_map(|t| t.to_delivered_ms.clone()).collect();
+        assert_eq!(sent, [250]);
+        assert_eq!(delivered, [0, 3000]);
+        assert_eq!(ten.iter().map(|t| t.delivered).sum::<u32>(), 3);
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub struct SmsEvent<'a> {
     #[serde(rename = "type")]
     pub event_type: &'a str,
     pub occurred_at: String,
+    /// When smsops accepted the message: with `occurred_at`, how long it
+    /// took to reach this status.
+    pub accepted_at: String,
     pub message_id: &'a str,
     pub session_id: Option<&'a str>,
     pub country_operator_id: &'a str,
@@ -56,6 +59,7 @@ impl OutboxEvent {
             event_id: &event_id,
             event_type: &event_type,
             occurred_at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            accepted_at: row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
             message_id: &row.id,
             session_id: row.session_id.as_deref(),
             country_operator_id: &row.pair_id,

@@ -251,3 +251,90 @@ async fn made_up_methods_and_paths_make_no_new_series() {
     assert!(longest < 300, "a {longest}-character line");
     app.cleanup().await;
 }
+
+/// A slowed route shows in its pair's delivery histogram, and only there:
+/// the sandbox holds the receipts of messages to +4477009 for 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_latency_is_exported_per_pair() {
+    let sandbox = Sandbox::start(json!({"default_rule": {
+        "delivered": 1.0, "callback_latency_ms": 10
+    }}));
+    sandbox
+        .set_faults(json!({"receipt_delay_ms_by_prefix": {"+4477009": 3000}}))
+        .await;
+    let app = TestApp::spawn_with(Options {
+        twilio_base_url: sandbox.url.clone(),
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin_tokens().await.access;
+    let mut labels = Vec::new();
+    for (prefix, name) in [("+44770090", "slow"), ("+44780090", "fast")] {
+        let operator = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+        let pair = app
+            .post(
+                "/api/v1/country-operators",
+                Some(&admin),
+                json!({"country": "GB", "operator": operator}),
+            )
+            .await
+            .id();
+        for n in 0..4 {
+            let reply = app
+                .post(
+                    "/api/v1/sms",
+                    Some(&admin),
+                    json!({"country_operator_id": pair, "to": format!("{prefix}01{n}"), "body": "latency"}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        }
+        labels.push(format!("operator=\"{operator}\""));
+    }
+    let metrics_url = format!("http://{}/metrics", app.prometheus["metrics-svc"]);
+    let count = |text: &str, operator: &str, step: &str| {
+        sample(
+            text,
+            "smsops_sms_delivery_seconds_count",
+            &[operator, &format!("step=\"{step}\"")],
+        )
+    };
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&app, &metrics_url).await;
+        if labels
+            .iter()
+            .all(|l| count(&text, l, "delivered") == Some(4.0))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (slow, fast) = (&labels[0], &labels[1]);
+    for operator in [slow, fast] {
+        assert_eq!(count(&text, operator, "delivered"), Some(4.0), "{text}");
+        assert_eq!(count(&text, operator, "sent"), Some(4.0), "{text}");
+    }
+    let under = |operator: &str, le: &str| {
+        sample(
+            &text,
+            "smsops_sms_delivery_seconds_bucket",
+            &[operator, "step=\"delivered\"", &format!("le=\"{le}\"")],
+        )
+    };
+    // The slowed receipts all took at least their 3 s; the others were not held.
+    assert_eq!(under(slow, "2.0"), Some(0.0), "{text}");
+    assert_eq!(under(slow, "+Inf"), Some(4.0), "{text}");
+    assert!(
+        under(fast, "2.0") > Some(0.0),
+        "the unslowed pair's receipts all took over 2 s: {text}"
+    );
+    let sum = sample(
+        &text,
+        "smsops_sms_delivery_seconds_sum",
+        &[slow, "step=\"delivered\""],
+    )
+    .unwrap_or_default();
+    assert!(sum >= 12.0, "4 receipts held 3 s each sum to {sum}");
+    app.cleanup().await;
+}
