@@ -233,10 +233,24 @@ impl Browser {
                 .await
                 .as_u64()
                 .unwrap_or_default();
+            // Nor may a table hide part of itself behind its own scroll bar.
+            let clipped = self
+                .script(
+                    "return [...document.querySelectorAll('.scroll')]\
+                     .filter((e) => e.scrollWidth > e.clientWidth + 1)\
+                     .map((e) => e.querySelector('table') ? e.querySelector('table').id : '?');",
+                )
+                .await;
             let shot = self.screenshot(&format!("{label}-{width}")).await;
             assert!(
                 wide <= u64::from(width),
                 "{label} is {wide} px wide at {width} px: {}",
+                shot.display()
+            );
+            assert_eq!(
+                clipped,
+                json!([]),
+                "{label}: these tables scroll sideways at {width} px: {}",
                 shot.display()
             );
             paths.push(shot);
