@@ -266,7 +266,7 @@ impl Browser {
     pub async fn console_errors(&self) -> Vec<String> {
         let entries = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(Chromedriver::console_log())
             .await
             .unwrap_or_else(|err| panic!("chromedriver gave no console log: {err}"));
         entries
@@ -329,7 +329,7 @@ impl Browser {
     /// network emulation, through chromedriver).
     pub async fn set_offline(&self, offline: bool) {
         self.client
-            .issue_cmd(NetworkConditions { offline })
+            .issue_cmd(Chromedriver::network(offline))
             .await
             .unwrap_or_else(|err| panic!("chromedriver would not set the network: {err}"));
     }
@@ -346,58 +346,58 @@ impl Browser {
     }
 }
 
-/// chromedriver's console log (the legacy `se/log` endpoint, which it
-/// keeps for this).
+/// One of chromedriver's own endpoints below the session, which W3C
+/// WebDriver lacks: the console log (legacy `se/log`), network emulation.
 #[derive(Debug)]
-struct BrowserLog;
+struct Chromedriver {
+    path: &'static str,
+    method: http::Method,
+    body: Option<serde_json::Value>,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+impl Chromedriver {
+    fn console_log() -> Self {
+        Self {
+            path: "se/log",
+            method: http::Method::POST,
+            body: Some(json!({"type": "browser"})),
+        }
+    }
+
+    fn network(offline: bool) -> Self {
+        let conditions = json!({"network_conditions": {
+            "offline": true, "latency": 0, "download_throughput": -1, "upload_throughput": -1,
+        }});
+        Self {
+            path: "chromium/network_conditions",
+            method: if offline {
+                http::Method::POST
+            } else {
+                http::Method::DELETE
+            },
+            body: offline.then_some(conditions),
+        }
+    }
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Chromedriver {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
         (
-            http::Method::POST,
-            Some(json!({"type": "browser"}).to_string()),
+            self.method.clone(),
+            self.body.as_ref().map(ToString::to_string),
         )
-    }
-}
-
-/// chromedriver's network emulation: offline, or back to normal.
-#[derive(Debug)]
-struct NetworkConditions {
-    offline: bool,
-}
-
-impl fantoccini::wd::WebDriverCompatibleCommand for NetworkConditions {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/chromium/network_conditions",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        if self.offline {
-            let conditions = json!({"network_conditions": {
-                "offline": true, "latency": 0, "download_throughput": -1, "upload_throughput": -1,
-            }});
-            (http::Method::POST, Some(conditions.to_string()))
-        } else {
-            (http::Method::DELETE, None)
-        }
     }
 }
 

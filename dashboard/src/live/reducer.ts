@@ -301,19 +301,20 @@ export function reducer(state: LiveState, action: Action): LiveState {
       for (const message of action.messages) {
         if (isSmsEvent(message)) applySms(next, message.event);
         else if (isSessionEvent(message)) applySession(next, message.event);
-        else if (changeFamily(message)) {
-          const family = changeFamily(message) as ChangeFamily;
-          next.changes = { ...next.changes, [family]: next.changes[family] + 1 };
-        }
         else if (message.type === "alert" && "alert" in message) applyAlert(next, message.alert);
         else if (message.type === "lagged") next.stale += 1;
+        else {
+          const family = changeFamily(message);
+          if (family) next.changes = { ...next.changes, [family]: next.changes[family] + 1 };
+        }
       }
-      next.tally = pruneTally(next.tally, Date.now());
       return next;
     }
     case "summary":
+      // Each reload (every 30 s at least) drops the live counts too old to chart.
       return {
         ...state,
+        tally: pruneTally(state.tally, Date.now()),
         summary: Object.fromEntries(action.items.map((p) => [p.country_operator_id, p])),
       };
     case "sessions":

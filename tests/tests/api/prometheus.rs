@@ -31,8 +31,8 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_service_serves_metrics_and_sms_counts_are_exported() {
+/// A stack on a sandbox that delivers everything 10 ms after each step.
+async fn delivering_app() -> (Sandbox, TestApp) {
     let sandbox = Sandbox::start(json!({"default_rule": {
         "delivered": 1.0, "callback_latency_ms": 10
     }}));
@@ -41,25 +41,40 @@ async fn every_service_serves_metrics_and_sms_counts_are_exported() {
         ..Options::default()
     })
     .await;
+    (sandbox, app)
+}
+
+/// A GB pair named `operator`; its id.
+async fn new_pair(app: &TestApp, admin: &str, operator: &str) -> String {
+    app.post(
+        "/api/v1/country-operators",
+        Some(admin),
+        json!({"country": "GB", "operator": operator}),
+    )
+    .await
+    .id()
+}
+
+/// Sends one message to `to` on `pair`.
+async fn send(app: &TestApp, admin: &str, pair: &str, to: &str, body: &str) {
+    let reply = app
+        .post(
+            "/api/v1/sms",
+            Some(admin),
+            json!({"country_operator_id": pair, "to": to, "body": body}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_serves_metrics_and_sms_counts_are_exported() {
+    let (_sandbox, app) = delivering_app().await;
     let admin = app.admin_tokens().await.access;
     let operator = format!("op-{}", uuid::Uuid::new_v4().simple());
-    let pair = app
-        .post(
-            "/api/v1/country-operators",
-            Some(&admin),
-            json!({"country": "GB", "operator": operator}),
-        )
-        .await
-        .id();
+    let pair = new_pair(&app, &admin, &operator).await;
     for n in 0..3 {
-        let reply = app
-            .post(
-                "/api/v1/sms",
-                Some(&admin),
-                json!({"country_operator_id": pair, "to": format!("+44770090010{n}"), "body": "prom"}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        send(&app, &admin, &pair, &format!("+44770090010{n}"), "prom").await;
     }
 
     let metrics_url = format!("http://{}/metrics", app.prometheus["metrics-svc"]);
@@ -256,38 +271,17 @@ async fn made_up_methods_and_paths_make_no_new_series() {
 /// the sandbox holds the receipts of messages to +4477009 for 3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_latency_is_exported_per_pair() {
-    let sandbox = Sandbox::start(json!({"default_rule": {
-        "delivered": 1.0, "callback_latency_ms": 10
-    }}));
+    let (sandbox, app) = delivering_app().await;
     sandbox
         .set_faults(json!({"receipt_delay_ms_by_prefix": {"+4477009": 3000}}))
         .await;
-    let app = TestApp::spawn_with(Options {
-        twilio_base_url: sandbox.url.clone(),
-        ..Options::default()
-    })
-    .await;
     let admin = app.admin_tokens().await.access;
     let mut labels = Vec::new();
     for (prefix, name) in [("+44770090", "slow"), ("+44780090", "fast")] {
         let operator = format!("{name}-{}", uuid::Uuid::new_v4().simple());
-        let pair = app
-            .post(
-                "/api/v1/country-operators",
-                Some(&admin),
-                json!({"country": "GB", "operator": operator}),
-            )
-            .await
-            .id();
+        let pair = new_pair(&app, &admin, &operator).await;
         for n in 0..4 {
-            let reply = app
-                .post(
-                    "/api/v1/sms",
-                    Some(&admin),
-                    json!({"country_operator_id": pair, "to": format!("{prefix}01{n}"), "body": "latency"}),
-                )
-                .await;
-            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+            send(&app, &admin, &pair, &format!("{prefix}01{n}"), "latency").await;
         }
         labels.push(format!("operator=\"{operator}\""));
     }
