@@ -9,6 +9,7 @@ pub mod config;
 pub mod consume;
 pub mod error;
 pub mod grpc;
+pub mod latency;
 pub mod mongo;
 pub mod mysql;
 pub mod prom;

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use smsops_common::auth::{Role, TokenVerifier};
+use smsops_common::{
+    auth::{Role, TokenVerifier},
+    latency::Histogram,
+};
 use smsops_proto::metrics::v1::{self as pb, metrics_service_server::MetricsService};
 use tonic::{Request, Response, Status};
 
@@ -163,6 +166,8 @@ impl MetricsService for MetricsGrpc {
                 delivered: b.delivered.max(0) as u64,
                 undelivered: b.undelivered.max(0) as u64,
                 failed: b.failed.max(0) as u64,
+                to_sent: latency(&b.latency.to_sent),
+                to_delivered: latency(&b.latency.to_delivered),
             })
             .collect();
         Ok(Response::new(pb::SeriesResponse { points }))
@@ -202,6 +207,8 @@ fn live_batch(
 
 fn pair_summary(t: PairTotals) -> pb::PairSummary {
     pb::PairSummary {
+        to_sent: latency(&t.latency.to_sent),
+        to_delivered: latency(&t.latency.to_delivered),
         success_rate: rate(t.delivered, t.undelivered, t.failed),
         top_errors: t
             .top_errors
@@ -219,6 +226,15 @@ fn pair_summary(t: PairTotals) -> pb::PairSummary {
         undelivered: t.undelivered.max(0) as u64,
         failed: t.failed.max(0) as u64,
     }
+}
+
+fn latency(histogram: &Histogram) -> Option<pb::Latency> {
+    histogram.percentiles().map(|p| pb::Latency {
+        count: p.count,
+        p50_ms: p.p50_ms,
+        p95_ms: p.p95_ms,
+        p99_ms: p.p99_ms,
+    })
 }
 
 /// delivered / finished; 0 when none finished.

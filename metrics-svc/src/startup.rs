@@ -58,6 +58,7 @@ impl Application {
                 Horizon::new("processed_events", "processed_at", config.dedupe_keep),
                 Horizon::new("sms_metrics", "timestamp", config.metrics_keep),
                 Horizon::new("sms_error_counts", "timestamp", config.metrics_keep),
+                Horizon::new("sms_latency", "timestamp", config.metrics_keep),
             ],
             config.retention_every,
         );

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use smsops_common::ApiError;
+use smsops_common::{ApiError, latency::Histogram};
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
 
 use crate::core::{SmsEvent, Tally};
@@ -39,7 +39,30 @@ pub struct PairTotals {
     /// Filled in after the totals query: (code, count), most first.
     #[sqlx(skip)]
     pub top_errors: Vec<(String, i64)>,
+    #[sqlx(skip)]
+    pub latency: Latency,
 }
+
+/// Acceptance to sent and to delivered, over a window.
+#[derive(Debug, Clone, Default)]
+pub struct Latency {
+    pub to_sent: Histogram,
+    pub to_delivered: Histogram,
+}
+
+impl Latency {
+    fn add(&mut self, step: u8, bin: u16, count: i64) {
+        let histogram = match step {
+            STEP_SENT => &mut self.to_sent,
+            _ => &mut self.to_delivered,
+        };
+        histogram.add(bin, count.max(0) as u64);
+    }
+}
+
+/// `sms_latency.step`.
+const STEP_SENT: u8 = 1;
+const STEP_DELIVERED: u8 = 2;
 
 /// Error codes kept per pair in a summary.
 const TOP_ERRORS: usize = 5;
@@ -52,6 +75,8 @@ pub struct Bucket {
     pub delivered: i64,
     pub undelivered: i64,
     pub failed: i64,
+    #[sqlx(skip)]
+    pub latency: Latency,
 }
 
 #[derive(Clone)]
@@ -110,6 +135,7 @@ impl Store {
         let tallies = crate::core::tally(new.iter().copied());
         add(&mut tx, &tallies).await?;
         add_errors(&mut tx, &crate::core::error_tally(new.iter().copied())).await?;
+        add_latency(&mut tx, &tallies).await?;
         tx.commit().await?;
         Ok(tallies.into_values().collect())
     }
@@ -150,6 +176,20 @@ impl Store {
                 .map(|(_, code, n)| (code.clone(), *n))
                 .collect();
         }
+        let bins: Vec<(String, u8, u16, i64)> = sqlx::query_as(
+            "SELECT pair_id, step, bin, CAST(SUM(count) AS SIGNED) AS n FROM sms_latency \
+             WHERE `timestamp` >= ? GROUP BY pair_id, step, bin",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut latency: BTreeMap<String, Latency> = BTreeMap::new();
+        for (pair, step, bin, n) in bins {
+            latency.entry(pair).or_default().add(step, bin, n);
+        }
+        for pair in &mut totals {
+            pair.latency = latency.remove(&pair.pair_id).unwrap_or_default();
+        }
         Ok(totals)
     }
 
@@ -182,7 +222,33 @@ impl Store {
             query.push(" AND pair_id = ").push_bind(pair);
         }
         query.push(" GROUP BY at ORDER BY at");
-        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+        let mut buckets: Vec<Bucket> = query.build_query_as().fetch_all(&self.pool).await?;
+        let mut bins =
+            QueryBuilder::<MySql>::new("SELECT FROM_UNIXTIME(FLOOR(UNIX_TIMESTAMP(`timestamp`) / ");
+        bins.push_bind(bucket_secs)
+            .push(") * ")
+            .push_bind(bucket_secs)
+            .push(
+                ") AS at, step, bin, CAST(SUM(count) AS SIGNED) AS n FROM sms_latency \
+                 WHERE `timestamp` >= ",
+            )
+            .push_bind(since)
+            .push(" AND `timestamp` < ")
+            .push_bind(until);
+        if let Some(pair) = pair_id {
+            bins.push(" AND pair_id = ").push_bind(pair);
+        }
+        bins.push(" GROUP BY at, step, bin");
+        let bins: Vec<(DateTime<Utc>, u8, u16, i64)> =
+            bins.build_query_as().fetch_all(&self.pool).await?;
+        let mut latency: BTreeMap<DateTime<Utc>, Latency> = BTreeMap::new();
+        for (at, step, bin, n) in bins {
+            latency.entry(at).or_default().add(step, bin, n);
+        }
+        for bucket in &mut buckets {
+            bucket.latency = latency.remove(&bucket.at).unwrap_or_default();
+        }
+        Ok(buckets)
     }
 }
 
@@ -202,6 +268,42 @@ async fn add_errors(
             .push_bind(pair)
             .push_bind(*minute)
             .push_bind(code)
+            .push_bind(*count);
+    });
+    upsert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");
+    upsert.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Adds each pair-minute's latencies to their bins, one statement for the batch.
+async fn add_latency(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    tallies: &BTreeMap<(String, DateTime<Utc>), Tally>,
+) -> Result<(), StoreError> {
+    let mut counts: BTreeMap<(&str, DateTime<Utc>, u8, u16), u32> = BTreeMap::new();
+    for ((pair, minute), tally) in tallies {
+        for (step, samples) in [
+            (STEP_SENT, &tally.to_sent_ms),
+            (STEP_DELIVERED, &tally.to_delivered_ms),
+        ] {
+            for ms in samples {
+                let bin = smsops_common::latency::bin(*ms);
+                *counts.entry((pair, *minute, step, bin)).or_insert(0) += 1;
+            }
+        }
+    }
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sms_latency (pair_id, `timestamp`, step, bin, count) ",
+    );
+    upsert.push_values(&counts, |mut values, ((pair, minute, step, bin), count)| {
+        values
+            .push_bind(*pair)
+            .push_bind(*minute)
+            .push_bind(*step)
+            .push_bind(*bin)
             .push_bind(*count);
     });
     upsert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");

@@ -68,11 +68,12 @@ impl NotifyService for NotifyGrpc {
         request: Request<pb::Rules>,
     ) -> Result<Response<pb::Rules>, Status> {
         let caller = self.verifier.caller_of(&request).await?;
-        // A caller from before the receipt-gap rule leaves it as stored.
+        // A caller from before the receipt-gap or slow-delivery rule leaves
+        // it as stored.
         let request = request.into_inner();
-        let current = match request.receipt_gap {
-            Some(_) => rules::ReceiptGapRule::default(),
-            None => self.core.get_rules(&caller).await?.receipt_gap,
+        let current = match (&request.receipt_gap, &request.slow_delivery) {
+            (Some(_), Some(_)) => rules::Rules::default(),
+            _ => self.core.get_rules(&caller).await?,
         };
         let rules = rules_from_pb(request, current)?;
         Ok(Response::new(rules_to_pb(
@@ -156,11 +157,19 @@ fn rules_to_pb(r: rules::Rules) -> pb::Rules {
             min_finished: r.receipt_gap.min_finished,
             hysteresis: r.receipt_gap.hysteresis,
         }),
+        slow_delivery: Some(pb::SlowDeliveryRule {
+            enabled: r.slow_delivery.enabled,
+            threshold_seconds: r.slow_delivery.threshold_seconds,
+            window_seconds: r.slow_delivery.window_seconds,
+            min_delivered: r.slow_delivery.min_delivered,
+            hysteresis_seconds: r.slow_delivery.hysteresis_seconds,
+        }),
         cooldown_seconds: r.cooldown_seconds,
     }
 }
 
-fn rules_from_pb(r: pb::Rules, current_gap: rules::ReceiptGapRule) -> Result<rules::Rules, Status> {
+/// The rules a caller sent; a rule it left out is `current`'s.
+fn rules_from_pb(r: pb::Rules, current: rules::Rules) -> Result<rules::Rules, Status> {
     let missing = |name: &str| {
         Status::from(smsops_common::ApiError::invalid_argument(format!(
             "{name} is required"
@@ -188,13 +197,22 @@ fn rules_from_pb(r: pb::Rules, current_gap: rules::ReceiptGapRule) -> Result<rul
         },
         receipt_gap: r
             .receipt_gap
-            .map_or(current_gap, |gap| rules::ReceiptGapRule {
+            .map_or(current.receipt_gap, |gap| rules::ReceiptGapRule {
                 enabled: gap.enabled,
                 threshold: gap.threshold,
                 window_seconds: gap.window_seconds,
                 min_finished: gap.min_finished,
                 hysteresis: gap.hysteresis,
             }),
+        slow_delivery: r.slow_delivery.map_or(current.slow_delivery, |slow| {
+            rules::SlowDeliveryRule {
+                enabled: slow.enabled,
+                threshold_seconds: slow.threshold_seconds,
+                window_seconds: slow.window_seconds,
+                min_delivered: slow.min_delivered,
+                hysteresis_seconds: slow.hysteresis_seconds,
+            }
+        }),
         cooldown_seconds: r.cooldown_seconds,
     })
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use smsops_common::ApiError;
+use smsops_common::{ApiError, latency::Histogram};
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
 use crate::core::event::{Event, SmsOutcome};
@@ -87,6 +87,14 @@ pub struct PairWindow {
     pub failed: i64,
     /// Finished through receipt reconciliation, their callback never having come.
     pub reconciled: i64,
+}
+
+/// How long a pair's delivered messages took over a window.
+#[derive(Debug, Clone, Default)]
+pub struct PairLatency {
+    pub country: String,
+    pub operator: String,
+    pub delivered: Histogram,
 }
 
 /// A pair's most frequent error code over a window.
@@ -277,6 +285,34 @@ impl Store {
         Ok(worst)
     }
 
+    /// Per pair, how long its messages delivered since `since` took.
+    pub async fn latencies(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, PairLatency>, StoreError> {
+        // Every latency bucket has its outcome bucket: one transaction writes both.
+        let rows: Vec<(String, u16, i64, String, String)> = sqlx::query_as(
+            "SELECT l.pair_id, l.bin, CAST(SUM(l.count) AS SIGNED) AS n, \
+             MAX(o.country) AS country, MAX(o.operator) AS operator \
+             FROM pair_latency l JOIN pair_outcomes o \
+             ON o.pair_id = l.pair_id AND o.bucket_at = l.bucket_at \
+             WHERE l.bucket_at >= ? GROUP BY l.pair_id, l.bin",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pairs: BTreeMap<String, PairLatency> = BTreeMap::new();
+        for (pair, bin, count, country, operator) in rows {
+            let entry = pairs.entry(pair).or_insert_with(|| PairLatency {
+                country,
+                operator,
+                ..PairLatency::default()
+            });
+            entry.delivered.add(bin, count.max(0) as u64);
+        }
+        Ok(pairs)
+    }
+
     pub async fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.state = 'open'");
         Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
@@ -414,7 +450,7 @@ impl Store {
 
     /// Forgets outcomes older than the rules can look at.
     pub async fn prune(&self, outcomes_before: DateTime<Utc>) -> Result<(), StoreError> {
-        for table in ["pair_outcomes", "pair_errors"] {
+        for table in ["pair_outcomes", "pair_errors", "pair_latency"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE bucket_at < ? LIMIT 10000"
             ))
@@ -544,8 +580,15 @@ async fn add_outcomes(
     type Counts = (String, String, bool, i64, i64, i64, i64);
     let mut counts: BTreeMap<(String, DateTime<Utc>), Counts> = BTreeMap::new();
     let mut errors: BTreeMap<(String, DateTime<Utc>, String), i64> = BTreeMap::new();
+    let mut latency: BTreeMap<(String, DateTime<Utc>, u16), i64> = BTreeMap::new();
     for outcome in outcomes {
         let at = bucket(outcome.occurred_at);
+        if let Some(ms) = outcome.delivery_ms() {
+            let bin = smsops_common::latency::bin(ms);
+            *latency
+                .entry((outcome.country_operator_id.clone(), at, bin))
+                .or_insert(0) += 1;
+        }
         let entry = counts
             .entry((outcome.country_operator_id.clone(), at))
             .or_insert_with(|| {
@@ -609,6 +652,20 @@ async fn add_outcomes(
                 .push_bind(pair)
                 .push_bind(at)
                 .push_bind(code)
+                .push_bind(count);
+        });
+        insert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");
+        insert.build().execute(&mut **tx).await?;
+    }
+    if !latency.is_empty() {
+        let mut insert = QueryBuilder::<MySql>::new(
+            "INSERT INTO pair_latency (pair_id, bucket_at, bin, count) ",
+        );
+        insert.push_values(&latency, |mut values, ((pair, at, bin), count)| {
+            values
+                .push_bind(pair)
+                .push_bind(at)
+                .push_bind(bin)
                 .push_bind(count);
         });
         insert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");

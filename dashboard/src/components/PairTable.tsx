@@ -1,7 +1,7 @@
 import type { PairSummary } from "../api/types";
 import { useApp } from "../app/context";
 import { useSeries } from "../app/useSeries";
-import { count, pairName, percent } from "../lib/format";
+import { count, duration, pairName, percent } from "../lib/format";
 import { Link } from "../lib/router";
 import { Sparkline } from "./Sparkline";
 import { Table, type Column } from "./Table";
@@ -35,6 +35,13 @@ const COLUMNS: Column<PairSummary>[] = [
     label: "Success",
     cell: (p) => (finished(p) === 0 ? "–" : percent(p.success_rate)),
     sort: (p) => (finished(p) === 0 ? 2 : p.success_rate),
+    numeric: true,
+  },
+  {
+    key: "p95",
+    label: "p95 delivery",
+    cell: (p) => duration(p.to_delivered?.p95_ms),
+    sort: (p) => p.to_delivered?.p95_ms ?? -1,
     numeric: true,
   },
   {

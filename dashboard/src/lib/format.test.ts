@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { localTime, pairName, percent, relative, successRate, utcTime } from "./format";
+import { duration, localTime, pairName, percent, relative, successRate, utcTime } from "./format";
 
 describe("times", () => {
   it("name their zone and give UTC for the hover", () => {
@@ -24,5 +24,11 @@ describe("numbers", () => {
     expect(successRate(0, 0, 0)).toBeNull();
     expect(successRate(3, 1, 0)).toBe(0.75);
     expect(pairName({ country: "GB", operator: "Vodafone" })).toBe("GB / Vodafone");
+  });
+  it("show a latency in the unit it reads best in", () => {
+    expect(duration(412.4)).toBe("412 ms");
+    expect(duration(3061)).toBe("3.1 s");
+    expect(duration(600_000)).toBe("10.0 min");
+    expect(duration(undefined)).toBe("–");
   });
 });

@@ -37,6 +37,14 @@ export function count(n: number | null | undefined): string {
   return n === null || n === undefined ? "–" : counts.format(n);
 }
 
+/// A latency: ms under a second, seconds under two minutes, then minutes.
+export function duration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60_000).toFixed(1)} min`;
+}
+
 export function pairName(p: { country?: string | null; operator?: string | null }): string {
   if (!p.country) return "";
   return `${p.country} / ${p.operator ?? ""}`;

@@ -7,7 +7,7 @@ import { SessionTable } from "../components/SessionTable";
 import { StartSession } from "../components/StartSession";
 import { Time } from "../components/Time";
 import { WindowPicker } from "../components/WindowPicker";
-import { count, pairName, percent } from "../lib/format";
+import { count, duration, pairName, percent } from "../lib/format";
 import { Link } from "../lib/router";
 import { useLoad } from "../lib/useLoad";
 import { useThrottled } from "../lib/useThrottled";
@@ -58,6 +58,14 @@ export function PairDetail({ id }: { id: string }) {
         <div>
           <dt>Success, last {window}</dt>
           <dd>{summary && summary.delivered + summary.failed + summary.undelivered > 0 ? percent(summary.success_rate) : "–"}</dd>
+        </div>
+        <div>
+          <dt>Delivered in (p50 / p95 / p99)</dt>
+          <dd id="delivery-latency">
+            {summary?.to_delivered
+              ? [summary.to_delivered.p50_ms, summary.to_delivered.p95_ms, summary.to_delivered.p99_ms].map(duration).join(" / ")
+              : "–"}
+          </dd>
         </div>
       </dl>
       <Charts scope={id} />

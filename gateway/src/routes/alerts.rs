@@ -23,7 +23,8 @@ pub struct AlertsQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertView {
     pub id: String,
-    /// `success_rate`, `failure_burst`, `session_failed`, `receipt_gap` or `manual`.
+    /// `success_rate`, `failure_burst`, `session_failed`, `receipt_gap`,
+    /// `slow_delivery` or `manual`.
     pub rule: String,
     pub country_operator_id: Option<String>,
     pub country: Option<String>,
@@ -64,6 +65,9 @@ pub struct RulesBody {
     /// Left out, the rule stays as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_gap: Option<ReceiptGapBody>,
+    /// Left out, the rule stays as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_delivery: Option<SlowDeliveryBody>,
     /// After an alert resolves, the same rule and pair stay quiet this long.
     #[schema(maximum = 86400)]
     pub cooldown_seconds: u64,
@@ -115,6 +119,24 @@ pub struct ReceiptGapBody {
     pub min_finished: u64,
     #[schema(example = 0.05, minimum = 0, maximum = 0.5)]
     pub hysteresis: f64,
+}
+
+/// Opens when the 95th percentile of a pair's acceptance-to-delivered times
+/// over the window, with at least `min_delivered` timed, passes
+/// `threshold_seconds`; resolves at or below threshold − hysteresis.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlowDeliveryBody {
+    pub enabled: bool,
+    #[schema(example = 30, minimum = 0.1, maximum = 86400)]
+    pub threshold_seconds: f64,
+    #[schema(example = 300, minimum = 10, maximum = 86400)]
+    pub window_seconds: u64,
+    #[schema(example = 20, minimum = 1)]
+    pub min_delivered: u64,
+    /// At least 0, below the threshold.
+    #[schema(example = 5, minimum = 0)]
+    pub hysteresis_seconds: f64,
 }
 
 /// Opens when a session fails; resolves when the pair's next one starts.
@@ -214,6 +236,13 @@ fn rules_view(r: pb::Rules) -> RulesBody {
             min_finished: gap.min_finished,
             hysteresis: gap.hysteresis,
         }),
+        slow_delivery: r.slow_delivery.map(|slow| SlowDeliveryBody {
+            enabled: slow.enabled,
+            threshold_seconds: slow.threshold_seconds,
+            window_seconds: slow.window_seconds,
+            min_delivered: slow.min_delivered,
+            hysteresis_seconds: slow.hysteresis_seconds,
+        }),
         cooldown_seconds: r.cooldown_seconds,
     }
 }
@@ -269,6 +298,13 @@ pub async fn update_rules(
             window_seconds: gap.window_seconds,
             min_finished: gap.min_finished,
             hysteresis: gap.hysteresis,
+        }),
+        slow_delivery: r.slow_delivery.map(|slow| pb::SlowDeliveryRule {
+            enabled: slow.enabled,
+            threshold_seconds: slow.threshold_seconds,
+            window_seconds: slow.window_seconds,
+            min_delivered: slow.min_delivered,
+            hysteresis_seconds: slow.hysteresis_seconds,
         }),
         cooldown_seconds: r.cooldown_seconds,
     };

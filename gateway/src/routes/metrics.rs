@@ -34,6 +34,30 @@ pub struct PairSummaryView {
     pub success_rate: f64,
     /// The commonest error codes of undelivered and failed messages.
     pub top_errors: Vec<ErrorCountView>,
+    /// From acceptance to sent (the provider took it); absent when no
+    /// message in the window was timed.
+    pub to_sent: Option<LatencyView>,
+    /// From acceptance to delivered (its receipt came).
+    pub to_delivered: Option<LatencyView>,
+}
+
+/// Percentiles of the messages timed, each within 2 % of the exact one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatencyView {
+    /// Messages timed.
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+fn latency_view(l: pb::Latency) -> LatencyView {
+    LatencyView {
+        count: l.count,
+        p50_ms: l.p50_ms,
+        p95_ms: l.p95_ms,
+        p99_ms: l.p99_ms,
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +96,8 @@ pub struct SeriesPointView {
     pub undelivered: u64,
     pub failed: u64,
     pub success_rate: f64,
+    pub to_sent: Option<LatencyView>,
+    pub to_delivered: Option<LatencyView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -150,6 +176,8 @@ pub(crate) fn pair_view(p: pb::PairSummary) -> PairSummaryView {
                 count: e.count,
             })
             .collect(),
+        to_sent: p.to_sent.map(latency_view),
+        to_delivered: p.to_delivered.map(latency_view),
     }
 }
 
@@ -187,6 +215,8 @@ pub async fn series(
             undelivered: p.undelivered,
             failed: p.failed,
             success_rate: p.success_rate,
+            to_sent: p.to_sent.map(latency_view),
+            to_delivered: p.to_delivered.map(latency_view),
         })
         .collect();
     Ok(HttpResponse::Ok().json(SeriesView { points }))

@@ -26,6 +26,9 @@ pub struct SmsOutcome {
     /// The status came from receipt reconciliation (docs/events.md).
     #[serde(default)]
     pub reconciled: bool,
+    /// When sms-svc accepted the message; absent on reported results.
+    #[serde(default)]
+    pub accepted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +93,20 @@ impl SmsOutcome {
         }
         let finished_badly = matches!(self.status.as_str(), "undelivered" | "failed");
         (finished_badly && !code.is_empty() && code.len() <= 64).then_some(code)
+    }
+}
+
+impl SmsOutcome {
+    /// How long a delivered message took from its acceptance, in ms; none
+    /// for the other outcomes, for a status reconciliation found (its
+    /// time is when we asked, not when it was delivered) and without an
+    /// acceptance time. A clock behind sms-svc's counts as no time.
+    pub fn delivery_ms(&self) -> Option<u64> {
+        if self.status != "delivered" || self.reconciled {
+            return None;
+        }
+        let ms = (self.occurred_at - self.accepted_at?).num_milliseconds();
+        Some(u64::try_from(ms).unwrap_or(0))
     }
 }
 

@@ -29,6 +29,7 @@ pub const RULE_SUCCESS_RATE: &str = "success_rate";
 pub const RULE_FAILURE_BURST: &str = "failure_burst";
 pub const RULE_SESSION_FAILED: &str = "session_failed";
 pub const RULE_RECEIPT_GAP: &str = "receipt_gap";
+pub const RULE_SLOW_DELIVERY: &str = "slow_delivery";
 pub const RULE_MANUAL: &str = "manual";
 
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -298,6 +299,7 @@ impl NotifyCore {
         }
 
         self.evaluate_receipt_gaps(&rules, &open).await?;
+        self.evaluate_slow_delivery(&rules, &open).await?;
 
         let burst = &rules.failure_burst;
         let worst = self
@@ -356,6 +358,7 @@ impl NotifyCore {
                 RULE_FAILURE_BURST => !rules.failure_burst.enabled,
                 RULE_SESSION_FAILED => !rules.session_failed.enabled,
                 RULE_RECEIPT_GAP => !rules.receipt_gap.enabled,
+                RULE_SLOW_DELIVERY => !rules.slow_delivery.enabled,
                 _ => false,
             };
             if off {
@@ -410,6 +413,60 @@ impl NotifyCore {
                 }
                 (Verdict::Resolve, Some(alert)) => {
                     self.resolve(alert, &text::gap_closed(&alert.id, &facts))
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The slow-delivery rule over its own window. A pair with too few
+    /// delivered in the window keeps its alert, as with the other rules.
+    async fn evaluate_slow_delivery(
+        &self,
+        rules: &Rules,
+        open: &HashMap<(String, String), AlertRow>,
+    ) -> Result<(), NotifyError> {
+        let slow = &rules.slow_delivery;
+        if !slow.enabled {
+            return Ok(());
+        }
+        let since = Utc::now() - TimeDelta::seconds(slow.window_seconds as i64);
+        for (pair, latency) in self.store.latencies(since).await? {
+            let Some(p95_ms) = latency.delivered.quantile(0.95) else {
+                continue;
+            };
+            let delivered = latency.delivered.count();
+            let current = open.get(&(RULE_SLOW_DELIVERY.to_string(), pair.clone()));
+            let facts = text::SlowFacts {
+                country: &latency.country,
+                operator: &latency.operator,
+                p95_ms,
+                delivered,
+                threshold_seconds: slow.threshold_seconds,
+                window_seconds: slow.window_seconds,
+            };
+            match (
+                rules::slow_delivery_verdict(slow, p95_ms, delivered, current.is_some()),
+                current,
+            ) {
+                (Verdict::Open, None) => {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let alert = NewAlert {
+                        texts: self.to_every_chat(&text::slow(&id, &facts)),
+                        rule: RULE_SLOW_DELIVERY.into(),
+                        pair_id: Some(pair.clone()),
+                        country: Some(latency.country.clone()),
+                        operator: Some(latency.operator.clone()),
+                        message: text::slow_plain(&facts),
+                        notice: false,
+                        id,
+                    };
+                    self.open(&alert, cooldown(rules)).await?;
+                }
+                (Verdict::Resolve, Some(alert)) => {
+                    self.resolve(alert, &text::slow_over(&alert.id, &facts))
                         .await?;
                 }
                 _ => {}

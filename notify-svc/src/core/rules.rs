@@ -13,7 +13,36 @@ pub struct Rules {
     /// Absent from rules stored before it existed: those get its defaults.
     #[serde(default)]
     pub receipt_gap: ReceiptGapRule,
+    /// Absent from rules stored before it existed: those get its defaults.
+    #[serde(default)]
+    pub slow_delivery: SlowDeliveryRule,
     pub cooldown_seconds: u64,
+}
+
+/// Opens when the 95th percentile of a pair's acceptance-to-delivered
+/// times over the window, with at least `min_delivered` timed, passes
+/// `threshold_seconds`; resolves at or below threshold − hysteresis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowDeliveryRule {
+    pub enabled: bool,
+    pub threshold_seconds: f64,
+    pub window_seconds: u64,
+    pub min_delivered: u64,
+    pub hysteresis_seconds: f64,
+}
+
+impl Default for SlowDeliveryRule {
+    /// One code in twenty taking over half a minute is a login page that
+    /// times out; a route with a few slow carriers stays under it.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold_seconds: 30.0,
+            window_seconds: 300,
+            min_delivered: 20,
+            hysteresis_seconds: 5.0,
+        }
+    }
 }
 
 /// Opens when a pair's share of finished messages whose status had to be
@@ -85,6 +114,7 @@ impl Default for Rules {
             },
             session_failed: SessionFailedRule { enabled: true },
             receipt_gap: ReceiptGapRule::default(),
+            slow_delivery: SlowDeliveryRule::default(),
             cooldown_seconds: 600,
         }
     }
@@ -99,6 +129,7 @@ impl Rules {
             .window_seconds
             .max(self.failure_burst.window_seconds)
             .max(self.receipt_gap.window_seconds)
+            .max(self.slow_delivery.window_seconds)
     }
 
     pub fn validate(&self) -> Result<(), NotifyError> {
@@ -123,6 +154,18 @@ impl Rules {
         if gap.min_finished == 0 {
             return invalid("receipt_gap.min_finished must be at least 1");
         }
+        let slow = &self.slow_delivery;
+        if !(0.1..=MAX_WINDOW_SECS as f64).contains(&slow.threshold_seconds) {
+            return invalid("slow_delivery.threshold_seconds must be 0.1 s to 24 h");
+        }
+        if !(0.0..slow.threshold_seconds).contains(&slow.hysteresis_seconds) {
+            return invalid(
+                "slow_delivery.hysteresis_seconds must be at least 0 and below its threshold",
+            );
+        }
+        if slow.min_delivered == 0 {
+            return invalid("slow_delivery.min_delivered must be at least 1");
+        }
         if self.failure_burst.count == 0 {
             return invalid("failure_burst.count must be at least 1");
         }
@@ -130,6 +173,7 @@ impl Rules {
             rate.window_seconds,
             self.failure_burst.window_seconds,
             gap.window_seconds,
+            slow.window_seconds,
         ] {
             if !(10..=MAX_WINDOW_SECS).contains(&window) {
                 return invalid("windows must be 10 s to 24 h");
@@ -229,6 +273,32 @@ pub fn receipt_gap_verdict(
     }
 }
 
+/// The slow-delivery rule for one pair's window: `p95_ms` over `delivered`
+/// timed messages.
+pub fn slow_delivery_verdict(
+    rule: &SlowDeliveryRule,
+    p95_ms: f64,
+    delivered: u64,
+    open: bool,
+) -> Verdict {
+    if !rule.enabled {
+        return if open {
+            Verdict::Resolve
+        } else {
+            Verdict::Keep
+        };
+    }
+    if delivered < rule.min_delivered {
+        return Verdict::Keep;
+    }
+    let p95 = p95_ms / 1000.0;
+    match open {
+        false if p95 > rule.threshold_seconds => Verdict::Open,
+        true if p95 <= rule.threshold_seconds - rule.hysteresis_seconds => Verdict::Resolve,
+        _ => Verdict::Keep,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,11 +364,52 @@ mod tests {
     }
 
     #[test]
+    fn slow_delivery_opens_above_the_threshold_and_resolves_below_the_hysteresis() {
+        let rule = SlowDeliveryRule::default();
+        assert_eq!(
+            slow_delivery_verdict(&rule, 31_000.0, 20, false),
+            Verdict::Open
+        );
+        assert_eq!(
+            slow_delivery_verdict(&rule, 30_000.0, 20, false),
+            Verdict::Keep
+        );
+        // Too few delivered say nothing, either way.
+        assert_eq!(
+            slow_delivery_verdict(&rule, 90_000.0, 19, false),
+            Verdict::Keep
+        );
+        assert_eq!(
+            slow_delivery_verdict(&rule, 1_000.0, 19, true),
+            Verdict::Keep
+        );
+        // Under the threshold but not by the hysteresis: stays open.
+        assert_eq!(
+            slow_delivery_verdict(&rule, 27_000.0, 40, true),
+            Verdict::Keep
+        );
+        assert_eq!(
+            slow_delivery_verdict(&rule, 25_000.0, 40, true),
+            Verdict::Resolve
+        );
+        let off = SlowDeliveryRule {
+            enabled: false,
+            ..rule
+        };
+        assert_eq!(
+            slow_delivery_verdict(&off, 90_000.0, 40, true),
+            Verdict::Resolve
+        );
+    }
+
+    #[test]
     fn rules_stored_before_the_receipt_gap_rule_read_back_with_its_defaults() {
         let mut stored = serde_json::to_value(Rules::default()).unwrap();
         stored.as_object_mut().unwrap().remove("receipt_gap");
+        stored.as_object_mut().unwrap().remove("slow_delivery");
         let rules: Rules = serde_json::from_value(stored).unwrap();
         assert_eq!(rules.receipt_gap, ReceiptGapRule::default());
+        assert_eq!(rules.slow_delivery, SlowDeliveryRule::default());
     }
 
     #[test]
@@ -311,6 +422,9 @@ mod tests {
         assert!(rules.validate().is_err());
         let mut rules = Rules::default();
         rules.receipt_gap.threshold = -0.1;
+        assert!(rules.validate().is_err());
+        let mut rules = Rules::default();
+        rules.slow_delivery.hysteresis_seconds = rules.slow_delivery.threshold_seconds;
         assert!(rules.validate().is_err());
         assert!(Rules::default().validate().is_ok());
     }

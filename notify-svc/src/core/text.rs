@@ -146,6 +146,49 @@ pub fn gap_closed(id: &str, facts: &GapFacts<'_>) -> String {
     )
 }
 
+pub struct SlowFacts<'a> {
+    pub country: &'a str,
+    pub operator: &'a str,
+    pub p95_ms: f64,
+    pub delivered: u64,
+    pub threshold_seconds: f64,
+    pub window_seconds: u64,
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{:.1} s", ms / 1000.0)
+}
+
+pub fn slow_plain(facts: &SlowFacts<'_>) -> String {
+    format!(
+        "{} / {}: 95% of the {} messages delivered in the last {} took up to {} from acceptance to delivery (threshold {})",
+        facts.country,
+        facts.operator,
+        facts.delivered,
+        window(facts.window_seconds),
+        seconds(facts.p95_ms),
+        seconds(facts.threshold_seconds * 1000.0)
+    )
+}
+
+pub fn slow(id: &str, facts: &SlowFacts<'_>) -> String {
+    format!(
+        "🐢 <b>Slow delivery</b> {}. Alert <code>{}</code>",
+        escape(&slow_plain(facts)),
+        short(id)
+    )
+}
+
+pub fn slow_over(id: &str, facts: &SlowFacts<'_>) -> String {
+    format!(
+        "✅ <b>Resolved</b> {}: delivery is fast again, p95 {} over {} delivered. Alert <code>{}</code>",
+        escape(&format!("{} / {}", facts.country, facts.operator)),
+        seconds(facts.p95_ms),
+        facts.delivered,
+        short(id)
+    )
+}
+
 pub struct BurstFacts<'a> {
     pub country: &'a str,
     pub operator: &'a str,

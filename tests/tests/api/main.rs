@@ -13,6 +13,7 @@ mod deploy;
 mod flow;
 mod grpc;
 mod ingest;
+mod latency;
 mod leaks;
 mod limits;
 mod live;

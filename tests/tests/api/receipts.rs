@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sms_svc::core::ReconcileConfig;
 use smsops_tests::{Options, TestApp, sandbox::Sandbox};
@@ -42,16 +42,7 @@ async fn gap_rules_only(app: &TestApp, admin: &str) {
                         "min_finished": 20, "hysteresis": 0.05},
         "cooldown_seconds": 600
     });
-    let reply = app
-        .call(
-            Method::PUT,
-            "/api/v1/alerts/rules",
-            Some(admin),
-            Some(rules.clone()),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body, rules);
+    super::alerts::set_rules(app, admin, rules).await;
 }
 
 async fn send(app: &TestApp, admin: &str, pair: &str, label: &str, count: usize) {
