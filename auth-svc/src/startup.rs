@@ -1,14 +1,13 @@
 //! Builds auth-svc from its config and runs it until asked to stop.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     auth::TokenVerifier,
     changes::Changes,
-    grpc::standard_routes,
     mongo,
-    startup::{GrpcServer, StartupError},
+    service::{Bootstrap, Service},
+    startup::StartupError,
 };
 use smsops_proto::auth::v1::auth_service_server::{AuthServiceServer, SERVICE_NAME};
 
@@ -20,14 +19,13 @@ use crate::{
     store::Store,
 };
 
-pub struct Application {
-    server: GrpcServer,
-}
+/// Assembles auth-svc; the [`Service`] it returns serves it.
+pub struct Application;
 
 impl Application {
     /// Loads keys, connects to MongoDB, creates indexes, seeds the admin and
     /// binds the gRPC listener. Nothing is served until `run_*` is called.
-    pub async fn build(config: AuthConfig) -> Result<Self, StartupError> {
+    pub async fn build(config: AuthConfig) -> Result<Service, StartupError> {
         if !crate::limits::configure_hashing(config.limits.hashing) {
             tracing::debug!("password hashing pool already sized in this process");
         }
@@ -87,48 +85,16 @@ impl Application {
                 core: core.clone(),
             }),
         );
-        let (health, routes) =
-            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health
-            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let mut telemetry = Telemetry::new("auth-svc");
-        core.audit_recorder().register(telemetry.registry());
-        changes.register(telemetry.registry());
-        let telemetry = Arc::new(telemetry);
-        let router = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .add_service(Instrumented::new(
-                AuthServiceServer::new(AuthGrpc::new(
-                    core,
-                    verifier,
-                    crate::limits::Limits::start(&config.limits),
-                )),
-                telemetry.clone(),
-            ));
-        Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router)
-                .await?
-                .with_metrics(config.prometheus_addr, telemetry)
-                .await?,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// Where `GET /metrics` is served.
-    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
-        self.server.metrics_addr()
-    }
-
-    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.run_until_stopped().await
-    }
-
-    /// Serves until `stop` resolves, then lets in-flight calls finish.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        self.server.run_until(stop).await
+        let mut bootstrap = Bootstrap::new("auth-svc", SERVICE_NAME).await?;
+        core.audit_recorder().register(bootstrap.registry());
+        changes.register(bootstrap.registry());
+        let service = AuthServiceServer::new(AuthGrpc::new(
+            core,
+            verifier,
+            crate::limits::Limits::start(&config.limits),
+        ));
+        bootstrap
+            .serve(config.grpc_addr, config.prometheus_addr, service)
+            .await
     }
 }

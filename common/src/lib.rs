@@ -14,6 +14,7 @@ pub mod mongo;
 pub mod mysql;
 pub mod prom;
 pub mod retention;
+pub mod service;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

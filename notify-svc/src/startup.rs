@@ -1,16 +1,15 @@
 //! Builds notify-svc from its config and runs it until asked to stop.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
     audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
-    grpc::{lazy_channel, standard_routes},
-    shutdown::every,
-    startup::{GrpcServer, StartupError},
+    grpc::lazy_channel,
+    service::{Bootstrap, Service},
+    startup::StartupError,
 };
 use smsops_proto::notify::v1::notify_service_server::{NotifyServiceServer, SERVICE_NAME};
 use tokio::sync::watch;
@@ -33,20 +32,14 @@ pub async fn run_from_env() -> Result<(), StartupError> {
         .await
 }
 
-pub struct Application {
-    server: GrpcServer,
-    core: Arc<NotifyCore>,
-    consumer: EventConsumer,
-    sender: Sender,
-    evaluate_every: Duration,
-    retention: Retention,
-}
+/// Assembles notify-svc; the [`Service`] it returns serves it.
+pub struct Application;
 
 impl Application {
     /// Creates the database, applies migrations, loads the rules and binds
     /// the gRPC listener. RabbitMQ and Telegram may be down: both are
     /// waited for.
-    pub async fn build(config: NotifyConfig) -> Result<Self, StartupError> {
+    pub async fn build(config: NotifyConfig) -> Result<Service, StartupError> {
         let store = Store::connect(&config.mysql_url, &config.database)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
@@ -65,14 +58,9 @@ impl Application {
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
-        let (health, routes) =
-            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health
-            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
-        let mut telemetry = Telemetry::new("notify-svc");
-        core.exported().register(telemetry.registry());
-        audit.register(telemetry.registry());
+        let mut bootstrap = Bootstrap::new("notify-svc", SERVICE_NAME).await?;
+        core.exported().register(bootstrap.registry());
+        audit.register(bootstrap.registry());
         let retention = Retention::new(
             core.store().pool().clone(),
             vec![Horizon::new(
@@ -82,72 +70,26 @@ impl Application {
             )],
             config.retention_every,
         );
-        retention.register(telemetry.registry());
-        let telemetry = Arc::new(telemetry);
-        let router = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .add_service(Instrumented::new(
-                NotifyServiceServer::new(NotifyGrpc::new(core.clone(), verifier)),
-                telemetry.clone(),
-            ));
+        retention.register(bootstrap.registry());
         let sender = Sender::new(core.clone(), config.telegram.clone())
             .map_err(|err| StartupError::Setup(err.to_string()))?;
-        Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router)
-                .await?
-                .with_metrics(config.prometheus_addr, telemetry)
-                .await?,
-            consumer: EventConsumer::new(core.clone(), &config),
-            core,
-            sender,
-            evaluate_every: config.evaluate_every,
-            retention,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// Where `GET /metrics` is served.
-    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
-        self.server.metrics_addr()
-    }
-
-    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.run_until(smsops_common::shutdown::signal()).await
-    }
-
-    /// Serves, consumes, evaluates and sends until `stop` resolves.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        let (stop_tasks, stopped) = watch::channel(false);
-        let tasks = [
-            tokio::spawn(self.consumer.run(stopped.clone())),
-            tokio::spawn(self.sender.run(stopped.clone())),
-            tokio::spawn(every(self.evaluate_every, stopped.clone(), {
-                let core = self.core.clone();
-                move || evaluate(core.clone())
-            })),
-            tokio::spawn(every(PRUNE_EVERY, stopped.clone(), {
-                let core = self.core.clone();
-                move || prune(core.clone())
-            })),
-            tokio::spawn(self.retention.run(stopped.clone())),
-            tokio::spawn(watch_changes(self.core.clone(), stopped)),
-        ];
-        let core = self.core;
-        let served = self
-            .server
-            .run_until(async move {
-                stop.await;
-                core.close();
-            })
-            .await;
-        let _ = stop_tasks.send(true);
-        for task in tasks {
-            let _ = task.await;
-        }
-        served
+        let consumer = EventConsumer::new(core.clone(), &config);
+        bootstrap.task(|stop| consumer.run(stop));
+        bootstrap.task(|stop| sender.run(stop));
+        bootstrap.task(|stop| retention.run(stop));
+        let judging = core.clone();
+        bootstrap.every(config.evaluate_every, move || evaluate(judging.clone()));
+        let pruning = core.clone();
+        bootstrap.every(PRUNE_EVERY, move || prune(pruning.clone()));
+        let watching = core.clone();
+        bootstrap.task(|stop| watch_changes(watching, stop));
+        // Watch streams end first, so the server's drain does not wait on them.
+        let closing = core.clone();
+        bootstrap.on_stop(move || closing.close());
+        let service = NotifyServiceServer::new(NotifyGrpc::new(core, verifier));
+        bootstrap
+            .serve(config.grpc_addr, config.prometheus_addr, service)
+            .await
     }
 }
 

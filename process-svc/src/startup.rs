@@ -1,14 +1,14 @@
 //! Builds process-svc from its config and runs it until asked to stop.
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, sync::RwLock};
+use std::{collections::HashMap, sync::Arc, sync::RwLock};
 
-use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::{
     audit::Recorder,
     auth::{AuthServiceKeys, TokenVerifier},
-    grpc::{lazy_channel, standard_routes},
+    grpc::lazy_channel,
     mongo,
-    startup::{GrpcServer, StartupError},
+    service::{Bootstrap, Service},
+    startup::StartupError,
 };
 use smsops_proto::process::v1::process_service_server::{ProcessServiceServer, SERVICE_NAME};
 
@@ -29,16 +29,13 @@ pub async fn run_from_env() -> Result<(), StartupError> {
         .await
 }
 
-pub struct Application {
-    server: GrpcServer,
-    supervisor: Arc<Supervisor>,
-    relay: Relay,
-}
+/// Assembles process-svc; the [`Service`] it returns serves it.
+pub struct Application;
 
 impl Application {
     /// Connects to MongoDB, creates indexes and binds the gRPC listener.
     /// The services it calls may still be down; sessions wait for them.
-    pub async fn build(config: ProcessConfig) -> Result<Self, StartupError> {
+    pub async fn build(config: ProcessConfig) -> Result<Service, StartupError> {
         let client = mongo::connect(&config.mongo_url, "process-svc")
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
@@ -64,66 +61,34 @@ impl Application {
         let supervisor = Arc::new(Supervisor::new(ctx, config.country_budgets.clone()));
         let core = Arc::new(ProcessCore::new(supervisor.clone()));
 
-        let (health, routes) =
-            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health
-            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
         let relay = Relay::new(
             store,
             config.amqp_url,
             config.exchange,
             config.supervision.clone(),
         );
-        let mut telemetry = Telemetry::new("process-svc");
-        relay.register(telemetry.registry());
-        audit.register(telemetry.registry());
-        let telemetry = Arc::new(telemetry);
-        let router = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .add_service(Instrumented::new(
-                ProcessServiceServer::new(ProcessGrpc::new(core, verifier)),
-                telemetry.clone(),
-            ));
-        Ok(Self {
-            server: GrpcServer::bind(config.grpc_addr, router)
-                .await?
-                .with_metrics(config.prometheus_addr, telemetry)
-                .await?,
-            supervisor,
-            relay,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// Where `GET /metrics` is served.
-    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
-        self.server.metrics_addr()
-    }
-
-    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.run_until(smsops_common::shutdown::signal()).await
-    }
-
-    /// Serves and supervises until `stop` resolves; then lets its sessions
-    /// go so that another replica takes them over at once.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let mut bootstrap = Bootstrap::new("process-svc", SERVICE_NAME).await?;
+        relay.register(bootstrap.registry());
+        audit.register(bootstrap.registry());
         // Sign the service account in now, not on the first message.
-        let clients = self.supervisor.context().clients.clone();
-        tokio::spawn(async move { clients.warm_up().await });
-        let (stop_all, stopped) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(stopped.clone()));
-        let mut supervisor_stop = stopped;
-        let supervisor = tokio::spawn(self.supervisor.run(async move {
-            let _ = supervisor_stop.wait_for(|stop| *stop).await;
-        }));
-        let served = self.server.run_until(stop).await;
-        let _ = stop_all.send(true);
-        let _ = supervisor.await;
-        let _ = relay.await;
-        served
+        let clients = supervisor.context().clients.clone();
+        bootstrap.task(|mut stop| async move {
+            tokio::select! {
+                () = clients.warm_up() => {}
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+        });
+        bootstrap.task(|stop| relay.run(stop));
+        // Once stopped, it lets its sessions go, so that another replica
+        // takes them over at once.
+        bootstrap.task(|mut stop| {
+            supervisor.run(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+        });
+        let service = ProcessServiceServer::new(ProcessGrpc::new(core, verifier));
+        bootstrap
+            .serve(config.grpc_addr, config.prometheus_addr, service)
+            .await
     }
 }

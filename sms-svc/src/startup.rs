@@ -1,13 +1,13 @@
 //! Builds sms-svc from its config and runs it until asked to stop.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use smsops_common::prom::{Instrumented, Telemetry};
 use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
-    grpc::{lazy_channel, standard_routes},
-    startup::{GrpcServer, StartupError},
+    grpc::lazy_channel,
+    service::{Bootstrap, Service},
+    startup::StartupError,
 };
 use smsops_proto::sms::v1::sms_service_server::{SERVICE_NAME, SmsServiceServer};
 use tonic_health::ServingStatus;
@@ -34,20 +34,14 @@ pub async fn run_from_env() -> Result<(), StartupError> {
         .await
 }
 
-pub struct Application {
-    server: GrpcServer,
-    relay: Relay,
-    reconciler: Reconciler,
-    retention: Retention,
-    core: Arc<SmsCore>,
-    delivery: crate::config::DeliveryConfig,
-}
+/// Assembles sms-svc; the [`Service`] it returns serves it.
+pub struct Application;
 
 impl Application {
     /// Creates the database and applies migrations, prepares the provider and
     /// the outbox relay, and binds the gRPC listener. RabbitMQ may be down:
     /// messages are still accepted and their events wait in the outbox.
-    pub async fn build(config: SmsConfig) -> Result<Self, StartupError> {
+    pub async fn build(config: SmsConfig) -> Result<Service, StartupError> {
         let store = Store::connect(&config.mysql_url, &config.database)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
@@ -68,22 +62,23 @@ impl Application {
             config.account_daily_cap,
         ));
 
-        let (health, routes) =
-            standard_routes().map_err(|err| StartupError::Setup(err.to_string()))?;
-        health
-            .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-            .await;
+        let mut bootstrap = Bootstrap::new("sms-svc", SERVICE_NAME).await?;
         // The provider's breaker shows in health as its own service name.
         let provider_health = format!(
             "{SERVICE_NAME}/provider/{}",
             core.dispatcher().provider().name()
         );
+        let health = bootstrap.health();
         health
             .set_service_status(&provider_health, ServingStatus::Serving)
             .await;
         let mut open = core.dispatcher().breaker().watch();
-        tokio::spawn(async move {
-            while open.changed().await.is_ok() {
+        bootstrap.task(|mut stop| async move {
+            loop {
+                tokio::select! {
+                    changed = open.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => return,
+                }
                 let status = if *open.borrow() {
                     ServingStatus::NotServing
                 } else {
@@ -112,63 +107,20 @@ impl Application {
             config.amqp_url.clone(),
             config.exchange.clone(),
         );
-        let mut telemetry = Telemetry::new("sms-svc");
-        relay.register(telemetry.registry());
-        reconciler.register(telemetry.registry());
-        retention.register(telemetry.registry());
-        let telemetry = Arc::new(telemetry);
-        let router = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .add_service(Instrumented::new(
-                SmsServiceServer::new(SmsGrpc::new(core.clone(), verifier)),
-                telemetry.clone(),
-            ));
-        let server = GrpcServer::bind(config.grpc_addr, router)
-            .await?
-            .with_metrics(config.prometheus_addr, telemetry)
-            .await?;
-        Ok(Self {
-            server,
-            relay,
-            reconciler,
-            retention,
-            core,
-            delivery: config.delivery,
-        })
-    }
-
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// Where `GET /metrics` is served.
-    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
-        self.server.metrics_addr()
-    }
-
-    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.run_until(smsops_common::shutdown::signal()).await
-    }
-
-    /// Serves until `stop` resolves; the relay keeps publishing until then.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), StartupError> {
-        let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(stopped.clone()));
-        let reconciler = tokio::spawn(self.reconciler.run(stopped.clone()));
-        let retention = tokio::spawn(self.retention.run(stopped.clone()));
-        let (core, stale_after) = (self.core, self.delivery.stale_after);
-        let sweeper = tokio::spawn(smsops_common::shutdown::every(
-            self.delivery.sweep_every,
-            stopped,
-            move || sweep(core.clone(), stale_after),
-        ));
-        let served = self.server.run_until(stop).await;
-        let _ = stop_tasks.send(true);
-        let _ = relay.await;
-        let _ = reconciler.await;
-        let _ = retention.await;
-        let _ = sweeper.await;
-        served
+        relay.register(bootstrap.registry());
+        reconciler.register(bootstrap.registry());
+        retention.register(bootstrap.registry());
+        bootstrap.task(|stop| relay.run(stop));
+        bootstrap.task(|stop| reconciler.run(stop));
+        bootstrap.task(|stop| retention.run(stop));
+        let (sweeping, stale_after) = (core.clone(), config.delivery.stale_after);
+        bootstrap.every(config.delivery.sweep_every, move || {
+            sweep(sweeping.clone(), stale_after)
+        });
+        let service = SmsServiceServer::new(SmsGrpc::new(core, verifier));
+        bootstrap
+            .serve(config.grpc_addr, config.prometheus_addr, service)
+            .await
     }
 }
 
