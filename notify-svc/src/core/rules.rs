@@ -194,6 +194,15 @@ pub enum Verdict {
     Keep,
 }
 
+/// A rule switched off resolves what it had open and opens nothing.
+fn switched_off(open: bool) -> Verdict {
+    if open {
+        Verdict::Resolve
+    } else {
+        Verdict::Keep
+    }
+}
+
 /// The success-rate rule for one pair's window. Too few finished messages
 /// say nothing either way, so an open alert stays open through a lull.
 pub fn success_rate_verdict(
@@ -204,11 +213,7 @@ pub fn success_rate_verdict(
     open: bool,
 ) -> Verdict {
     if !rule.enabled {
-        return if open {
-            Verdict::Resolve
-        } else {
-            Verdict::Keep
-        };
+        return switched_off(open);
     }
     if finished < rule.min_finished {
         return Verdict::Keep;
@@ -234,11 +239,7 @@ pub fn threshold(rule: &SuccessRateRule, high_priority: bool) -> f64 {
 /// ended in the window.
 pub fn burst_verdict(rule: &FailureBurstRule, worst: u64, open: bool) -> Verdict {
     if !rule.enabled {
-        return if open {
-            Verdict::Resolve
-        } else {
-            Verdict::Keep
-        };
+        return switched_off(open);
     }
     match open {
         false if worst >= rule.count => Verdict::Open,
@@ -256,11 +257,7 @@ pub fn receipt_gap_verdict(
     open: bool,
 ) -> Verdict {
     if !rule.enabled {
-        return if open {
-            Verdict::Resolve
-        } else {
-            Verdict::Keep
-        };
+        return switched_off(open);
     }
     if finished < rule.min_finished {
         return Verdict::Keep;
@@ -282,11 +279,7 @@ pub fn slow_delivery_verdict(
     open: bool,
 ) -> Verdict {
     if !rule.enabled {
-        return if open {
-            Verdict::Resolve
-        } else {
-            Verdict::Keep
-        };
+        return switched_off(open);
     }
     if delivered < rule.min_delivered {
         return Verdict::Keep;
