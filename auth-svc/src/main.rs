@@ -18,8 +18,7 @@ async fn main() {
             written.map_err(|err| StartupError::Setup(err.to_string())),
         );
     }
-    smsops_common::telemetry::init("auth-svc");
-    exit_on_error("auth-svc", run().await);
+    smsops_common::startup::serve_process("auth-svc", run()).await;
 }
 
 async fn run() -> Result<(), StartupError> {

@@ -27,6 +27,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use crate::grpc::Channel;
 use mongodb::bson::DateTime;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -36,7 +37,6 @@ use prometheus_client::{
 use serde_json::{Map, Value};
 use smsops_proto::auth::v1::{RecordAuditRequest, auth_service_client::AuthServiceClient};
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 use crate::{ApiError, ErrorCode, auth::Caller};
 

@@ -13,13 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::grpc::Channel;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use smsops_proto::auth::v1::{
     GetPublicKeysRequest, ListRevocationsRequest, auth_service_client::AuthServiceClient,
 };
 use tokio::sync::{Mutex, RwLock};
-use tonic::transport::Channel;
 
 use crate::{ApiError, ErrorCode, config::TokenSettings};
 

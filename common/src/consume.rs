@@ -16,7 +16,12 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::amqp::declare_exchange;
+use tracing::Instrument;
+
+use crate::{
+    amqp::declare_exchange,
+    trace::{TraceHeaders, continue_from, link_to},
+};
 
 /// A consumer's queue and what feeds it.
 #[derive(Debug, Clone)]
@@ -168,8 +173,64 @@ async fn consume<H: BatchHandler>(
                 Ok(None) | Err(_) => break,
             }
         }
-        handler.handle(deliveries).await?;
+        let (batch, events) = consumer_spans(&spec.consumer_tag, &deliveries);
+        handler.handle(deliveries).instrument(batch).await?;
+        // Each event's span ends once its batch is settled.
+        drop(events);
     }
+}
+
+/// The W3C context an event was published with, from its AMQP headers.
+pub fn trace_headers(delivery: &Delivery) -> TraceHeaders {
+    let headers = delivery.properties.headers().as_ref();
+    TraceHeaders::read(|name| match headers?.inner().get(name)? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
+        _ => None,
+    })
+}
+
+/// The consumer span of one event, continuing its publisher's trace; none
+/// while traces are off.
+pub fn event_span(consumer: &str, delivery: &Delivery) -> tracing::Span {
+    if !crate::telemetry::traces_on() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("{} process", delivery.routing_key),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.consumer.group.name = %consumer,
+        messaging.message.id = tracing::field::Empty,
+    );
+    if let Some(id) = delivery.properties.message_id() {
+        span.record("messaging.message.id", id.as_str());
+    }
+    continue_from(&span, &trace_headers(delivery));
+    span
+}
+
+/// A span for the batch, linked to every event in it (one span cannot be
+/// the child of each), and one per event in its own trace.
+fn consumer_spans(consumer: &str, deliveries: &[Delivery]) -> (tracing::Span, Vec<tracing::Span>) {
+    if !crate::telemetry::traces_on() {
+        return (tracing::Span::none(), Vec::new());
+    }
+    let batch = tracing::info_span!(
+        "consume batch",
+        otel.name = %format!("{consumer} process batch"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.batch.message_count = deliveries.len(),
+    );
+    for delivery in deliveries {
+        link_to(&batch, &trace_headers(delivery));
+    }
+    let events = deliveries
+        .iter()
+        .map(|delivery| event_span(consumer, delivery))
+        .collect();
+    (batch, events)
 }
 
 /// Reads each delivery with `parse`; what it cannot read is rejected to the

@@ -1,14 +1,58 @@
 //! The standard services every smsops gRPC server carries, and client channels.
 
-use std::time::Duration;
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use futures::future::Either;
 use tonic::{
+    body::Body,
+    codegen::{Service, http},
     service::Routes,
-    transport::{Channel, Endpoint},
+    transport::{Endpoint, channel::ResponseFuture},
 };
 use tonic_health::server::HealthReporter;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::ConfigError;
+use crate::{config::ConfigError, trace::HeaderInjector};
+
+/// A channel to another service whose calls, while traces are on, are
+/// client spans that carry their context in `traceparent`.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    inner: tonic::transport::Channel,
+}
+
+impl Service<http::Request<Body>> for Channel {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = Either<tracing::instrument::Instrumented<ResponseFuture>, ResponseFuture>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // A call outside any trace (a background refresh) starts none.
+        if !crate::telemetry::traces_on() || tracing::Span::current().is_none() {
+            return Either::Right(self.inner.call(request));
+        }
+        // "/smsops.sms.v1.SmsService/SendSms" → "smsops.sms.v1.SmsService/SendSms"
+        let method = request.uri().path().trim_start_matches('/').to_string();
+        let span = tracing::info_span!(
+            "grpc client",
+            otel.name = %method,
+            otel.kind = "client",
+            rpc.system = "grpc",
+        );
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
+        });
+        Either::Left(self.inner.call(request).instrument(span))
+    }
+}
 
 /// The gRPC health service (its reporter lets a server mark each of its
 /// services serving) and server reflection over every smsops proto, as routes
@@ -62,5 +106,7 @@ pub fn lazy_channel(
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+    Ok(Channel {
+        inner: endpoint.connect_lazy(),
+    })
 }

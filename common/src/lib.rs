@@ -18,5 +18,6 @@ pub mod service;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod trace;
 
 pub use error::{ApiError, ErrorCode};

@@ -26,6 +26,8 @@ use tonic::{
     server::NamedService,
 };
 
+use tracing::Instrument;
+
 use crate::startup::{StartupError, bind};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -209,25 +211,59 @@ where
             .chars()
             .take(80)
             .collect::<String>();
+        let span = server_span(&request);
         let telemetry = self.telemetry.clone();
         // The clone that was made ready is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let started = Instant::now();
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            // Errors come back trailers-only, their status in the headers;
-            // a call that answers normally puts its status in the trailers.
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.parse::<i32>().ok())
-                .map_or(Code::Ok, Code::from_i32);
-            telemetry.record_rpc(method, code, started.elapsed());
-            Ok(response)
-        })
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?;
+                // Errors come back trailers-only, their status in the headers;
+                // a call that answers normally puts its status in the trailers.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<i32>().ok())
+                    .map_or(Code::Ok, Code::from_i32);
+                telemetry.record_rpc(method, code, started.elapsed());
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code as i32);
+                if matches!(
+                    code,
+                    Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
+                ) {
+                    span.record("otel.status_code", "ERROR");
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
     }
+}
+
+/// A server span for a call, continuing the caller's trace; none while
+/// traces are off.
+fn server_span<B>(request: &http::Request<B>) -> tracing::Span {
+    if !crate::telemetry::traces_on() {
+        return tracing::Span::none();
+    }
+    let method = request.uri().path().trim_start_matches('/');
+    let span = tracing::info_span!(
+        "grpc server",
+        otel.name = %method,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let headers = crate::trace::TraceHeaders::read(|name| {
+        request.headers().get(name).and_then(|v| v.to_str().ok())
+    });
+    crate::trace::continue_from(&span, &headers);
+    span
 }
 
 /// The methods the API serves keep their name; any other (a client may send

@@ -110,6 +110,19 @@ impl GrpcServer {
     }
 }
 
+/// What a service binary's `main` does: logs and traces up, `run`, traces
+/// still buffered sent, and the process ended with a message if `run`
+/// failed.
+pub async fn serve_process(
+    service: &'static str,
+    run: impl Future<Output = Result<(), StartupError>>,
+) {
+    let tracing = crate::telemetry::init(service);
+    let result = run.await;
+    tracing.shutdown().await;
+    exit_on_error(service, result);
+}
+
 /// Ends the process with a readable message (not a `Debug` dump) when
 /// start-up or serving failed.
 pub fn exit_on_error(service: &str, result: Result<(), StartupError>) {

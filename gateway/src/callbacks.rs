@@ -9,10 +9,10 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use smsops_common::grpc::Channel;
 use smsops_common::{ApiError, ErrorCode};
 use smsops_proto::sms::v1::{self as pb, sms_service_client::SmsServiceClient};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tonic::transport::Channel;
 
 /// Callbacks in one call; sms-svc takes up to 1,000.
 const MOST_PER_CALL: usize = 250;

@@ -2,6 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use smsops_common::grpc::Channel;
 use smsops_common::{
     auth::{AuthServiceKeys, TokenVerifier},
     config::ConfigError,
@@ -15,7 +16,6 @@ use smsops_proto::{
     process::v1::process_service_client::ProcessServiceClient,
     sms::v1::sms_service_client::SmsServiceClient,
 };
-use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };

@@ -1,5 +1,5 @@
 use gateway::{config::GatewayConfig, startup::Application};
-use smsops_common::startup::{StartupError, exit_on_error};
+use smsops_common::startup::StartupError;
 
 // glibc malloc spent a fifth of the SMS pipeline's CPU in bench-sms.
 #[global_allocator]
@@ -7,8 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("gateway");
-    exit_on_error("gateway", run().await);
+    smsops_common::startup::serve_process("gateway", run()).await;
 }
 
 async fn run() -> Result<(), StartupError> {

@@ -80,6 +80,9 @@ impl Application {
                     access_log::logger(trusted_proxies.clone()),
                 ))
                 .wrap(middleware::from_fn(prometheus::record))
+                // Outermost, so the access log and everything below it run
+                // inside the request's span.
+                .wrap(middleware::from_fn(crate::traces::server_span))
                 .service(resource("/healthz").route(web::get().to(health::healthz)))
                 .service(resource("/readyz").route(web::get().to(health::readyz)))
                 .service(resource("/metrics").route(web::get().to(prometheus::metrics)))

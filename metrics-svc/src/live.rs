@@ -120,6 +120,8 @@ impl LiveFeed {
                 delivery = deliveries.next() => match delivery {
                     Some(delivery) => {
                         let delivery = delivery?;
+                        let _span = smsops_common::consume::event_span("metrics-svc.live", &delivery)
+                            .entered();
                         self.core.live_event(
                             delivery.routing_key.as_str(),
                             String::from_utf8_lossy(&delivery.data).into_owned(),

@@ -1,11 +1,9 @@
-use smsops_common::startup::exit_on_error;
-
 // glibc malloc spent a fifth of the SMS pipeline's CPU in bench-sms.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("metrics-svc");
-    exit_on_error("metrics-svc", metrics_svc::startup::run_from_env().await);
+    smsops_common::startup::serve_process("metrics-svc", metrics_svc::startup::run_from_env())
+        .await;
 }

@@ -1,5 +1,5 @@
 use operator_svc::{config::OperatorConfig, startup::Application};
-use smsops_common::startup::{StartupError, exit_on_error};
+use smsops_common::startup::StartupError;
 
 // glibc malloc spent a fifth of the SMS pipeline's CPU in bench-sms.
 #[global_allocator]
@@ -7,8 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("operator-svc");
-    exit_on_error("operator-svc", run().await);
+    smsops_common::startup::serve_process("operator-svc", run()).await;
 }
 
 async fn run() -> Result<(), StartupError> {

@@ -140,6 +140,10 @@ pub struct SessionDoc {
     /// are charged against (sessions from before quotas have none).
     #[serde(default)]
     pub quota: Quota,
+    /// The W3C trace context of the request that started it: each batch
+    /// of its sends is a trace of its own, linked to that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use smsops_proto::sms::v1::{
     self as pb, send_sms_result::Result as SendResult, sms_service_server::SmsService,
 };
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::{
     core::{ListQuery, SendRequest, SmsCore, SmsError, ingest::Report},
@@ -108,7 +109,9 @@ async fn detached_send(
     caller: Arc<Caller>,
     requests: Vec<SendRequest>,
 ) -> Result<Vec<Result<MessageRow, SmsError>>, SmsError> {
-    tokio::spawn(async move { core.send_batch(&caller, requests).await })
+    // In the call's span: the messages' trace is the request's.
+    let send = async move { core.send_batch(&caller, requests).await };
+    tokio::spawn(send.instrument(tracing::Span::current()))
         .await
         .map_err(|err| SmsError::Internal(format!("send task failed: {err}")))?
 }
@@ -258,11 +261,12 @@ impl SmsService for SmsGrpc {
         // Every callback is applied even if the caller hangs up mid-call:
         // the provider will not send that status again.
         let (results, answers) = futures::channel::mpsc::unbounded();
-        tokio::spawn(async move {
+        let apply = async move {
             while let Some(result) = handled.next().await {
                 let _ = results.unbounded_send(result);
             }
-        });
+        };
+        tokio::spawn(apply.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(answers)))
     }
 

@@ -9,12 +9,15 @@ use std::{
 };
 
 use prometheus_client::{metrics::gauge::Gauge, registry::Registry};
-use smsops_common::amqp::{Outgoing, Publisher, publish_while_held};
+use smsops_common::{
+    amqp::{Outgoing, Publisher, publish_while_held},
+    trace::{TraceHeaders, continue_from},
+};
 use tokio::sync::watch;
 
 use crate::{
     core::SmsCore,
-    store::{RelayLock, Store, StoreError},
+    store::{OutboxRow, RelayLock, Store, StoreError},
 };
 
 const BATCH: u32 = 500;
@@ -132,13 +135,24 @@ impl Relay {
                 continue;
             };
             after = last.id;
+            // Held until the broker confirms: a producer span lasts as
+            // long as its event's publishing.
+            let spans: Vec<tracing::Span> = rows
+                .iter()
+                .map(|row| publish_span(&self.exchange, row))
+                .collect();
+            let contexts: Vec<Option<String>> = spans
+                .iter()
+                .map(|span| TraceHeaders::of_span(span).traceparent)
+                .collect();
             let events: Vec<Outgoing<'_>> = rows
                 .iter()
-                .map(|row| Outgoing {
+                .zip(&contexts)
+                .map(|(row, context)| Outgoing {
                     event_id: &row.event_id,
                     routing_key: &row.routing_key,
                     event_type: &row.event_type,
-                    traceparent: &row.traceparent,
+                    traceparent: context.as_deref().unwrap_or(&row.traceparent),
                     payload: row.payload.as_bytes(),
                 })
                 .collect();
@@ -160,4 +174,26 @@ impl Relay {
                 .map_err(|err| err.to_string())?;
         }
     }
+}
+
+/// The producer span of one event, continuing the trace its outbox row
+/// carries; none while traces are off.
+fn publish_span(exchange: &str, row: &OutboxRow) -> tracing::Span {
+    if !smsops_common::telemetry::traces_on() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("{} publish", row.routing_key),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.destination.name = %exchange,
+        messaging.message.id = %row.event_id,
+    );
+    let parent = TraceHeaders {
+        traceparent: Some(row.traceparent.clone()),
+        tracestate: None,
+    };
+    continue_from(&span, &parent);
+    span
 }

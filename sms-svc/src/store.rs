@@ -66,6 +66,8 @@ pub struct MessageRow {
     pub updated_at: DateTime<Utc>,
     /// See migration 0004; `None` for older messages.
     pub request_hash: Option<String>,
+    /// The accepting request's W3C trace context (migration 0007).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -128,7 +130,7 @@ pub struct ListFilter {
 
 const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_priority, session_id, \
     to_number, body_length, segments, status, provider, provider_sid, error_code, error_message, \
-    created_at, updated_at, request_hash";
+    created_at, updated_at, request_hash, traceparent";
 
 #[derive(Clone)]
 pub struct Store {
@@ -193,7 +195,7 @@ impl Store {
         let mut insert = QueryBuilder::<MySql>::new(
             "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
              is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-             provider, created_at, updated_at, request_hash) ",
+             provider, created_at, updated_at, request_hash, traceparent) ",
         );
         insert.push_values(rows, |mut values, row| {
             values
@@ -212,7 +214,8 @@ impl Store {
                 .push_bind(&row.provider)
                 .push_bind(row.created_at)
                 .push_bind(row.updated_at)
-                .push_bind(&row.request_hash);
+                .push_bind(&row.request_hash)
+                .push_bind(&row.traceparent);
         });
         insert.build().execute(&mut *tx).await.map_err(classify)?;
         let history: Vec<HistoryEntry> = rows

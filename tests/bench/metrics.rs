@@ -71,7 +71,7 @@ async fn start(config: metrics_svc::config::MetricsConfig) -> tokio::sync::onesh
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("bench-metrics");
+    let _tracing = smsops_common::telemetry::init("bench-metrics");
     let host = smsops_tests::host::reference().unwrap();
     let total = arg("--events", 200_000);
     let pairs = arg("--pairs", 20).max(1);

@@ -55,7 +55,7 @@ struct Seen {
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("bench-pipeline");
+    let _tracing = smsops_common::telemetry::init("bench-pipeline");
     let host = smsops_tests::host::reference().unwrap();
     let rate = arg("--rate", 3000.0);
     let secs = arg("--secs", 30.0);

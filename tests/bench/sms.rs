@@ -3,7 +3,11 @@
 //! every message is on RabbitMQ, then prints the figures.
 //!
 //! `bench-sms [--messages N] [--concurrency C] [--batch B] [--with-consumers]
-//! [--sms-in-process]`
+//! [--sms-in-process] [--traces]`
+//!
+//! `--traces` runs four rounds, A B A B: sms-svc with traces off, then
+//! exporting over OTLP to a receiver in this process with 10 % of traces
+//! sampled (`parentbased_traceidratio`, 0.1), and prints them side by side.
 //!
 //! metrics-svc and notify-svc consume the events in production on cores of
 //! their own; here they would share the two being measured, so they run only
@@ -29,7 +33,9 @@ use serde_json::json;
 use smsops_proto::sms::v1::{
     SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
 };
-use smsops_tests::{Options, TestApp, amqp::EventQueue, host::peak_rss_mib, sandbox::Sandbox};
+use smsops_tests::{
+    Options, TestApp, amqp::EventQueue, host::peak_rss_mib, otlp::Receiver, sandbox::Sandbox,
+};
 use tokio::sync::Semaphore;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -51,8 +57,43 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     // `make bench-sms` sets SMSOPS_LOG=warn: a lost event must show why.
-    smsops_common::telemetry::init("bench-sms");
+    let _tracing = smsops_common::telemetry::init("bench-sms");
     let host = smsops_tests::host::reference().unwrap();
+    if !std::env::args().any(|a| a == "--traces") {
+        round(None).await;
+        println!("host reference:      {host}");
+        return;
+    }
+    let receiver = Receiver::counting().await;
+    let mut rates = [Vec::new(), Vec::new()];
+    for traced in [false, true, false, true] {
+        println!();
+        let rate = round(traced.then_some(&receiver)).await;
+        rates[usize::from(traced)].push(rate);
+    }
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+    let (off, on) = (mean(&rates[0]), mean(&rates[1]));
+    let rounded = |rates: &[f64]| rates.iter().map(|r| r.round()).collect::<Vec<_>>();
+    println!();
+    println!(
+        "traces off:          {:?} msg/s, mean {off:.0}",
+        rounded(&rates[0])
+    );
+    println!(
+        "traces on (10 %):    {:?} msg/s, mean {on:.0}",
+        rounded(&rates[1])
+    );
+    println!(
+        "with traces:         {:+.1} % msg/s; {} spans received",
+        (on / off - 1.0) * 100.0,
+        receiver.count()
+    );
+    println!("host reference:      {host}");
+}
+
+/// One run on a fresh stack; `traces`: sms-svc exports to it. Prints its
+/// figures and returns the accepted msg/s.
+async fn round(traces: Option<&Receiver>) -> f64 {
     let total = arg("--messages", 20_000);
     let concurrency = arg("--concurrency", 8);
     let batch = arg("--batch", 100).max(1);
@@ -60,11 +101,25 @@ async fn main() {
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
     let consumers = std::env::args().any(|a| a == "--with-consumers");
     let sms_apart = !std::env::args().any(|a| a == "--sms-in-process");
+    let child_env = traces.map_or_else(Vec::new, |receiver| {
+        vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+                receiver.endpoint(),
+            ),
+            (
+                "OTEL_TRACES_SAMPLER".into(),
+                "parentbased_traceidratio".into(),
+            ),
+            ("OTEL_TRACES_SAMPLER_ARG".into(), "0.1".into()),
+        ]
+    });
     let options = Options {
         twilio_base_url: sandbox.url.clone(),
         consumers,
         sms_apart,
         provider_concurrency: arg("--provider-concurrency", 64),
+        child_env,
         ..Options::default()
     };
     let app = TestApp::spawn_with(options).await;
@@ -84,13 +139,14 @@ async fn main() {
     let token: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
 
     println!(
-        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, consumers {}, sms-svc {}",
+        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, consumers {}, sms-svc {}, traces {}",
         if consumers { "running" } else { "off" },
         if sms_apart {
             "apart"
         } else {
             "in this process"
-        }
+        },
+        if traces.is_some() { "on (10 %)" } else { "off" }
     );
     let limit = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
@@ -228,6 +284,6 @@ async fn main() {
         busy.as_secs_f64(),
         busy.as_secs_f64() * 1000.0 / accepted.max(1) as f64
     );
-    println!("host reference:      {host}");
     app.cleanup().await;
+    accepted as f64 / send_secs
 }

@@ -211,7 +211,7 @@ impl Soak {
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("soak");
+    let _tracing = smsops_common::telemetry::init("soak");
     let host = reference().unwrap();
     let rate = arg("--rate", 1000.0);
     let minutes = arg("--minutes", 10.0) as usize;

@@ -7,8 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("auth-svc");
-    smsops_common::startup::exit_on_error("auth-svc", run().await);
+    smsops_common::startup::serve_process("auth-svc", run()).await;
 }
 
 async fn run() -> Result<(), smsops_common::startup::StartupError> {

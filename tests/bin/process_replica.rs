@@ -3,9 +3,6 @@
 
 #[tokio::main]
 async fn main() {
-    smsops_common::telemetry::init("process-svc");
-    smsops_common::startup::exit_on_error(
-        "process-svc",
-        process_svc::startup::run_from_env().await,
-    );
+    smsops_common::startup::serve_process("process-svc", process_svc::startup::run_from_env())
+        .await;
 }

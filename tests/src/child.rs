@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use gateway::config::GatewayConfig;
 use metrics_svc::config::MetricsConfig;
 use notify_svc::config::NotifyConfig;
 use smsops_common::{config::TokenSettings, grpc::ClientTimeouts};
@@ -21,9 +22,9 @@ impl ServiceChild {
     /// Starts `service` (sms-svc, metrics-svc or notify-svc) from the
     /// `replica` binary built beside the tests, with `env` on top of the
     /// test's own environment, logging to the test's stderr.
-    pub fn start(service: &'static str, env: &[(&str, String)]) -> Self {
+    pub fn start(service: &'static str, env: &[(String, String)]) -> Self {
         let mut command = Self::command(service);
-        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command.env(
             "SMSOPS_LOG",
             std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
@@ -91,6 +92,18 @@ impl Drop for ServiceChild {
     }
 }
 
+/// `env` and then `extra` (which wins: a child reads the last).
+pub fn with_extra(
+    mut env: Vec<(&'static str, String)>,
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    env.retain(|(name, _)| !extra.iter().any(|(other, _)| other == name));
+    env.into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .chain(extra.iter().cloned())
+        .collect()
+}
+
 /// What every gRPC service reads to check tokens and call others.
 fn shared(tokens: &TokenSettings, timeouts: &ClientTimeouts) -> Vec<(&'static str, String)> {
     vec![
@@ -132,6 +145,42 @@ pub fn metrics_env(config: &MetricsConfig) -> Vec<(&'static str, String)> {
             "SMSOPS_RETENTION_EVERY_SECS",
             config.retention_every.as_secs().to_string(),
         ),
+    ]);
+    env
+}
+
+/// `trusted_proxies` as the config was parsed from.
+pub fn gateway_env(config: &GatewayConfig, trusted_proxies: &str) -> Vec<(&'static str, String)> {
+    let mut env = shared(&config.tokens, &config.timeouts);
+    env.extend([
+        ("SMSOPS_GATEWAY_ADDR", config.http_addr.to_string()),
+        ("SMSOPS_AUTH_URL", config.auth_url.clone()),
+        ("SMSOPS_OPERATOR_URL", config.operator_url.clone()),
+        ("SMSOPS_SMS_URL", config.sms_url.clone()),
+        ("SMSOPS_PROCESS_URL", config.process_url.clone()),
+        ("SMSOPS_METRICS_URL", config.metrics_url.clone()),
+        ("SMSOPS_NOTIFY_URL", config.notify_url.clone()),
+        (
+            "SMSOPS_GATEWAY_AUTH_RATE_PER_MIN",
+            config.auth_rate.per_minute.to_string(),
+        ),
+        (
+            "SMSOPS_GATEWAY_AUTH_BURST",
+            config.auth_rate.burst.to_string(),
+        ),
+        (
+            "SMSOPS_GATEWAY_SEND_RATE_PER_MIN",
+            config.send_rate.per_minute.to_string(),
+        ),
+        (
+            "SMSOPS_GATEWAY_SEND_BURST",
+            config.send_rate.burst.to_string(),
+        ),
+        (
+            "SMSOPS_GATEWAY_TRUSTED_PROXIES",
+            trusted_proxies.to_string(),
+        ),
+        ("SMSOPS_GATEWAY_WORKERS", config.workers.to_string()),
     ]);
     env
 }

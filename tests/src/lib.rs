@@ -12,6 +12,7 @@ pub mod host;
 pub mod logs;
 pub mod metrics;
 pub mod mongo;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod sandbox;
@@ -97,6 +98,11 @@ pub struct Options {
     /// Run metrics-svc and notify-svc as child processes from their
     /// binary, so a test can kill or stop them ([`TestApp::kill_metrics`]).
     pub consumers_apart: bool,
+    /// Run the gateway from its own binary as a child process.
+    pub gateway_apart: bool,
+    /// Added to the environment of every service run as a child process
+    /// (`OTEL_*` for the trace tests).
+    pub child_env: Vec<(String, String)>,
     /// Run metrics-svc and notify-svc, the event consumers. A benchmark of
     /// the sending side turns them off: in production they have cores of
     /// their own, here they would take the ones being measured.
@@ -135,6 +141,8 @@ impl Default for Options {
             sms_apart: false,
             consumers: true,
             consumers_apart: false,
+            gateway_apart: false,
+            child_env: Vec::new(),
             signup: auth_svc::core::SignupPolicy::Invite,
             // Tests that are not about quotas send as much as they like;
             // those that are set their own.
@@ -254,6 +262,7 @@ pub struct TestApp {
     /// metrics-svc and notify-svc when they run apart
     /// ([`Options::consumers_apart`]).
     pub metrics_process: Option<child::ServiceChild>,
+    pub gateway_process: Option<child::ServiceChild>,
     pub notify_process: Option<child::ServiceChild>,
     gateway: Option<Running>,
 }
@@ -305,6 +314,7 @@ impl TestApp {
             auth_process: None,
             sms_process: None,
             metrics_process: None,
+            gateway_process: None,
             notify_process: None,
             gateway: None,
         };
@@ -441,7 +451,8 @@ impl TestApp {
     /// Starts sms-svc (again, on the same port if it ran before).
     pub async fn start_sms(&mut self) {
         if self.options.sms_apart {
-            let sms = sms::SmsProcess::start(&self.sms_config(self.sms_addr));
+            let sms =
+                sms::SmsProcess::start(&self.sms_config(self.sms_addr), &self.options.child_env);
             sms.ready(self.sms_addr).await;
             self.sms_process = Some(sms);
             return;
@@ -599,7 +610,10 @@ impl TestApp {
                 prometheus_addr: free_addr(),
                 ..config
             };
-            let child = child::ServiceChild::start("metrics-svc", &child::metrics_env(&config));
+            let child = child::ServiceChild::start(
+                "metrics-svc",
+                &child::with_extra(child::metrics_env(&config), &self.options.child_env),
+            );
             wait_listening(config.grpc_addr, "metrics-svc").await;
             self.prometheus
                 .insert("metrics-svc", config.prometheus_addr);
@@ -663,7 +677,10 @@ impl TestApp {
                 prometheus_addr: free_addr(),
                 ..config
             };
-            let child = child::ServiceChild::start("notify-svc", &child::notify_env(&config));
+            let child = child::ServiceChild::start(
+                "notify-svc",
+                &child::with_extra(child::notify_env(&config), &self.options.child_env),
+            );
             wait_listening(config.grpc_addr, "notify-svc").await;
             self.prometheus.insert("notify-svc", config.prometheus_addr);
             self.notify_process = Some(child);
@@ -726,7 +743,7 @@ impl TestApp {
 
     /// Starts process-svc as a child process on `addr`, named `replica`.
     pub fn spawn_process_replica(&self, addr: SocketAddr, replica: &str) -> process::Replica {
-        process::Replica::start(&self.process_config(addr, replica))
+        process::Replica::start(&self.process_config(addr, replica), &self.options.child_env)
     }
 
     async fn start_gateway(&mut self) {
@@ -751,6 +768,21 @@ impl TestApp {
             trusted_proxies: self.options.trusted_proxies.parse().unwrap(),
             workers: 1,
         };
+        if self.options.gateway_apart {
+            let config = gateway::config::GatewayConfig {
+                http_addr: free_addr(),
+                ..config
+            };
+            let env = child::gateway_env(&config, &self.options.trusted_proxies);
+            let child = child::ServiceChild::start(
+                "gateway",
+                &child::with_extra(env, &self.options.child_env),
+            );
+            wait_listening(config.http_addr, "gateway").await;
+            self.base_url = format!("http://{}", config.http_addr);
+            self.gateway_process = Some(child);
+            return;
+        }
         let app = gateway::startup::Application::build(config).await.unwrap();
         self.base_url = format!("http://{}", app.http_addr());
         self.gateway = Some(spawn(|stop| async move {

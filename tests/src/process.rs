@@ -13,7 +13,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub fn start(config: &ProcessConfig) -> Self {
+    pub fn start(config: &ProcessConfig, extra_env: &[(String, String)]) -> Self {
         let budgets: Vec<String> = config
             .country_budgets
             .iter()
@@ -55,6 +55,7 @@ impl Replica {
                 "SMSOPS_LOG",
                 std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
             );
+        command.envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self {
             child: ServiceChild::spawn("process-svc", command),
         }

@@ -14,7 +14,7 @@ pub struct SmsProcess {
 }
 
 impl SmsProcess {
-    pub fn start(config: &SmsConfig) -> Self {
+    pub fn start(config: &SmsConfig, extra_env: &[(String, String)]) -> Self {
         let twilio = &config.twilio;
         let delivery = &config.delivery;
         let millis = |d: Duration| d.as_millis().to_string();
@@ -95,6 +95,7 @@ impl SmsProcess {
                 command.env(name, value);
             }
         }
+        command.envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self {
             child: ServiceChild::spawn("sms-svc", command),
         }

@@ -5,9 +5,10 @@
 //! session starts on the pair while the delete goes on. When process-svc
 //! cannot answer, nothing is deleted.
 
+use smsops_common::grpc::Channel;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 use smsops_proto::process::v1::{RetirePairRequest, process_service_client::ProcessServiceClient};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 use super::OperatorError;
 

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use smsops_common::grpc::Channel;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 use smsops_proto::{
     auth::v1::{SignInRequest, auth_service_client::AuthServiceClient},
@@ -13,7 +14,6 @@ use smsops_proto::{
     },
 };
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 use super::ProcessError;
 use crate::config::ServiceAccount;

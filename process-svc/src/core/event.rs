@@ -51,7 +51,12 @@ pub fn lifecycle(
     };
     let payload = serde_json::to_string(&event).unwrap_or_default();
     EventDoc {
-        traceparent: smsops_common::amqp::traceparent(&session.id, &event_id),
+        // The request's trace that made it, else the session's start's,
+        // else one made of the session's id, which groups its events.
+        traceparent: smsops_common::trace::TraceHeaders::of_span(&tracing::Span::current())
+            .traceparent
+            .or_else(|| session.traceparent.clone())
+            .unwrap_or_else(|| smsops_common::amqp::traceparent(&session.id, &event_id)),
         routing_key: event_type,
         event_id,
         payload,

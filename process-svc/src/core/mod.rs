@@ -19,6 +19,7 @@ use serde_json::json;
 use smsops_common::{
     audit::{Entry, kind},
     auth::Caller,
+    trace::TraceHeaders,
 };
 
 pub use error::ProcessError;
@@ -119,6 +120,7 @@ impl ProcessCore {
             outbox: Vec::new(),
             has_events: true,
             quota: caller.quota,
+            traceparent: TraceHeaders::of_span(&tracing::Span::current()).traceparent,
         };
         let started = event::lifecycle("started", &session, STARTING, "", &caller.user_id);
         session.outbox.push(started);

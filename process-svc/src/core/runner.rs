@@ -14,12 +14,14 @@ use serde_json::json;
 use smsops_common::{
     ApiError, ErrorCode,
     audit::{Entry, Recorder, kind},
+    trace::{TraceHeaders, link_to},
 };
 use smsops_proto::sms::v1::{SendSmsRequest, SendSmsResult, send_sms_result};
 use tokio::{
     sync::{Notify, watch},
     time::Instant,
 };
+use tracing::Instrument;
 
 use super::{clients::Clients, event, pacer::Pacer};
 use crate::{
@@ -393,9 +395,10 @@ impl Runner {
             })
             .collect();
         let clients = self.ctx.clients.clone();
+        let span = self.batch_span(first, count);
         self.pending.insert(first, count);
         self.in_flight.push(Box::pin(async move {
-            (first, count, clients.send(messages).await)
+            (first, count, clients.send(messages).instrument(span).await)
         }));
     }
 
@@ -720,6 +723,28 @@ impl Runner {
                 &self.progress,
             )
             .await;
+    }
+
+    /// A trace of its own for one batch of sends, linked to the request
+    /// that started the session; none while traces are off.
+    fn batch_span(&self, first: u64, count: u64) -> tracing::Span {
+        if !smsops_common::telemetry::traces_on() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            parent: None,
+            "session batch",
+            otel.name = "session send",
+            session.id = %self.session.id,
+            session.first = first,
+            session.count = count,
+        );
+        let started = TraceHeaders {
+            traceparent: self.session.traceparent.clone(),
+            tracestate: None,
+        };
+        link_to(&span, &started);
+        span
     }
 
     /// The session as it is now, progress included, for an event.

@@ -75,7 +75,12 @@ impl OutboxEvent {
         let payload = serde_json::to_string(&event).unwrap_or_default();
         Self {
             routing_key: event_type.clone(),
-            traceparent: smsops_common::amqp::traceparent(&row.id, &event_id),
+            // The request's own context while traces are on; otherwise one
+            // made of the message's id, which groups its events.
+            traceparent: row
+                .traceparent
+                .clone()
+                .unwrap_or_else(|| smsops_common::amqp::traceparent(&row.id, &event_id)),
             event_type,
             event_id,
             payload,

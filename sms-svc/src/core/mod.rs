@@ -16,6 +16,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use smsops_common::auth::{Caller, Quota, Role};
+use smsops_common::trace::TraceHeaders;
 
 pub use error::SmsError;
 pub use event::OutboxEvent;
@@ -279,6 +280,7 @@ impl SmsCore {
                         created_at: now,
                         updated_at: now,
                         request_hash: Some(valid.hash),
+                        traceparent: TraceHeaders::of_span(&tracing::Span::current()).traceparent,
                     }),
                     body: valid.request.body,
                 },

@@ -7,11 +7,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use smsops_common::grpc::Channel;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 use smsops_proto::operator::v1::{
     GetPairRequest, ListPairsRequest, operator_service_client::OperatorServiceClient,
 };
-use tonic::transport::Channel;
 
 use super::SmsError;
 

@@ -31,3 +31,4 @@ mod sessions;
 mod sessions_access;
 mod sms;
 mod tokens;
+mod traces;

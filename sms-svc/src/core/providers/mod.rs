@@ -9,6 +9,8 @@ pub mod twilio;
 use std::{sync::Arc, time::Duration};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use smsops_common::trace::TraceHeaders;
+use tracing::Instrument;
 
 pub use breaker::Breaker;
 
@@ -19,6 +21,21 @@ use crate::config::DeliveryConfig;
 pub struct OutgoingSms<'a> {
     pub to: &'a str,
     pub body: &'a str,
+}
+
+/// The client span of one request to a provider; none while traces are off.
+fn provider_span(provider: &str) -> tracing::Span {
+    if !smsops_common::telemetry::traces_on() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "provider request",
+        otel.name = %format!("POST {provider}"),
+        otel.kind = "client",
+        http.request.method = "POST",
+        http.response.status_code = tracing::field::Empty,
+        provider,
+    )
 }
 
 /// What a provider's HTTP answer means.
@@ -200,8 +217,12 @@ impl Dispatcher {
             let Ok(_slot) = self.in_flight.acquire().await else {
                 return last;
             };
-            let request = self.provider.build_request(&self.http, &sms);
-            let response = match request.send().await {
+            let span = provider_span(self.provider.name());
+            let mut request = self.provider.build_request(&self.http, &sms);
+            if let Some(traceparent) = TraceHeaders::of_span(&span).traceparent {
+                request = request.header("traceparent", traceparent);
+            }
+            let response = match request.send().instrument(span.clone()).await {
                 Ok(response) => response,
                 Err(err) if err.is_connect() => {
                     self.breaker.failure();
@@ -220,7 +241,8 @@ impl Dispatcher {
                 }
             };
             let status = response.status().as_u16();
-            let body = match response.bytes().await {
+            span.record("http.response.status_code", status);
+            let body = match response.bytes().instrument(span.clone()).await {
                 Ok(body) => body,
                 Err(err) => {
                     self.breaker.failure();
