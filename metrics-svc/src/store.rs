@@ -60,6 +60,13 @@ impl Latency {
     }
 }
 
+/// Whether a summary reads the latency bins too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latencies {
+    Read,
+    Skip,
+}
+
 /// `sms_latency.step`.
 const STEP_SENT: u8 = 1;
 const STEP_DELIVERED: u8 = 2;
@@ -145,6 +152,7 @@ impl Store {
         since: DateTime<Utc>,
         country: Option<&str>,
         operator: Option<&str>,
+        latencies: Latencies,
     ) -> Result<Vec<PairTotals>, StoreError> {
         let mut query = QueryBuilder::<MySql>::new(
             "SELECT pair_id, MAX(country) AS country, MAX(operator) AS operator, \
@@ -175,6 +183,9 @@ impl Store {
                 .take(TOP_ERRORS)
                 .map(|(_, code, n)| (code.clone(), *n))
                 .collect();
+        }
+        if latencies == Latencies::Skip {
+            return Ok(totals);
         }
         let bins: Vec<(String, u8, u16, i64)> = sqlx::query_as(
             "SELECT pair_id, step, bin, CAST(SUM(count) AS SIGNED) AS n FROM sms_latency \

@@ -13,7 +13,7 @@ use smsops_common::auth::Caller;
 pub use error::MetricsError;
 pub use exported::Exported;
 
-use crate::store::{Bucket, PairTotals, Store};
+use crate::store::{Bucket, Latencies, PairTotals, Store};
 
 const DEFAULT_WINDOW_SECS: u64 = 3600;
 const MAX_WINDOW_SECS: u64 = 30 * 24 * 3600;
@@ -188,7 +188,10 @@ impl MetricsCore {
     /// Sets the exported success rates from the last hour's totals.
     pub async fn refresh_exported(&self) -> Result<(), MetricsError> {
         let since = Utc::now() - TimeDelta::seconds(LIVE_WINDOW_SECS);
-        let totals = self.store.summary(since, None, None).await?;
+        let totals = self
+            .store
+            .summary(since, None, None, Latencies::Skip)
+            .await?;
         self.exported.set_rates(&totals);
         Ok(())
     }
@@ -242,7 +245,12 @@ impl MetricsCore {
     /// The last hour's totals of these pairs.
     pub async fn live_totals(&self, pairs: &[String]) -> Result<Vec<PairTotals>, MetricsError> {
         let since = Utc::now() - TimeDelta::seconds(LIVE_WINDOW_SECS);
-        let mut totals = self.store.summary(since, None, None).await?;
+        // Four times a second: the latency bins, tens of times the rows of
+        // the counts, are left to the summary callers ask for.
+        let mut totals = self
+            .store
+            .summary(since, None, None, Latencies::Skip)
+            .await?;
         totals.retain(|t| pairs.contains(&t.pair_id));
         Ok(totals)
     }
@@ -268,7 +276,7 @@ impl MetricsCore {
         let country = country.map(|c| c.trim().to_ascii_uppercase());
         Ok(self
             .store
-            .summary(since, country.as_deref(), operator)
+            .summary(since, country.as_deref(), operator, Latencies::Read)
             .await?)
     }
 }
