@@ -23,6 +23,8 @@ pub struct TwilioMessage {
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
     pub body: String,
+    /// What Twilio would bill it as.
+    pub num_segments: usize,
     pub status_callback: Option<String>,
     /// Where the message ends: delivered, undelivered or failed.
     pub outcome: String,
@@ -262,6 +264,7 @@ pub async fn create_message(
                 from: from.clone(),
                 messaging_service_sid: service.clone(),
                 body: text.clone(),
+                num_segments: segments(&text),
                 status_callback: callback.clone(),
                 outcome: outcome.into(),
                 error_code,
@@ -371,16 +374,43 @@ fn pick(codes: &[u32]) -> Option<u32> {
     codes.get(at.min(codes.len() - 1)).copied()
 }
 
-/// GSM-7 messages split at 153 characters once over 160; others at 67 over 70.
+/// The GSM 03.38 basic table, position by position (0x1B, the escape to
+/// the extension table, is no character of its own).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+    ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// The extension table's characters: each is the escape septet and its own.
+const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+
+/// As Twilio counts `num_segments`: the body encoded in GSM 7-bit when it
+/// can be, else UCS-2 (UTF-16 units); one segment of 160 septets or 70
+/// units, else segments of 153 or 67 that split no escape or surrogate pair.
 fn segments(text: &str) -> usize {
-    let chars = text.chars().count();
-    let gsm = text.is_ascii();
-    let (single, multi) = if gsm { (160, 153) } else { (70, 67) };
-    if chars <= single {
-        1
-    } else {
-        chars.div_ceil(multi)
+    let septets: Option<Vec<usize>> = text
+        .chars()
+        .map(|c| match c {
+            '\u{1b}' => None,
+            c if GSM_BASIC.contains(c) => Some(1),
+            c if GSM_EXTENSION.contains(c) => Some(2),
+            _ => None,
+        })
+        .collect();
+    let (units, single, multi) = match septets {
+        Some(septets) => (septets, 160, 153),
+        None => (text.chars().map(char::len_utf16).collect(), 70, 67),
+    };
+    if units.iter().sum::<usize>() <= single {
+        return 1;
     }
+    let mut segments = vec![0usize];
+    for unit in units {
+        let last = segments.len() - 1;
+        if segments[last] + unit > multi {
+            segments.push(unit);
+        } else {
+            segments[last] += unit;
+        }
+    }
+    segments.len()
 }
 
 struct CallbackParams {

@@ -63,6 +63,7 @@ export function SendSms({ pairs, onSent }: { pairs: Pair[]; onSent(id: string): 
           <span id="sms-count">
             {count(counted.chars)} characters, {counted.segments} segment{counted.segments === 1 ? "" : "s"} ({counted.encoding}),{" "}
             {counted.left} left in this one
+            {counted.ucs2Because.length > 0 && `; UCS-2 because of ${counted.ucs2Because.slice(0, 5).join(" ")}`}
           </span>
         }
       >

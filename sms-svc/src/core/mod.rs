@@ -7,6 +7,7 @@ pub mod pairs;
 pub mod providers;
 pub mod quota;
 mod reconcile;
+pub mod segments;
 mod status;
 mod validate;
 mod writer;

@@ -32,27 +32,7 @@ pub fn body(body: &str) -> Result<(u32, u32), SmsError> {
             "body must be at most {MAX_BODY_CHARS} characters, got {chars}"
         )));
     }
-    Ok((chars as u32, segments(body, chars) as u32))
-}
-
-/// GSM-7 text fits 160 characters in one segment, 153 per segment when
-/// split; anything else is UCS-2: 70, then 67.
-fn segments(body: &str, chars: usize) -> usize {
-    let (single, multi) = if body.chars().all(is_gsm7) {
-        (160, 153)
-    } else {
-        (70, 67)
-    };
-    if chars <= single {
-        1
-    } else {
-        chars.div_ceil(multi)
-    }
-}
-
-fn is_gsm7(c: char) -> bool {
-    c.is_ascii() && (c == '\n' || c == '\r' || !c.is_ascii_control())
-        || "£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉÄÖÑÜ§¿äöñüà€".contains(c)
+    Ok((chars as u32, super::segments::count(body).parts))
 }
 
 pub fn idempotency_key(raw: &str) -> Result<Option<String>, SmsError> {
@@ -94,6 +74,7 @@ mod tests {
         assert_eq!(body(&"a".repeat(160)).unwrap(), (160, 1));
         assert_eq!(body(&"a".repeat(161)).unwrap(), (161, 2));
         assert_eq!(body(&"\u{44f}".repeat(71)).unwrap(), (71, 2));
+        assert_eq!(body(&"{".repeat(160)).unwrap(), (160, 3));
         assert_eq!(body(&"a".repeat(1600)).unwrap().0, 1600);
         assert!(body("").is_err());
         assert!(body("   ").is_err());

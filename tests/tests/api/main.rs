@@ -27,6 +27,7 @@ mod receipts;
 mod retention;
 mod roles;
 mod sandbox;
+mod segments;
 mod sessions;
 mod sessions_access;
 mod sms;
