@@ -98,13 +98,31 @@ async fn one_sms_is_one_trace_from_the_gateway_through_every_consumer() {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::ACCEPTED);
 
-    let consumed = |spans: &[Span], service: &str| {
-        spans.iter().any(|s| {
-            s.trace_id == trace && s.service == service && s.name == "sms.delivered process"
-        })
-    };
-    let spans = spans_until(&receiver, "consumer spans of sms.delivered", |spans| {
-        consumed(spans, "metrics-svc") && consumed(spans, "notify-svc")
+    // Each service exports on its own schedule, and a producer span ends
+    // only at the broker's confirm: wait for every one expected.
+    let expected = [
+        ("gateway", "POST /api/v1/sms"),
+        ("gateway", "smsops.sms.v1.SmsService/SendSms"),
+        ("sms-svc", "smsops.sms.v1.SmsService/SendSms"),
+        ("sms-svc", "POST twilio"),
+        ("sms-svc", "sms.accepted publish"),
+        ("sms-svc", "sms.delivered publish"),
+        ("metrics-svc", "sms.accepted process"),
+        ("metrics-svc", "sms.delivered process"),
+        ("notify-svc", "sms.delivered process"),
+    ];
+    let spans = spans_until(&receiver, "every span of the message", |spans| {
+        let linked = spans.iter().any(|s| {
+            s.service == "metrics-svc"
+                && s.name.ends_with("process batch")
+                && s.links.iter().any(|(linked, _)| linked == trace)
+        });
+        linked
+            && expected.iter().all(|(service, name)| {
+                spans
+                    .iter()
+                    .any(|s| s.trace_id == trace && s.service == *service && s.name == *name)
+            })
     })
     .await;
     let ours: Vec<Span> = spans
