@@ -195,6 +195,10 @@ pub fn event_span(consumer: &str, delivery: &Delivery) -> tracing::Span {
     if !crate::telemetry::traces_on() {
         return tracing::Span::none();
     }
+    event_span_from(consumer, delivery, &trace_headers(delivery))
+}
+
+fn event_span_from(consumer: &str, delivery: &Delivery, headers: &TraceHeaders) -> tracing::Span {
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("{} process", delivery.routing_key),
@@ -206,7 +210,7 @@ pub fn event_span(consumer: &str, delivery: &Delivery) -> tracing::Span {
     if let Some(id) = delivery.properties.message_id() {
         span.record("messaging.message.id", id.as_str());
     }
-    continue_from(&span, &trace_headers(delivery));
+    continue_from(&span, headers);
     span
 }
 
@@ -223,12 +227,13 @@ fn consumer_spans(consumer: &str, deliveries: &[Delivery]) -> (tracing::Span, Ve
         messaging.system = "rabbitmq",
         messaging.batch.message_count = deliveries.len(),
     );
-    for delivery in deliveries {
-        link_to(&batch, &trace_headers(delivery));
-    }
     let events = deliveries
         .iter()
-        .map(|delivery| event_span(consumer, delivery))
+        .map(|delivery| {
+            let headers = trace_headers(delivery);
+            link_to(&batch, &headers);
+            event_span_from(consumer, delivery, &headers)
+        })
         .collect();
     (batch, events)
 }

@@ -25,7 +25,6 @@ use tonic::{
     codegen::{BoxFuture, Service, http},
     server::NamedService,
 };
-
 use tracing::Instrument;
 
 use crate::startup::{StartupError, bind};

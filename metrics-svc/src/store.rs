@@ -184,16 +184,22 @@ impl Store {
                 .map(|(_, code, n)| (code.clone(), *n))
                 .collect();
         }
-        if latencies == Latencies::Skip {
+        if latencies == Latencies::Skip || totals.is_empty() {
             return Ok(totals);
         }
-        let bins: Vec<(String, u8, u16, i64)> = sqlx::query_as(
+        // Only the pairs listed: a country's summary reads its own bins.
+        let mut query = QueryBuilder::<MySql>::new(
             "SELECT pair_id, step, bin, CAST(SUM(count) AS SIGNED) AS n FROM sms_latency \
-             WHERE `timestamp` >= ? GROUP BY pair_id, step, bin",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE `timestamp` >= ",
+        );
+        query.push_bind(since).push(" AND pair_id IN (");
+        let mut pairs = query.separated(", ");
+        for pair in &totals {
+            pairs.push_bind(pair.pair_id.clone());
+        }
+        query.push(") GROUP BY pair_id, step, bin");
+        let bins: Vec<(String, u8, u16, i64)> =
+            query.build_query_as().fetch_all(&self.pool).await?;
         let mut latency: BTreeMap<String, Latency> = BTreeMap::new();
         for (pair, step, bin, n) in bins {
             latency.entry(pair).or_default().add(step, bin, n);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use smsops_proto::sms::v1::{
-    SendSmsBatchRequest, SendSmsRequest, sms_service_client::SmsServiceClient,
+    SendSmsBatchRequest, SendSmsBatchResponse, SendSmsRequest, sms_service_client::SmsServiceClient,
 };
 use smsops_tests::{Options, TestApp, amqp, sandbox::Sandbox};
 
@@ -83,9 +83,6 @@ async fn send(app: &TestApp, admin: &str, pair: &str, good: usize, bad: usize) {
 
 /// Sends one message to each of `numbers` on `pair`, in one gRPC batch.
 pub(crate) async fn send_to(app: &TestApp, admin: &str, pair: &str, numbers: Vec<String>) {
-    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
     let messages = numbers
         .into_iter()
         .enumerate()
@@ -93,16 +90,26 @@ pub(crate) async fn send_to(app: &TestApp, admin: &str, pair: &str, numbers: Vec
             country_operator_id: pair.into(),
             to,
             body: format!("alerts {n}"),
-            idempotency_key: String::new(),
-            session_id: String::new(),
             ..Default::default()
         })
         .collect();
+    send_batch(app, admin, messages).await;
+}
+
+/// One `SendSmsBatch` call to sms-svc as `admin`.
+pub(crate) async fn send_batch(
+    app: &TestApp,
+    admin: &str,
+    messages: Vec<SendSmsRequest>,
+) -> SendSmsBatchResponse {
+    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
+        .await
+        .unwrap();
     let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {admin}").parse().unwrap());
-    client.send_sms_batch(request).await.unwrap();
+    client.send_sms_batch(request).await.unwrap().into_inner()
 }
 
 /// The Telegram messages whose text contains every one of `words`.

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use smsops_proto::sms::v1::{
-    SendSmsBatchRequest, SendSmsRequest, send_sms_result, sms_service_client::SmsServiceClient,
-};
+use smsops_proto::sms::v1::{SendSmsRequest, send_sms_result};
 use smsops_tests::{Options, TestApp, sandbox::Sandbox};
 
 /// Characters from every class the count tells apart: GSM basic (ASCII and
@@ -60,9 +58,6 @@ async fn every_count_is_the_providers_own() {
     let admin = app.admin_tokens().await.access;
     let pair = super::sessions::new_pair(&app, &admin, "GB", false).await;
     let bodies = bodies(1_000);
-    let mut client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
-        .await
-        .unwrap();
     let mut ours: HashMap<String, (u32, String)> = HashMap::new();
     for (chunk, texts) in bodies.chunks(100).enumerate() {
         let messages = texts
@@ -75,11 +70,7 @@ async fn every_count_is_the_providers_own() {
                 ..Default::default()
             })
             .collect();
-        let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
-        let reply = client.send_sms_batch(request).await.unwrap().into_inner();
+        let reply = super::alerts::send_batch(&app, &admin, messages).await;
         for (n, result) in reply.results.into_iter().enumerate() {
             let Some(send_sms_result::Result::Sms(sms)) = result.result else {
                 panic!("message {chunk}/{n} refused: {result:?}");
