@@ -23,6 +23,7 @@ pub enum ErrorCode {
     InvalidCountry,
     InvalidOperator,
     InvalidPhone,
+    NumberNotInCountry,
     InvalidBody,
     InvalidRate,
     InvalidRecipients,
@@ -53,7 +54,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEmail,
@@ -61,6 +62,7 @@ impl ErrorCode {
         ErrorCode::InvalidCountry,
         ErrorCode::InvalidOperator,
         ErrorCode::InvalidPhone,
+        ErrorCode::NumberNotInCountry,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidRate,
         ErrorCode::InvalidRecipients,
@@ -100,6 +102,7 @@ impl ErrorCode {
             ErrorCode::InvalidCountry => "invalid_country",
             ErrorCode::InvalidOperator => "invalid_operator",
             ErrorCode::InvalidPhone => "invalid_phone",
+            ErrorCode::NumberNotInCountry => "number_not_in_country",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::InvalidRate => "invalid_rate",
             ErrorCode::InvalidRecipients => "invalid_recipients",
@@ -140,6 +143,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
             | ErrorCode::InvalidPhone
+            | ErrorCode::NumberNotInCountry
             | ErrorCode::InvalidBody
             | ErrorCode::InvalidRate
             | ErrorCode::InvalidRecipients
@@ -175,6 +179,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
             | ErrorCode::InvalidPhone
+            | ErrorCode::NumberNotInCountry
             | ErrorCode::InvalidBody
             | ErrorCode::InvalidRate
             | ErrorCode::InvalidRecipients

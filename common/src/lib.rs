@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod latency;
 pub mod mongo;
 pub mod mysql;
+pub mod phone;
 pub mod prom;
 pub mod retention;
 pub mod service;

@@ -41,6 +41,7 @@ use crate::{error::ErrorBody, routes};
         routes::sms::send,
         routes::sms::get,
         routes::sms::list,
+        routes::sms::preview,
         routes::metrics::summary,
         routes::metrics::series,
         routes::live::live,

@@ -155,6 +155,7 @@ impl Application {
                                 .route(web::get().to(sms::list))
                                 .route(web::post().to(sms::send)),
                         )
+                        .service(resource("/sms/preview").route(web::post().to(sms::preview)))
                         .service(resource("/sms/{id}").route(web::get().to(sms::get)))
                         .service(
                             resource("/sessions")

@@ -36,6 +36,8 @@ impl Application {
     /// Connects to MongoDB, creates indexes and binds the gRPC listener.
     /// The services it calls may still be down; sessions wait for them.
     pub async fn build(config: ProcessConfig) -> Result<Service, StartupError> {
+        // Calling codes are read on the first send otherwise, which then waits.
+        smsops_common::phone::warm_up();
         let client = mongo::connect(&config.mongo_url, "process-svc")
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;

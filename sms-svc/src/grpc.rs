@@ -17,8 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::{
-    core::{ListQuery, SendRequest, SmsCore, SmsError, ingest::Report},
-    store::{HistoryRow, MessageRow},
+    core::{ListQuery, SendRequest, SmsCore, SmsError, ingest::Report, segments},
+    domain::{Message, StatusChange},
 };
 
 pub struct SmsGrpc {
@@ -56,7 +56,7 @@ const STREAM_BATCHES_IN_FLIGHT: usize = 4;
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SendSmsStreamResult, Status>> + Send>>;
 
-fn batch_result(result: Result<MessageRow, SmsError>) -> pb::SendSmsResult {
+fn batch_result(result: Result<Message, SmsError>) -> pb::SendSmsResult {
     pb::SendSmsResult {
         result: Some(match result {
             Ok(row) => SendResult::Sms(sms_to_pb(row)),
@@ -108,7 +108,7 @@ async fn detached_send(
     core: Arc<SmsCore>,
     caller: Arc<Caller>,
     requests: Vec<SendRequest>,
-) -> Result<Vec<Result<MessageRow, SmsError>>, SmsError> {
+) -> Result<Vec<Result<Message, SmsError>>, SmsError> {
     // In the call's span: the messages' trace is the request's.
     let send = async move { core.send_batch(&caller, requests).await };
     tokio::spawn(send.instrument(tracing::Span::current()))
@@ -293,38 +293,54 @@ impl SmsService for SmsGrpc {
             accepted: accepted as u32,
         }))
     }
+
+    async fn preview_sms(
+        &self,
+        request: Request<pb::PreviewSmsRequest>,
+    ) -> Result<Response<pb::SmsPreview>, Status> {
+        self.verifier.caller_of(&request).await?;
+        let count = segments::preview(&request.into_inner().body)?;
+        Ok(Response::new(pb::SmsPreview {
+            encoding: count.encoding.as_str().into(),
+            characters: count.chars,
+            units: count.units,
+            parts: count.parts,
+            per_part: count.per_part,
+            ucs2_characters: count.ucs2_because.iter().map(char::to_string).collect(),
+        }))
+    }
 }
 
 fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn sms_to_pb(row: MessageRow) -> pb::Sms {
+fn sms_to_pb(message: Message) -> pb::Sms {
     pb::Sms {
-        id: row.id,
-        country_operator_id: row.pair_id,
-        country: row.country,
-        operator: row.operator,
-        is_high_priority: row.is_high_priority,
-        session_id: row.session_id.unwrap_or_default(),
-        to: row.to_number,
-        body_length: row.body_length,
-        segments: row.segments,
-        status: row.status,
-        provider: row.provider,
-        provider_sid: row.provider_sid.unwrap_or_default(),
-        error_code: row.error_code.unwrap_or_default(),
-        error_message: row.error_message.unwrap_or_default(),
-        created_at: time(row.created_at),
-        updated_at: time(row.updated_at),
+        id: message.id,
+        country_operator_id: message.pair.id,
+        country: message.pair.country,
+        operator: message.pair.operator,
+        is_high_priority: message.pair.is_high_priority,
+        session_id: message.session_id.unwrap_or_default(),
+        to: message.to,
+        body_length: message.body_length,
+        segments: message.segments,
+        status: message.status.as_str().into(),
+        provider: message.provider,
+        provider_sid: message.provider_sid.unwrap_or_default(),
+        error_code: message.error_code.unwrap_or_default(),
+        error_message: message.error_message.unwrap_or_default(),
+        created_at: time(message.created_at),
+        updated_at: time(message.updated_at),
     }
 }
 
-fn history_to_pb(row: HistoryRow) -> pb::StatusChange {
+fn history_to_pb(change: StatusChange) -> pb::StatusChange {
     pb::StatusChange {
-        status: row.status,
-        error_code: row.error_code.unwrap_or_default(),
-        provider_status: row.provider_status.unwrap_or_default(),
-        occurred_at: time(row.occurred_at),
+        status: change.status.as_str().into(),
+        error_code: change.error_code.unwrap_or_default(),
+        provider_status: change.provider_status.unwrap_or_default(),
+        occurred_at: time(change.occurred_at),
     }
 }

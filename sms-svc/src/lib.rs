@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod core;
+pub mod domain;
 pub mod grpc;
 mod quota_store;
 pub mod reconciler;

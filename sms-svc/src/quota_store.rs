@@ -1,39 +1,42 @@
-//! Quota reservations in MySQL (see `core::quota`).
+//! Quota reservations in MySQL (see `domain::quota`).
 
 use chrono::{Duration, Utc};
 use sqlx::Row;
 
 use crate::{
-    core::quota::{Granted, Window, grant},
-    store::{Store, StoreError},
+    domain::{
+        QuotaLedger, RepoError,
+        quota::{Granted, Window, grant},
+    },
+    store::Store,
 };
 
-/// MySQL's "deadlock found" and "lock wait timeout": the transaction is
-/// rolled back and can simply run again.
-const RETRYABLE: [&str; 2] = ["1213", "1205"];
-
-impl Store {
-    /// Reserves up to `asked` messages in every window at once: all or
-    /// none of each grant is counted, and two replicas never both take
-    /// the last room in a window (the rows are locked while counted).
-    pub async fn reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, StoreError> {
+impl QuotaLedger for Store {
+    /// All or none of each grant is counted, and two replicas never both
+    /// take the last room in a window (the rows are locked while counted).
+    async fn reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, RepoError> {
         let mut attempt = 0;
         loop {
             match self.try_reserve(windows, asked).await {
-                Err(StoreError::Sql(sqlx::Error::Database(db)))
-                    if attempt < 3
-                        && db
-                            .code()
-                            .is_some_and(|code| RETRYABLE.contains(&code.as_ref())) =>
-                {
-                    attempt += 1;
-                }
+                // Rolled back whole: it can simply run again.
+                Err(RepoError::Conflict) if attempt < 3 => attempt += 1,
                 other => return other,
             }
         }
     }
 
-    async fn try_reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, StoreError> {
+    async fn prune_quota_windows(&self) -> Result<u64, RepoError> {
+        let before = Utc::now() - Duration::days(2);
+        let done = sqlx::query("DELETE FROM quota_usage WHERE window_start < ? LIMIT 5000")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl Store {
+    async fn try_reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, RepoError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let mut used = Vec::with_capacity(windows.len());
@@ -77,15 +80,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(granted)
-    }
-
-    /// Drops windows that ended over a day ago; returns how many.
-    pub async fn prune_quota_windows(&self) -> Result<u64, StoreError> {
-        let before = Utc::now() - Duration::days(2);
-        let done = sqlx::query("DELETE FROM quota_usage WHERE window_start < ? LIMIT 5000")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 }

@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use crate::{
     core::{ReconcileConfig, SmsCore},
-    store::{Store, StoreError, UpkeepLock},
+    domain::RepoError,
+    store::{Store, UpkeepLock},
 };
 
 const ROUND_EVERY: Duration = Duration::from_secs(1);
@@ -81,7 +82,7 @@ impl Reconciler {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
             let asked = tokio::time::timeout(ROUND_EVERY * 5, self.store.try_upkeep_lock()).await;
-            match asked.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer".into()))) {
+            match asked.unwrap_or_else(|_| Err(RepoError::Unavailable("no answer".into()))) {
                 Ok(Some(lock)) => self.lead(lock, stop.clone()).await,
                 Ok(None) => {}
                 Err(err) => tracing::debug!(error = %err, "cannot ask for the upkeep lock"),

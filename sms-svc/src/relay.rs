@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 use crate::{
     core::SmsCore,
-    store::{OutboxRow, RelayLock, Store, StoreError},
+    domain::RepoError,
+    store::{OutboxRow, RelayLock, Store},
 };
 
 const BATCH: u32 = 500;
@@ -62,7 +63,7 @@ impl Relay {
         while !*stop.borrow() {
             // Bounded: a database that stopped answering must not stall this loop.
             let asked = tokio::time::timeout(LOCK_EVERY * 5, self.store.try_relay_lock()).await;
-            match asked.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer".into()))) {
+            match asked.unwrap_or_else(|_| Err(RepoError::Unavailable("no answer".into()))) {
                 Ok(Some(lock)) => {
                     tracing::info!(exchange = %self.exchange, "outbox relay leading");
                     standing_by = false;

@@ -17,7 +17,7 @@ use crate::{
     core::{
         SmsCore,
         pairs::PairDirectory,
-        providers::{Dispatcher, twilio::Twilio},
+        providers::{Dispatcher, http::HttpConnector, twilio::Twilio},
     },
     grpc::SmsGrpc,
     reconciler::Reconciler,
@@ -42,6 +42,8 @@ impl Application {
     /// the outbox relay, and binds the gRPC listener. RabbitMQ may be down:
     /// messages are still accepted and their events wait in the outbox.
     pub async fn build(config: SmsConfig) -> Result<Service, StartupError> {
+        // Calling codes are read on the first send otherwise, which then waits.
+        smsops_common::phone::warm_up();
         let store = Store::connect(&config.mysql_url, &config.database)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
@@ -49,11 +51,12 @@ impl Application {
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
-        let dispatcher = Dispatcher::new(
+        let twilio = HttpConnector::new(
             Arc::new(Twilio::new(config.twilio.clone())),
-            config.delivery,
+            &config.delivery,
         )
         .map_err(|err| StartupError::Setup(format!("http client: {err}")))?;
+        let dispatcher = Dispatcher::new(Arc::new(twilio), config.delivery);
         let pairs = PairDirectory::new(operator, config.pair_cache_ttl);
         let core = Arc::new(SmsCore::new(
             store.clone(),
@@ -64,10 +67,7 @@ impl Application {
 
         let mut bootstrap = Bootstrap::new("sms-svc", SERVICE_NAME).await?;
         // The provider's breaker shows in health as its own service name.
-        let provider_health = format!(
-            "{SERVICE_NAME}/provider/{}",
-            core.dispatcher().provider().name()
-        );
+        let provider_health = format!("{SERVICE_NAME}/provider/{}", core.dispatcher().name());
         let health = bootstrap.health();
         health
             .set_service_status(&provider_health, ServingStatus::Serving)

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use smsops_common::{ApiError, ErrorCode};
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
-use crate::core::{OutboxEvent, Status};
+use crate::domain::{
+    Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, RepoError,
+    Status, StatusChange, Target,
+};
 
 mod lock;
 mod receipts;
@@ -15,67 +17,94 @@ mod receipts;
 pub use lock::{RelayLock, UpkeepLock};
 pub use receipts::{AwaitingReceipt, ReceiptCheck, ReceiptGap};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("duplicate key")]
-    Duplicate,
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Duplicate => ApiError::new(ErrorCode::Conflict, "already exists"),
-            StoreError::Sql(err) => smsops_common::mysql::api_error("message store", err),
-            StoreError::Migrate(err) => ApiError::internal(err),
-            StoreError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
+impl From<sqlx::Error> for RepoError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
+            sqlx::Error::Database(db) if is_lock_conflict(db.as_ref()) => RepoError::Conflict,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                RepoError::Unavailable("the message store is unavailable".into())
+            }
+            _ => RepoError::Failed(err.to_string()),
         }
     }
 }
 
-fn classify(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
-        _ => StoreError::Sql(err),
+impl From<sqlx::migrate::MigrateError> for RepoError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        RepoError::Failed(format!("migration failed: {err}"))
     }
 }
 
+/// A message as its row holds it; read into a [`Message`] before use.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MessageRow {
-    pub id: String,
-    pub idempotency_key: Option<String>,
-    pub pair_id: String,
-    pub country: String,
-    pub operator: String,
-    pub is_high_priority: bool,
-    pub session_id: Option<String>,
-    pub to_number: String,
-    pub body_length: u32,
-    pub segments: u32,
-    pub status: String,
-    pub provider: String,
-    pub provider_sid: Option<String>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+struct MessageRow {
+    id: String,
+    idempotency_key: Option<String>,
+    pair_id: String,
+    country: String,
+    operator: String,
+    is_high_priority: bool,
+    session_id: Option<String>,
+    to_number: String,
+    body_length: u32,
+    segments: u32,
+    status: String,
+    provider: String,
+    provider_sid: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     /// See migration 0004; `None` for older messages.
-    pub request_hash: Option<String>,
-    /// The accepting request's W3C trace context (migration 0007).
-    pub traceparent: Option<String>,
+    request_hash: Option<String>,
+    /// Migration 0007.
+    traceparent: Option<String>,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = RepoError;
+
+    fn try_from(row: MessageRow) -> Result<Self, RepoError> {
+        let status = Status::parse(&row.status).ok_or_else(|| {
+            RepoError::Corrupt(format!("message {} has status {:?}", row.id, row.status))
+        })?;
+        Ok(Message {
+            id: row.id,
+            idempotency_key: row.idempotency_key,
+            pair: Pair {
+                id: row.pair_id,
+                country: row.country,
+                operator: row.operator,
+                is_high_priority: row.is_high_priority,
+            },
+            session_id: row.session_id,
+            to: row.to_number,
+            body_length: row.body_length,
+            segments: row.segments,
+            status,
+            provider: row.provider,
+            provider_sid: row.provider_sid,
+            error_code: row.error_code,
+            error_message: row.error_message,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            request_hash: row.request_hash,
+            traceparent: row.traceparent,
+        })
+    }
+}
+
+fn messages(rows: Vec<MessageRow>) -> Result<Vec<Message>, RepoError> {
+    rows.into_iter().map(Message::try_from).collect()
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HistoryRow {
-    pub status: String,
-    pub error_code: Option<String>,
-    pub provider_status: Option<String>,
-    pub occurred_at: DateTime<Utc>,
+struct HistoryRow {
+    status: String,
+    error_code: Option<String>,
+    provider_status: Option<String>,
+    occurred_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -86,46 +115,6 @@ pub struct OutboxRow {
     pub event_type: String,
     pub traceparent: String,
     pub payload: String,
-}
-
-/// Which message a change is for: ours, or the provider's id for it.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Id(String),
-    Sid(String),
-}
-
-/// A status change to apply to a message.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub status: Status,
-    pub provider_sid: Option<String>,
-    pub provider_status: Option<String>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-}
-
-/// What became of a status change.
-#[derive(Debug)]
-pub enum Applied {
-    /// The message moved; here it is as it is now.
-    Moved(Box<MessageRow>),
-    /// The message is already as far or further; nothing changed.
-    Stale(Box<MessageRow>),
-    /// No message matches.
-    Unknown,
-}
-
-/// Filters for listing messages, newest first.
-#[derive(Debug, Default)]
-pub struct ListFilter {
-    pub pair_id: Option<String>,
-    pub status: Option<Status>,
-    pub session_id: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub before_id: Option<String>,
-    pub limit: u32,
 }
 
 const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_priority, session_id, \
@@ -139,136 +128,23 @@ pub struct Store {
 
 impl Store {
     /// Creates the database if missing, connects and applies migrations.
-    pub async fn connect(server_url: &str, database: &str) -> Result<Self, StoreError> {
+    pub async fn connect(server_url: &str, database: &str) -> Result<Self, RepoError> {
         let pool = smsops_common::mysql::connect(server_url, database, 16).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
-    }
-
-    pub async fn get(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ?");
-        Ok(sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    pub async fn by_idempotency_key(&self, key: &str) -> Result<Option<MessageRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE idempotency_key = ?");
-        Ok(sqlx::query_as(&sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// The messages that already hold any of these idempotency keys.
-    pub async fn by_idempotency_keys(&self, keys: &[&str]) -> Result<Vec<MessageRow>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks = vec!["?"; keys.len()].join(", ");
-        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE idempotency_key IN ({marks})");
-        let mut query = sqlx::query_as(&sql);
-        for key in keys {
-            query = query.bind(*key);
-        }
-        Ok(query.fetch_all(&self.pool).await?)
-    }
-
-    pub async fn history(&self, id: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        let sql = "SELECT status, error_code, provider_status, occurred_at FROM sms_status_history \
-                   WHERE message_id = ? ORDER BY id";
-        Ok(sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?)
-    }
-
-    /// Records new messages as `accepted`, with their history and events,
-    /// in one transaction: a batch costs one commit, not one per message.
-    pub async fn insert_many(
-        &self,
-        rows: &[MessageRow],
-        events: &[OutboxEvent],
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        let mut insert = QueryBuilder::<MySql>::new(
-            "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
-             is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-             provider, created_at, updated_at, request_hash, traceparent) ",
-        );
-        insert.push_values(rows, |mut values, row| {
-            values
-                .push_bind(&row.id)
-                .push_bind(&row.idempotency_key)
-                .push_bind(&row.pair_id)
-                .push_bind(&row.country)
-                .push_bind(&row.operator)
-                .push_bind(row.is_high_priority)
-                .push_bind(&row.session_id)
-                .push_bind(&row.to_number)
-                .push_bind(row.body_length)
-                .push_bind(row.segments)
-                .push_bind(&row.status)
-                .push_bind(Status::Accepted.rank())
-                .push_bind(&row.provider)
-                .push_bind(row.created_at)
-                .push_bind(row.updated_at)
-                .push_bind(&row.request_hash)
-                .push_bind(&row.traceparent);
-        });
-        insert.build().execute(&mut *tx).await.map_err(classify)?;
-        let history: Vec<HistoryEntry> = rows
-            .iter()
-            .map(|row| HistoryEntry {
-                message_id: row.id.clone(),
-                status: Status::Accepted,
-                error_code: None,
-                provider_status: None,
-                at: row.created_at,
-            })
-            .collect();
-        insert_history(&mut tx, &history).await?;
-        insert_outbox(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Applies status changes in order, in one transaction: each moves its
-    /// message forward or changes nothing. Answers, per change, what became
-    /// of it. Several changes may touch one message (`queued`, then `sent`);
-    /// each moved one gets its history row and its event.
-    pub async fn apply_changes(
-        &self,
-        provider: &str,
-        changes: &[(Target, Change)],
-        event: impl Fn(&MessageRow) -> OutboxEvent,
-    ) -> Result<Vec<Applied>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_apply_changes(provider, changes, &event).await {
-                // Two batches can lock the same messages in different orders;
-                // the loser is rolled back whole and can simply run again.
-                Err(StoreError::Sql(err)) if attempt < 5 && is_lock_conflict(&err) => {
-                    tracing::debug!(attempt, "status batch hit a lock conflict, retrying");
-                }
-                other => return other,
-            }
-        }
     }
 
     async fn try_apply_changes(
         &self,
         provider: &str,
         changes: &[(Target, Change)],
-        event: &impl Fn(&MessageRow) -> OutboxEvent,
-    ) -> Result<Vec<Applied>, StoreError> {
+        origin: Origin,
+    ) -> Result<Vec<Applied>, RepoError> {
         let mut tx = self.pool.begin().await?;
-        let mut rows = locked_rows(&mut tx, provider, changes).await?;
-        let mut by_sid: HashMap<String, String> = rows
+        let mut messages = locked_messages(&mut tx, provider, changes).await?;
+        let mut by_sid: HashMap<String, String> = messages
             .values()
-            .filter_map(|row| Some((row.provider_sid.clone()?, row.id.clone())))
+            .filter_map(|message| Some((message.provider_sid.clone()?, message.id.clone())))
             .collect();
         let now = Utc::now();
         let mut results = Vec::with_capacity(changes.len());
@@ -280,47 +156,169 @@ impl Store {
                 Target::Id(id) => Some(id),
                 Target::Sid(sid) => by_sid.get(sid),
             };
-            let Some(row) = id.and_then(|id| rows.get_mut(id)) else {
+            let Some(message) = id.and_then(|id| messages.get_mut(id)) else {
                 results.push(Applied::Unknown);
                 continue;
             };
-            let current = Status::parse(&row.status).unwrap_or(Status::Accepted);
-            if change.status.rank() <= current.rank() {
-                results.push(Applied::Stale(Box::new(row.clone())));
+            let Some(moved) = message.apply(change, now, origin) else {
+                results.push(Applied::Stale(Box::new(message.clone())));
                 continue;
-            }
-            row.status = change.status.as_str().to_string();
-            row.updated_at = now;
+            };
             if let Some(sid) = &change.provider_sid {
-                row.provider_sid = Some(sid.clone());
-                by_sid.insert(sid.clone(), row.id.clone());
+                by_sid.insert(sid.clone(), message.id.clone());
             }
-            if change.error_code.is_some() {
-                row.error_code = change.error_code.clone();
-                row.error_message = change.error_message.clone();
+            if !dirty.contains(&message.id) {
+                dirty.push(message.id.clone());
             }
-            if !dirty.contains(&row.id) {
-                dirty.push(row.id.clone());
-            }
-            history.push(HistoryEntry {
-                message_id: row.id.clone(),
-                status: change.status,
-                error_code: change.error_code.clone(),
-                provider_status: change.provider_status.clone(),
-                at: now,
-            });
-            events.push(event(row));
-            results.push(Applied::Moved(Box::new(row.clone())));
+            history.push((message.id.clone(), moved.history));
+            events.push(moved.event);
+            results.push(Applied::Moved(Box::new(message.clone())));
         }
-        let updated: Vec<&MessageRow> = dirty.iter().filter_map(|id| rows.get(id)).collect();
-        write_rows(&mut tx, &updated).await?;
+        let updated: Vec<&Message> = dirty.iter().filter_map(|id| messages.get(id)).collect();
+        write_messages(&mut tx, &updated).await?;
         insert_history(&mut tx, &history).await?;
         insert_outbox(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(results)
     }
 
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRow>, StoreError> {
+    /// The oldest events after `after` not yet confirmed by the broker.
+    pub async fn outbox_batch(&self, after: u64, limit: u32) -> Result<Vec<OutboxRow>, RepoError> {
+        let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \
+                   FROM sms_outbox WHERE id > ? ORDER BY id LIMIT ?";
+        Ok(sqlx::query_as(sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Forgets events the broker has confirmed.
+    pub async fn outbox_done(&self, ids: &[u64]) -> Result<(), RepoError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&u64> = padded(ids).collect();
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("DELETE FROM sms_outbox WHERE id IN ({marks})");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl MessageRepository for Store {
+    async fn get(&self, id: &str) -> Result<Option<Message>, RepoError> {
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE id = ?");
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Message::try_from).transpose()
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<StatusChange>, RepoError> {
+        let sql = "SELECT status, error_code, provider_status, occurred_at FROM sms_status_history \
+                   WHERE message_id = ? ORDER BY id";
+        let rows: Vec<HistoryRow> = sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StatusChange {
+                    status: Status::parse(&row.status).ok_or_else(|| {
+                        RepoError::Corrupt(format!("history of {id} has status {:?}", row.status))
+                    })?,
+                    error_code: row.error_code,
+                    provider_status: row.provider_status,
+                    occurred_at: row.occurred_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn by_idempotency_keys(&self, keys: &[&str]) -> Result<Vec<Message>, RepoError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE idempotency_key IN ({marks})");
+        let mut query = sqlx::query_as(&sql);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        messages(query.fetch_all(&self.pool).await?)
+    }
+
+    /// One transaction for the whole batch: a batch costs one commit, not
+    /// one per message.
+    async fn insert_many(
+        &self,
+        messages: &[Message],
+        events: &[OutboxEvent],
+    ) -> Result<(), RepoError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut insert = QueryBuilder::<MySql>::new(
+            "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
+             is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
+             provider, created_at, updated_at, request_hash, traceparent) ",
+        );
+        insert.push_values(messages, |mut values, message| {
+            values
+                .push_bind(&message.id)
+                .push_bind(&message.idempotency_key)
+                .push_bind(&message.pair.id)
+                .push_bind(&message.pair.country)
+                .push_bind(&message.pair.operator)
+                .push_bind(message.pair.is_high_priority)
+                .push_bind(&message.session_id)
+                .push_bind(&message.to)
+                .push_bind(message.body_length)
+                .push_bind(message.segments)
+                .push_bind(message.status.as_str())
+                .push_bind(message.status.rank())
+                .push_bind(&message.provider)
+                .push_bind(message.created_at)
+                .push_bind(message.updated_at)
+                .push_bind(&message.request_hash)
+                .push_bind(&message.traceparent);
+        });
+        insert.build().execute(&mut *tx).await?;
+        let history: Vec<(String, StatusChange)> = messages
+            .iter()
+            .map(|message| (message.id.clone(), message.accepted().history))
+            .collect();
+        insert_history(&mut tx, &history).await?;
+        insert_outbox(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_changes(
+        &self,
+        provider: &str,
+        changes: &[(Target, Change)],
+        origin: Origin,
+    ) -> Result<Vec<Applied>, RepoError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_apply_changes(provider, changes, origin).await {
+                // Two batches can lock the same messages in different orders;
+                // the loser is rolled back whole and can simply run again.
+                Err(RepoError::Conflict) if attempt < 5 => {
+                    tracing::debug!(attempt, "status batch hit a lock conflict, retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, RepoError> {
         let mut sql = format!("SELECT {COLUMNS} FROM sms_messages WHERE 1 = 1");
         if filter.pair_id.is_some() {
             sql.push_str(" AND pair_id = ?");
@@ -360,15 +358,14 @@ impl Store {
         if let Some(before) = &filter.before_id {
             query = query.bind(before);
         }
-        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+        messages(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
-    /// Messages still `accepted` that were created before `before`.
-    pub async fn stale_accepted(
+    async fn stale_accepted(
         &self,
         before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>, RepoError> {
         let rows = sqlx::query(
             "SELECT id FROM sms_messages WHERE status = 'accepted' AND created_at < ? ORDER BY created_at LIMIT ?",
         )
@@ -382,39 +379,10 @@ impl Store {
             .collect())
     }
 
-    /// The oldest events after `after` not yet confirmed by the broker.
-    /// Puts events with no message row behind them (reported results) in
-    /// the outbox, all or none.
-    pub async fn insert_events(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+    async fn insert_events(&self, events: &[OutboxEvent]) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await?;
         insert_outbox(&mut tx, events).await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn outbox_batch(&self, after: u64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = "SELECT id, event_id, routing_key, event_type, traceparent, payload \
-                   FROM sms_outbox WHERE id > ? ORDER BY id LIMIT ?";
-        Ok(sqlx::query_as(sql)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    /// Forgets events the broker has confirmed.
-    pub async fn outbox_done(&self, ids: &[u64]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&u64> = padded(ids).collect();
-        let marks = vec!["?"; ids.len()].join(", ");
-        let sql = format!("DELETE FROM sms_outbox WHERE id IN ({marks})");
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -431,31 +399,23 @@ fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
     items.iter().chain(repeats)
 }
 
-struct HistoryEntry {
-    message_id: String,
-    status: Status,
-    error_code: Option<String>,
-    provider_status: Option<String>,
-    at: DateTime<Utc>,
-}
-
 async fn insert_history(
     tx: &mut Transaction<'_, MySql>,
-    entries: &[HistoryEntry],
-) -> Result<(), StoreError> {
+    entries: &[(String, StatusChange)],
+) -> Result<(), RepoError> {
     if entries.is_empty() {
         return Ok(());
     }
     let mut insert = QueryBuilder::<MySql>::new(
         "INSERT INTO sms_status_history (message_id, status, error_code, provider_status, occurred_at) ",
     );
-    insert.push_values(padded(entries), |mut values, entry| {
+    insert.push_values(padded(entries), |mut values, (message_id, entry)| {
         values
-            .push_bind(&entry.message_id)
+            .push_bind(message_id)
             .push_bind(entry.status.as_str())
             .push_bind(&entry.error_code)
             .push_bind(&entry.provider_status)
-            .push_bind(entry.at);
+            .push_bind(entry.occurred_at);
     });
     // A message reaches each status once; a repeated row is padding.
     insert.push(" ON DUPLICATE KEY UPDATE message_id = message_id");
@@ -466,7 +426,7 @@ async fn insert_history(
 async fn insert_outbox(
     tx: &mut Transaction<'_, MySql>,
     events: &[OutboxEvent],
-) -> Result<(), StoreError> {
+) -> Result<(), RepoError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -491,11 +451,11 @@ async fn insert_outbox(
 }
 
 /// Locks every message the changes name, in id order.
-async fn locked_rows(
+async fn locked_messages(
     tx: &mut Transaction<'_, MySql>,
     provider: &str,
     changes: &[(Target, Change)],
-) -> Result<HashMap<String, MessageRow>, StoreError> {
+) -> Result<HashMap<String, Message>, RepoError> {
     let mut ids: Vec<&str> = Vec::new();
     let mut sids: Vec<&str> = Vec::new();
     for (target, _) in changes {
@@ -504,7 +464,7 @@ async fn locked_rows(
             Target::Sid(sid) => sids.push(sid),
         }
     }
-    let mut rows = HashMap::new();
+    let mut rows: Vec<MessageRow> = Vec::new();
     if !ids.is_empty() {
         let mut select =
             QueryBuilder::<MySql>::new(format!("SELECT {COLUMNS} FROM sms_messages WHERE id IN ("));
@@ -513,13 +473,7 @@ async fn locked_rows(
             list.push_bind(*id);
         }
         select.push(") ORDER BY id FOR UPDATE");
-        for row in select
-            .build_query_as::<MessageRow>()
-            .fetch_all(&mut **tx)
-            .await?
-        {
-            rows.insert(row.id.clone(), row);
-        }
+        rows.extend(select.build_query_as().fetch_all(&mut **tx).await?);
     }
     if !sids.is_empty() {
         let mut select = QueryBuilder::<MySql>::new(format!(
@@ -531,24 +485,20 @@ async fn locked_rows(
             list.push_bind(*sid);
         }
         select.push(") ORDER BY id FOR UPDATE");
-        for row in select
-            .build_query_as::<MessageRow>()
-            .fetch_all(&mut **tx)
-            .await?
-        {
-            rows.insert(row.id.clone(), row);
-        }
+        rows.extend(select.build_query_as().fetch_all(&mut **tx).await?);
     }
-    Ok(rows)
+    rows.into_iter()
+        .map(|row| Ok((row.id.clone(), Message::try_from(row)?)))
+        .collect()
 }
 
-/// Writes the changed columns of locked rows in one statement. The rows
+/// Writes the changed columns of locked messages in one statement. They
 /// exist and are locked, so every insert turns into an update of its row.
-async fn write_rows(
+async fn write_messages(
     tx: &mut Transaction<'_, MySql>,
-    rows: &[&MessageRow],
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
+    messages: &[&Message],
+) -> Result<(), RepoError> {
+    if messages.is_empty() {
         return Ok(());
     }
     let mut upsert = QueryBuilder::<MySql>::new(
@@ -556,47 +506,42 @@ async fn write_rows(
          is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
          provider, provider_sid, error_code, error_message, created_at, updated_at, request_hash) ",
     );
-    upsert.push_values(padded(rows), |mut values, row| {
-        let rank = Status::parse(&row.status).map_or(0, Status::rank);
+    upsert.push_values(padded(messages), |mut values, message| {
         values
-            .push_bind(&row.id)
-            .push_bind(&row.idempotency_key)
-            .push_bind(&row.pair_id)
-            .push_bind(&row.country)
-            .push_bind(&row.operator)
-            .push_bind(row.is_high_priority)
-            .push_bind(&row.session_id)
-            .push_bind(&row.to_number)
-            .push_bind(row.body_length)
-            .push_bind(row.segments)
-            .push_bind(&row.status)
-            .push_bind(rank)
-            .push_bind(&row.provider)
-            .push_bind(&row.provider_sid)
-            .push_bind(&row.error_code)
-            .push_bind(&row.error_message)
-            .push_bind(row.created_at)
-            .push_bind(row.updated_at)
-            .push_bind(&row.request_hash);
+            .push_bind(&message.id)
+            .push_bind(&message.idempotency_key)
+            .push_bind(&message.pair.id)
+            .push_bind(&message.pair.country)
+            .push_bind(&message.pair.operator)
+            .push_bind(message.pair.is_high_priority)
+            .push_bind(&message.session_id)
+            .push_bind(&message.to)
+            .push_bind(message.body_length)
+            .push_bind(message.segments)
+            .push_bind(message.status.as_str())
+            .push_bind(message.status.rank())
+            .push_bind(&message.provider)
+            .push_bind(&message.provider_sid)
+            .push_bind(&message.error_code)
+            .push_bind(&message.error_message)
+            .push_bind(message.created_at)
+            .push_bind(message.updated_at)
+            .push_bind(&message.request_hash);
     });
     upsert.push(
         " ON DUPLICATE KEY UPDATE status = VALUES(status), status_rank = VALUES(status_rank), \
          provider_sid = VALUES(provider_sid), error_code = VALUES(error_code), \
          error_message = VALUES(error_message), updated_at = VALUES(updated_at)",
     );
-    upsert.build().execute(&mut **tx).await.map_err(classify)?;
+    upsert.build().execute(&mut **tx).await?;
     Ok(())
 }
 
 /// A deadlock or lock wait timeout: the transaction was rolled back and
 /// can be run again as it was.
-fn is_lock_conflict(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => db
-            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-            .is_some_and(|mysql| matches!(mysql.number(), 1205 | 1213)),
-        _ => false,
-    }
+fn is_lock_conflict(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|mysql| matches!(mysql.number(), 1205 | 1213))
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ impl From<pb::Session> for SessionView {
 #[utoipa::path(post, path = "/api/v1/sessions", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sessions", request_body = NewSession,
     security(("bearer" = [])),
     responses((status = 201, body = SessionView),
-        (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, invalid_template, invalid_argument", body = ErrorBody),
+        (status = 400, description = "invalid_rate, invalid_recipients, invalid_phone, number_not_in_country, invalid_template, invalid_argument", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody),
         (status = 409, description = "session_active: the pair already has one; conflict: the pair is being deleted", body = ErrorBody),
         (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]

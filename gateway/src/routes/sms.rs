@@ -121,7 +121,7 @@ pub struct SmsQuery {
 /// status with `GET /sms/{id}`.
 #[utoipa::path(post, path = "/api/v1/sms", extensions(("x-roles" = json!(crate::openapi::SENDERS))), tag = "sms", request_body = NewSms, security(("bearer" = [])),
     responses((status = 202, body = SmsView),
-        (status = 400, description = "invalid_phone, invalid_body", body = ErrorBody),
+        (status = 400, description = "invalid_phone, invalid_body, number_not_in_country (`to` is not under the calling code of the pair's country)", body = ErrorBody),
         (status = 404, description = "pair_not_found", body = ErrorBody),
         (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]
 pub async fn send(
@@ -208,5 +208,59 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(SmsPage {
         items: page.items.into_iter().map(SmsView::from).collect(),
         next_page_token: some(page.next_page_token),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// 1 to 1600 characters, not all white space.
+    #[schema(min_length = 1, max_length = 1600, pattern = r"\S")]
+    pub body: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// `GSM-7` or `UCS-2`.
+    #[schema(example = "GSM-7")]
+    pub encoding: String,
+    /// Unicode characters, as a person counts them.
+    pub characters: u32,
+    /// Septets in GSM-7 (an extension character such as `{` or `€` takes
+    /// two), UTF-16 units in UCS-2 (an emoji takes two).
+    pub units: u32,
+    /// The SMS parts a carrier bills.
+    pub parts: u32,
+    /// Units one part holds: 160 or 70 for a single part, 153 or 67 for
+    /// each part of a longer message.
+    pub per_part: u32,
+    /// The characters outside GSM 03.38 that forced UCS-2, each once.
+    pub ucs2_characters: Vec<String>,
+}
+
+/// What a body would cost, counted as carriers count it: its encoding,
+/// characters, parts and the characters that forced UCS-2. Sends nothing.
+#[utoipa::path(post, path = "/api/v1/sms/preview", extensions(("x-roles" = json!(crate::openapi::READERS))), tag = "sms", request_body = PreviewRequest, security(("bearer" = [])),
+    responses((status = 200, body = PreviewView),
+        (status = 400, description = "invalid_body", body = ErrorBody)))]
+pub async fn preview(
+    services: web::Data<Services>,
+    Authed(caller): Authed,
+    Body(body): Body<PreviewRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let request = pb::PreviewSmsRequest { body: body.body };
+    let preview = services
+        .sms
+        .clone()
+        .preview_sms(caller.authorize(tonic::Request::new(request)))
+        .await?
+        .into_inner();
+    Ok(HttpResponse::Ok().json(PreviewView {
+        encoding: preview.encoding,
+        characters: preview.characters,
+        units: preview.units,
+        parts: preview.parts,
+        per_part: preview.per_part,
+        ucs2_characters: preview.ucs2_characters,
     }))
 }

@@ -12,6 +12,8 @@ pub enum ProcessError {
     #[error("{0}")]
     InvalidPhone(String),
     #[error("{0}")]
+    NumberNotInCountry(String),
+    #[error("{0}")]
     InvalidTemplate(String),
     #[error("no session with id {0}")]
     NotFound(String),
@@ -42,6 +44,9 @@ impl From<ProcessError> for ApiError {
                 ApiError::new(ErrorCode::InvalidRecipients, message)
             }
             ProcessError::InvalidPhone(_) => ApiError::new(ErrorCode::InvalidPhone, message),
+            ProcessError::NumberNotInCountry(_) => {
+                ApiError::new(ErrorCode::NumberNotInCountry, message)
+            }
             ProcessError::InvalidTemplate(_) => ApiError::new(ErrorCode::InvalidTemplate, message),
             ProcessError::NotFound(_) => ApiError::new(ErrorCode::SessionNotFound, message),
             ProcessError::SessionActive(_) => ApiError::new(ErrorCode::SessionActive, message),

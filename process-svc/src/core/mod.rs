@@ -90,7 +90,8 @@ impl ProcessCore {
     ) -> Result<SessionView, ProcessError> {
         let ctx = self.supervisor.context();
         let pair = ctx.clients.pair(caller, pair_id.trim()).await?;
-        let plan = plan::check(request, &format!("{}/{}", pair.country, pair.operator))?;
+        let label = format!("{}/{}", pair.country, pair.operator);
+        let plan = plan::check(request, &pair.country, &label)?;
         within_quota(caller, &plan)?;
         let now = DateTime::now();
         let mut session = SessionDoc {

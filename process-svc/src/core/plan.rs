@@ -3,6 +3,8 @@
 
 use mongodb::bson::DateTime;
 
+use smsops_common::phone;
+
 use super::ProcessError;
 use crate::store::PlanDoc;
 
@@ -29,10 +31,16 @@ pub struct PlanRequest {
     pub stop_at: String,
 }
 
-/// Checks a session's config; `pair_label` is what `{pair}` becomes.
-pub fn check(request: PlanRequest, pair_label: &str) -> Result<PlanDoc, ProcessError> {
+/// Checks a session's config for a pair of `country`; `pair_label` is
+/// what `{pair}` becomes.
+pub fn check(
+    request: PlanRequest,
+    country: &str,
+    pair_label: &str,
+) -> Result<PlanDoc, ProcessError> {
     let rate = check_rate(request.rate_per_minute)?;
     let (numbers, range_first, range_count) = recipients(&request)?;
+    in_country(country, &numbers, range_first.as_deref(), range_count)?;
     let longest = request
         .template
         .replace("{pair}", pair_label)
@@ -127,6 +135,42 @@ fn recipients(request: &PlanRequest) -> Result<(Vec<String>, Option<String>, i64
     }
 }
 
+/// Every number the session would send to is dialled under the pair's
+/// calling code. A range's numbers share one width, so those between its
+/// first and last share their calling code: two checks cover it.
+fn in_country(
+    country: &str,
+    numbers: &[String],
+    range_first: Option<&str>,
+    range_count: i64,
+) -> Result<(), ProcessError> {
+    let refuse = |which: String| {
+        let code = phone::calling_code(country).map_or("none".into(), |code| format!("+{code}"));
+        Err(ProcessError::NumberNotInCountry(format!(
+            "{which} is not under the calling code of the pair's country {country} ({code})"
+        )))
+    };
+    for (i, number) in numbers.iter().enumerate() {
+        if !phone::in_country(country, number) {
+            return refuse(format!("recipients.numbers[{i}]"));
+        }
+    }
+    if let Some(first) = range_first {
+        let width = first.len() - 1;
+        let last = format!(
+            "+{:0width$}",
+            digits_value(first) + (range_count.max(1) as u64 - 1)
+        );
+        if !phone::in_country(country, first) {
+            return refuse("recipients.range.first".into());
+        }
+        if !phone::in_country(country, &last) {
+            return refuse(format!("the range's last number {last}"));
+        }
+    }
+    Ok(())
+}
+
 /// `+` and 8 to 15 digits, the first not 0; spaces and dashes dropped.
 fn e164(raw: &str) -> Option<String> {
     let cleaned: String = raw
@@ -187,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_good_plan_fills_in_its_messages() {
-        let plan = check(request(), "GB/Vodafone").unwrap();
+        let plan = check(request(), "GB", "GB/Vodafone").unwrap();
         assert_eq!(plan.recipient(0), "+447700900001");
         assert_eq!(plan.recipient(3), "+447700900002");
         assert_eq!(plan.body(7, "GB/Vodafone"), "hello 7 from GB/Vodafone");
@@ -202,6 +246,7 @@ mod tests {
                 range_count: 3,
                 ..request()
             },
+            "GB",
             "GB/x",
         )
         .unwrap();
@@ -230,7 +275,7 @@ mod tests {
             rate_per_minute: 1e-7,
             ..request()
         };
-        let err = smsops_common::ApiError::from(check(slow, "GB/x").unwrap_err());
+        let err = smsops_common::ApiError::from(check(slow, "GB", "GB/x").unwrap_err());
         assert_eq!(err.code.as_str(), "invalid_rate");
         assert!(
             err.message.contains("one message an hour"),
@@ -242,7 +287,7 @@ mod tests {
     #[test]
     fn bad_plans_get_their_codes() {
         let code = |req: PlanRequest| {
-            smsops_common::ApiError::from(check(req, "GB/x").unwrap_err())
+            smsops_common::ApiError::from(check(req, "GB", "GB/x").unwrap_err())
                 .code
                 .as_str()
         };
@@ -299,6 +344,23 @@ mod tests {
                 ..request()
             }),
             "invalid_recipients"
+        );
+        assert_eq!(
+            code(PlanRequest {
+                numbers: vec!["+447700900001".into(), "+12025550100".into()],
+                ..request()
+            }),
+            "number_not_in_country"
+        );
+        // A range that runs from +44 into +45.
+        assert_eq!(
+            code(PlanRequest {
+                numbers: vec![],
+                range_first: "+449999999998".into(),
+                range_count: 3,
+                ..request()
+            }),
+            "number_not_in_country"
         );
     }
 }

@@ -1,12 +1,14 @@
 use smsops_common::{ApiError, ErrorCode};
 
-use crate::store::StoreError;
+use crate::domain::RepoError;
 
 /// Everything sms-svc can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
     #[error("{0}")]
     InvalidPhone(String),
+    #[error("{0}")]
+    NumberNotInCountry(String),
     #[error("{0}")]
     InvalidBody(String),
     #[error("{0}")]
@@ -29,29 +31,39 @@ pub enum SmsError {
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] RepoError),
+}
+
+impl SmsError {
+    /// The stable code callers see for it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SmsError::InvalidPhone(_) => ErrorCode::InvalidPhone,
+            SmsError::NumberNotInCountry(_) => ErrorCode::NumberNotInCountry,
+            SmsError::InvalidBody(_) => ErrorCode::InvalidBody,
+            SmsError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            SmsError::PairNotFound(_) => ErrorCode::PairNotFound,
+            SmsError::NotFound(_) => ErrorCode::NotFound,
+            SmsError::Forbidden(_) => ErrorCode::Forbidden,
+            SmsError::IdempotencyMismatch(_) => ErrorCode::IdempotencyMismatch,
+            SmsError::QuotaExceeded(..) => ErrorCode::QuotaExceeded,
+            SmsError::InvalidSignature => ErrorCode::InvalidSignature,
+            SmsError::Upstream(api) => api.code,
+            SmsError::Internal(_) => ErrorCode::Internal,
+            SmsError::Store(store) => store.code(),
+        }
+    }
 }
 
 impl From<SmsError> for ApiError {
     fn from(err: SmsError) -> Self {
-        let message = err.to_string();
         match err {
-            SmsError::InvalidPhone(_) => ApiError::new(ErrorCode::InvalidPhone, message),
-            SmsError::InvalidBody(_) => ApiError::new(ErrorCode::InvalidBody, message),
-            SmsError::InvalidArgument(_) => ApiError::new(ErrorCode::InvalidArgument, message),
-            SmsError::PairNotFound(_) => ApiError::new(ErrorCode::PairNotFound, message),
-            SmsError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
-            SmsError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
-            SmsError::QuotaExceeded(_, retry_after) => {
+            SmsError::Upstream(api) => api,
+            SmsError::Store(store) => store.into(),
+            SmsError::QuotaExceeded(message, retry_after) => {
                 ApiError::new(ErrorCode::QuotaExceeded, message).retry_after(retry_after)
             }
-            SmsError::IdempotencyMismatch(_) => {
-                ApiError::new(ErrorCode::IdempotencyMismatch, message)
-            }
-            SmsError::InvalidSignature => ApiError::new(ErrorCode::InvalidSignature, message),
-            SmsError::Upstream(api) => api,
-            SmsError::Internal(message) => ApiError::new(ErrorCode::Internal, message),
-            SmsError::Store(store) => store.into(),
+            other => ApiError::new(other.code(), other.to_string()),
         }
     }
 }

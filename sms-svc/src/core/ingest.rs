@@ -7,7 +7,8 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use smsops_common::auth::{Caller, Role};
 
-use super::{OutboxEvent, SmsCore, SmsError, Status};
+use super::{SmsCore, SmsError};
+use crate::domain::{MessageRepository, OutboxEvent, PairLookup, QuotaLedger, Status};
 
 pub const MAX_INGEST_BATCH: usize = 1000;
 /// Reports from further ahead than this are clock errors.
@@ -96,7 +97,11 @@ fn check(index: usize, report: &Report, now: DateTime<Utc>) -> Result<Checked<'_
     })
 }
 
-impl SmsCore {
+impl<M, P> SmsCore<M, P>
+where
+    M: MessageRepository + QuotaLedger,
+    P: PairLookup,
+{
     /// Takes a batch of reports whole, or refuses it whole; returns how
     /// many were taken.
     pub async fn ingest(
@@ -127,7 +132,8 @@ impl SmsCore {
             let pair = self
                 .pairs
                 .find(caller, report.country.trim(), report.operator.trim())
-                .await?
+                .await
+                .map_err(SmsError::Upstream)?
                 .ok_or_else(|| {
                     SmsError::PairNotFound(format!(
                         "events[{index}]: no country-operator pair {} / {}",

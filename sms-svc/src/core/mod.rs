@@ -1,14 +1,13 @@
 //! Transport-neutral SMS logic: validate, record, send, follow callbacks.
 
 mod error;
-mod event;
 pub mod ingest;
 pub mod pairs;
 pub mod providers;
-pub mod quota;
 mod reconcile;
 pub mod segments;
-mod status;
+#[cfg(test)]
+mod send_tests;
 mod validate;
 mod writer;
 
@@ -20,17 +19,19 @@ use smsops_common::auth::{Caller, Quota, Role};
 use smsops_common::trace::TraceHeaders;
 
 pub use error::SmsError;
-pub use event::OutboxEvent;
 pub use reconcile::{ReconcileConfig, Round};
-pub use status::Status;
 
 use self::{
     pairs::PairDirectory,
     providers::{Dispatcher, OutgoingSms, SendOutcome, codes},
     writer::StatusWriter,
 };
-use crate::store::{
-    Applied, Change, HistoryRow, ListFilter, MessageRow, Store, StoreError, Target,
+use crate::{
+    domain::{
+        Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, PairLookup,
+        QuotaLedger, RepoError, Status, StatusChange, Target, quota,
+    },
+    store::Store,
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -38,6 +39,8 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 pub const MAX_BATCH: usize = 1000;
 /// Longest provider message id kept (the column's width).
 const MAX_SID_LENGTH: usize = 64;
+/// How long a send whose insert failed waits to learn whether it was kept.
+const KEPT_ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// A status callback is answered within this, under the gateway's timeout.
 const CALLBACK_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
@@ -66,29 +69,29 @@ pub struct ListQuery {
     pub page_token: String,
 }
 
-pub struct SmsCore {
+/// The logic, over its repositories: MySQL and operator-svc in production
+/// (the defaults), in-memory ones in the unit tests.
+pub struct SmsCore<M = Store, P = PairDirectory> {
     /// The provider account's cap a day (`account:<provider>`), if any.
     account_cap: Option<(String, u64)>,
-    store: Store,
-    pairs: PairDirectory,
+    store: M,
+    pairs: P,
     dispatcher: Dispatcher,
     writer: StatusWriter,
     /// Wakes the outbox relay when there is something new to publish.
     outbox: Arc<tokio::sync::Notify>,
 }
 
-impl SmsCore {
+impl<M, P> SmsCore<M, P>
+where
+    M: MessageRepository + QuotaLedger,
+    P: PairLookup,
+{
     /// Also starts the status writers, so it must run inside a runtime.
-    pub fn new(
-        store: Store,
-        pairs: PairDirectory,
-        dispatcher: Dispatcher,
-        account_daily_cap: Option<u64>,
-    ) -> Self {
+    pub fn new(store: M, pairs: P, dispatcher: Dispatcher, account_daily_cap: Option<u64>) -> Self {
         let outbox = Arc::new(tokio::sync::Notify::new());
-        let writer =
-            StatusWriter::start(store.clone(), dispatcher.provider().name(), outbox.clone());
-        let account = format!("account:{}", dispatcher.provider().name());
+        let writer = StatusWriter::start(store.clone(), dispatcher.name(), outbox.clone());
+        let account = format!("account:{}", dispatcher.name());
         Self {
             account_cap: account_daily_cap.map(|cap| (account, cap)),
             store,
@@ -114,7 +117,7 @@ impl SmsCore {
         &self,
         caller: &Caller,
         requests: Vec<SendRequest>,
-    ) -> Result<Vec<Result<MessageRow, SmsError>>, SmsError> {
+    ) -> Result<Vec<Result<Message, SmsError>>, SmsError> {
         if requests.len() > MAX_BATCH {
             return Err(SmsError::InvalidArgument(format!(
                 "a batch holds at most {MAX_BATCH} messages"
@@ -126,19 +129,24 @@ impl SmsCore {
             .filter(|&i| slots[i].new_row().is_some())
             .collect();
         self.reserve(&charge, &mut slots, &mut fresh).await?;
-        let rows: Vec<MessageRow> = fresh
+        let messages: Vec<Message> = fresh
             .iter()
             .filter_map(|&i| slots[i].new_row().cloned())
             .collect();
-        let events: Vec<OutboxEvent> = rows
+        let events: Vec<OutboxEvent> = messages
             .iter()
-            .map(|row| OutboxEvent::for_message(row, row.created_at))
+            .map(|message| message.accepted().event)
             .collect();
-        match self.store.insert_many(&rows, &events).await {
+        match self.store.insert_many(&messages, &events).await {
             Ok(()) => {}
             // Another request holds one of the keys: accept one by one instead.
-            Err(StoreError::Duplicate) => self.insert_one_by_one(&mut slots, &fresh).await?,
-            Err(err) => return Err(err.into()),
+            Err(RepoError::Duplicate) => self.insert_one_by_one(&mut slots, &fresh).await?,
+            Err(err) => match messages.first() {
+                Some(first) if self.kept_after_all(&first.id).await => {
+                    tracing::warn!(error = %err, messages = messages.len(), "message store failed to answer a commit that landed; sending");
+                }
+                _ => return Err(err.into()),
+            },
         }
         self.outbox.notify_one();
 
@@ -150,13 +158,37 @@ impl SmsCore {
             .filter(|&i| slots[i].new_row().is_some())
             .collect();
         let sends = still_new.iter().filter_map(|&i| match &slots[i] {
-            Slot::New { row, body } => Some(self.send_and_record(i, row, body)),
+            Slot::New { message, body } => Some(self.send_and_record(i, message, body)),
             Slot::Done(_) | Slot::SameAs(_) | Slot::Valid { .. } => None,
         });
         for (i, result) in futures::future::join_all(sends).await {
             slots[i] = Slot::Done(result);
         }
         Ok(resolve(slots))
+    }
+
+    /// Whether a batch whose insert failed was kept all the same: a commit
+    /// can land and its answer be lost with the connection. Kept, its
+    /// messages are this request's to send; nobody else will (a retry with
+    /// the same key finds them accepted and leaves them be), and the sweep
+    /// would fail them as uncertain. Asks until the store answers, within
+    /// [`KEPT_ANSWER_WITHIN`]; without an answer, it says not kept.
+    async fn kept_after_all(&self, id: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + KEPT_ANSWER_WITHIN;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.store.get(id).await {
+                Ok(found) => return found.is_some(),
+                Err(err) if tokio::time::Instant::now() + pause > deadline => {
+                    tracing::warn!(error = %err, message_id = %id, "could not learn whether a failed insert was kept");
+                    return false;
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
     }
 
     /// Counts the new messages against their quotas before they are
@@ -200,20 +232,21 @@ impl SmsCore {
     async fn send_and_record(
         &self,
         slot: usize,
-        row: &MessageRow,
+        message: &Message,
         body: &str,
-    ) -> (usize, Result<MessageRow, SmsError>) {
+    ) -> (usize, Result<Message, SmsError>) {
         let outcome = self
             .dispatcher
             .send(OutgoingSms {
-                to: &row.to_number,
+                to: &message.to,
                 body,
             })
             .await;
-        let change = change_for(&row.id, outcome);
-        let recorded = match self.writer.apply(Target::Id(row.id.clone()), change).await {
-            Ok(Applied::Moved(row) | Applied::Stale(row)) => Ok(*row),
-            Ok(Applied::Unknown) => Err(SmsError::NotFound(format!("no message {}", row.id))),
+        let change = change_for(&message.id, outcome);
+        let target = Target::Id(message.id.clone());
+        let recorded = match self.writer.apply(target, change).await {
+            Ok(Applied::Moved(message) | Applied::Stale(message)) => Ok(*message),
+            Ok(Applied::Unknown) => Err(SmsError::NotFound(format!("no message {}", message.id))),
             Err(err) => Err(err.into()),
         };
         (slot, recorded)
@@ -249,32 +282,37 @@ impl SmsCore {
             slots.push(slot);
         }
         let wanted: Vec<&str> = keys.keys().map(String::as_str).collect();
-        for row in self.store.by_idempotency_keys(&wanted).await? {
-            if let Some((i, hash)) = row.idempotency_key.as_ref().and_then(|key| keys.get(key)) {
-                slots[*i] = Slot::Done(same_request(row, hash));
+        for message in self.store.by_idempotency_keys(&wanted).await? {
+            let first = message
+                .idempotency_key
+                .as_ref()
+                .and_then(|key| keys.get(key));
+            if let Some((i, hash)) = first {
+                slots[*i] = Slot::Done(same_request(message, hash));
             }
         }
         let now = Utc::now();
         for slot in &mut slots {
             let Slot::Valid(valid) = slot else { continue };
             let valid = std::mem::take(valid.as_mut());
-            *slot = match self.pairs.get(caller, valid.request.pair_id.trim()).await {
+            let pair = self
+                .pair(caller, valid.request.pair_id.trim())
+                .await
+                .and_then(|pair| validate::in_country(&valid.to, pair));
+            *slot = match pair {
                 Err(err) => Slot::Done(Err(err)),
                 Ok(pair) => Slot::New {
-                    row: Box::new(MessageRow {
+                    message: Box::new(Message {
                         id: uuid::Uuid::now_v7().to_string(),
                         idempotency_key: valid.key,
-                        pair_id: pair.id,
-                        country: pair.country,
-                        operator: pair.operator,
-                        is_high_priority: pair.is_high_priority,
+                        pair,
                         session_id: Some(valid.request.session_id.trim().to_string())
                             .filter(|s| !s.is_empty()),
-                        to_number: valid.to,
+                        to: valid.to,
                         body_length: valid.length,
                         segments: valid.segments,
-                        status: Status::Accepted.as_str().to_string(),
-                        provider: self.dispatcher.provider().name().to_string(),
+                        status: Status::Accepted,
+                        provider: self.dispatcher.name().to_string(),
                         provider_sid: None,
                         error_code: None,
                         error_message: None,
@@ -290,22 +328,36 @@ impl SmsCore {
         Ok(slots)
     }
 
+    async fn pair(&self, caller: &Caller, id: &str) -> Result<crate::domain::Pair, SmsError> {
+        if id.is_empty() {
+            return Err(SmsError::InvalidArgument(
+                "country_operator_id is required".into(),
+            ));
+        }
+        match self.pairs.get(caller, id).await {
+            Ok(Some(pair)) => Ok(pair),
+            Ok(None) => Err(SmsError::PairNotFound(id.to_string())),
+            Err(err) => Err(SmsError::Upstream(err)),
+        }
+    }
+
     async fn insert_one_by_one(&self, slots: &mut [Slot], fresh: &[usize]) -> Result<(), SmsError> {
         for &i in fresh {
-            let Some(row) = slots[i].new_row().cloned() else {
+            let Some(message) = slots[i].new_row().cloned() else {
                 continue;
             };
-            let event = OutboxEvent::for_message(&row, row.created_at);
+            let event = message.accepted().event;
             match self
                 .store
-                .insert_many(std::slice::from_ref(&row), &[event])
+                .insert_many(std::slice::from_ref(&message), &[event])
                 .await
             {
                 Ok(()) => {}
-                Err(StoreError::Duplicate) => {
-                    let key = row.idempotency_key.unwrap_or_default();
-                    let hash = row.request_hash.unwrap_or_default();
-                    slots[i] = Slot::Done(match self.store.by_idempotency_key(&key).await? {
+                Err(RepoError::Duplicate) => {
+                    let key = message.idempotency_key.unwrap_or_default();
+                    let hash = message.request_hash.unwrap_or_default();
+                    let existing = self.store.by_idempotency_keys(&[&key]).await?.pop();
+                    slots[i] = Slot::Done(match existing {
                         Some(existing) => same_request(existing, &hash),
                         None => Err(SmsError::NotFound("message with this key".into())),
                     });
@@ -320,24 +372,24 @@ impl SmsCore {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<(MessageRow, Vec<HistoryRow>), SmsError> {
+    ) -> Result<(Message, Vec<StatusChange>), SmsError> {
         let not_found = || SmsError::NotFound(format!("no message with id {id}"));
         // Ids are UUIDs; anything else names no message (and MySQL would
         // refuse to compare non-ASCII text with the ASCII id column).
         if uuid::Uuid::try_parse(id).is_err() {
             return Err(not_found());
         }
-        let mut row = self.store.get(id).await?.ok_or_else(not_found)?;
+        let mut message = self.store.get(id).await?.ok_or_else(not_found)?;
         let history = self.store.history(id).await?;
-        row.to_number = caller.shown_number(&row.to_number);
-        Ok((row, history))
+        message.to = caller.shown_number(&message.to);
+        Ok((message, history))
     }
 
     pub async fn list(
         &self,
         caller: &Caller,
         query: ListQuery,
-    ) -> Result<(Vec<MessageRow>, Option<String>), SmsError> {
+    ) -> Result<(Vec<Message>, Option<String>), SmsError> {
         let size = match query.page_size {
             0 => DEFAULT_PAGE_SIZE,
             1..=MAX_PAGE_SIZE => query.page_size,
@@ -371,17 +423,17 @@ impl SmsCore {
             before_id: page_token(query.page_token)?,
             limit: size + 1,
         };
-        let mut rows = self.store.list(&filter).await?;
-        let next = if rows.len() > size as usize {
-            rows.truncate(size as usize);
-            rows.last().map(|row| row.id.clone())
+        let mut messages = self.store.list(&filter).await?;
+        let next = if messages.len() > size as usize {
+            messages.truncate(size as usize);
+            messages.last().map(|message| message.id.clone())
         } else {
             None
         };
-        for row in &mut rows {
-            row.to_number = caller.shown_number(&row.to_number);
+        for message in &mut messages {
+            message.to = caller.shown_number(&message.to);
         }
-        Ok((rows, next))
+        Ok((messages, next))
     }
 
     pub async fn prune_quota_windows(&self) -> Result<u64, SmsError> {
@@ -393,9 +445,9 @@ impl SmsCore {
     /// the provider may or may not have them, so they are never resent.
     pub async fn sweep_stale(&self, stale_after: Duration) -> Result<usize, SmsError> {
         let before = Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
-        let change = failed(
-            codes::UNCERTAIN.into(),
-            "no provider answer was recorded; not resent".into(),
+        let change = Change::failed(
+            codes::UNCERTAIN,
+            "no provider answer was recorded; not resent",
         );
         let changes: Vec<(Target, Change)> = self
             .store
@@ -406,9 +458,7 @@ impl SmsCore {
             .collect();
         let applied = self
             .store
-            .apply_changes(self.dispatcher.provider().name(), &changes, |row| {
-                OutboxEvent::for_message(row, Utc::now())
-            })
+            .apply_changes(self.dispatcher.name(), &changes, Origin::Live)
             .await?;
         let swept = applied
             .iter()
@@ -430,7 +480,7 @@ impl SmsCore {
         params: Vec<(String, String)>,
         signature: &str,
     ) -> Result<(), SmsError> {
-        let handler = self.dispatcher.provider();
+        let handler = self.dispatcher.connector();
         if provider != handler.name() {
             return Err(SmsError::NotFound(format!("no provider {provider:?}")));
         }
@@ -482,20 +532,20 @@ impl SmsCore {
 /// rarely: boxing the finished result would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum Slot {
-    Done(Result<MessageRow, SmsError>),
+    Done(Result<Message, SmsError>),
     /// Repeats the idempotency key of an earlier request in the same batch.
     SameAs(usize),
     Valid(Box<Valid>),
     New {
-        row: Box<MessageRow>,
+        message: Box<Message>,
         body: String,
     },
 }
 
 impl Slot {
-    fn new_row(&self) -> Option<&MessageRow> {
+    fn new_row(&self) -> Option<&Message> {
         match self {
-            Slot::New { row, .. } => Some(row),
+            Slot::New { message, .. } => Some(message),
             Slot::Done(_) | Slot::SameAs(_) | Slot::Valid(_) => None,
         }
     }
@@ -580,10 +630,10 @@ fn request_hash(pair_id: &str, to: &str, body: &str) -> String {
 }
 
 /// The message a repeated key names, if the repeat asked for the same.
-fn same_request(row: MessageRow, hash: &str) -> Result<MessageRow, SmsError> {
-    match &row.request_hash {
+fn same_request(message: Message, hash: &str) -> Result<Message, SmsError> {
+    match &message.request_hash {
         Some(stored) if stored != hash => Err(mismatch("an earlier message")),
-        _ => Ok(row),
+        _ => Ok(message),
     }
 }
 
@@ -594,13 +644,13 @@ fn mismatch(earlier: &str) -> SmsError {
 }
 
 /// Final answers in request order; a repeated key gets its first request's message.
-fn resolve(slots: Vec<Slot>) -> Vec<Result<MessageRow, SmsError>> {
-    let mut done: Vec<Result<MessageRow, SmsError>> = Vec::with_capacity(slots.len());
+fn resolve(slots: Vec<Slot>) -> Vec<Result<Message, SmsError>> {
+    let mut done: Vec<Result<Message, SmsError>> = Vec::with_capacity(slots.len());
     for slot in slots {
         let result = match slot {
             Slot::Done(result) => result,
             Slot::SameAs(first) => match done.get(first) {
-                Some(Ok(row)) => Ok(row.clone()),
+                Some(Ok(message)) => Ok(message.clone()),
                 Some(Err(_)) | None => Err(SmsError::InvalidArgument(format!(
                     "same idempotency_key as item {first}, which failed"
                 ))),
@@ -624,9 +674,9 @@ fn change_for(id: &str, outcome: SendOutcome) -> Change {
         // Taken, but under an id we could not match its callbacks to.
         SendOutcome::Accepted { sid, .. } if !keepable_sid(&sid) => {
             tracing::warn!(message_id = %id, sid_length = sid.len(), "provider message id not kept");
-            failed(
-                codes::UNCERTAIN.into(),
-                "the provider answered with a message id that cannot be kept".into(),
+            Change::failed(
+                codes::UNCERTAIN,
+                "the provider answered with a message id that cannot be kept",
             )
         }
         SendOutcome::Accepted {
@@ -640,22 +690,12 @@ fn change_for(id: &str, outcome: SendOutcome) -> Change {
             error_code: None,
             error_message: None,
         },
-        SendOutcome::Rejected { code, message } => failed(code, message),
+        SendOutcome::Rejected { code, message } => Change::failed(code, &message),
         SendOutcome::Uncertain { message } => {
             tracing::warn!(message_id = %id, reason = %message, "provider outcome uncertain");
-            failed(codes::UNCERTAIN.into(), message)
+            Change::failed(codes::UNCERTAIN, &message)
         }
-        SendOutcome::NotTaken { code, message } => failed(code.into(), message),
-    }
-}
-
-fn failed(code: String, message: String) -> Change {
-    Change {
-        status: Status::Failed,
-        provider_sid: None,
-        provider_status: None,
-        error_code: Some(code),
-        error_message: Some(message.chars().take(250).collect()),
+        SendOutcome::NotTaken { code, message } => Change::failed(code, &message),
     }
 }
 

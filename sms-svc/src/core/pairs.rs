@@ -13,22 +13,23 @@ use smsops_proto::operator::v1::{
     GetPairRequest, ListPairsRequest, operator_service_client::OperatorServiceClient,
 };
 
-use super::SmsError;
+use crate::domain::{Pair, PairLookup};
 
-#[derive(Debug, Clone)]
-pub struct PairInfo {
-    pub id: String,
-    pub country: String,
-    pub operator: String,
-    pub is_high_priority: bool,
+fn pair_of(pair: smsops_proto::operator::v1::Pair) -> Pair {
+    Pair {
+        id: pair.id,
+        country: pair.country,
+        operator: pair.operator,
+        is_high_priority: pair.is_high_priority,
+    }
 }
 
 pub struct PairDirectory {
     client: OperatorServiceClient<Channel>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (PairInfo, Instant)>>,
+    cache: Mutex<HashMap<String, (Pair, Instant)>>,
     /// (COUNTRY, operator lower-cased) → pair, for reports that name a pair.
-    by_name: Mutex<HashMap<(String, String), (PairInfo, Instant)>>,
+    by_name: Mutex<HashMap<(String, String), (Pair, Instant)>>,
 }
 
 impl PairDirectory {
@@ -40,53 +41,43 @@ impl PairDirectory {
             by_name: Mutex::new(HashMap::new()),
         }
     }
+}
 
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<PairInfo, SmsError> {
-        if id.trim().is_empty() {
-            return Err(SmsError::InvalidArgument(
-                "country_operator_id is required".into(),
-            ));
-        }
+impl PairLookup for PairDirectory {
+    async fn get(&self, caller: &Caller, id: &str) -> Result<Option<Pair>, ApiError> {
         if let Ok(cache) = self.cache.lock()
             && let Some((pair, at)) = cache.get(id)
             && at.elapsed() < self.ttl
         {
-            return Ok(pair.clone());
+            return Ok(Some(pair.clone()));
         }
         let request = caller.authorize(tonic::Request::new(GetPairRequest { id: id.to_string() }));
         let pair = match self.client.clone().get_pair(request).await {
             Ok(reply) => reply.into_inner(),
             Err(status) => {
                 let err = ApiError::from_status(&status);
-                return Err(match err.code {
-                    ErrorCode::NotFound => SmsError::PairNotFound(id.to_string()),
-                    _ => SmsError::Upstream(err),
-                });
+                return match err.code {
+                    ErrorCode::NotFound => Ok(None),
+                    _ => Err(err),
+                };
             }
         };
-        let info = PairInfo {
-            id: pair.id,
-            country: pair.country,
-            operator: pair.operator,
-            is_high_priority: pair.is_high_priority,
-        };
+        let info = pair_of(pair);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
             cache.insert(id.to_string(), (info.clone(), Instant::now()));
         }
-        Ok(info)
+        Ok(Some(info))
     }
 
-    /// The pair of a country and operator (operator names match ignoring
-    /// case), or `None` when operator-svc has no such pair.
-    pub async fn find(
+    async fn find(
         &self,
         caller: &Caller,
         country: &str,
         operator: &str,
-    ) -> Result<Option<PairInfo>, SmsError> {
+    ) -> Result<Option<Pair>, ApiError> {
         let key = (country.to_ascii_uppercase(), operator.to_lowercase());
         if let Ok(cache) = self.by_name.lock()
             && let Some((pair, at)) = cache.get(&key)
@@ -107,7 +98,7 @@ impl PairDirectory {
                 .clone()
                 .list_pairs(request)
                 .await
-                .map_err(|status| SmsError::Upstream(ApiError::from_status(&status)))?
+                .map_err(|status| ApiError::from_status(&status))?
                 .into_inner();
             let mut found = None;
             if let Ok(mut cache) = self.by_name.lock() {
@@ -115,12 +106,7 @@ impl PairDirectory {
                     cache.clear();
                 }
                 for pair in page.items {
-                    let info = PairInfo {
-                        id: pair.id,
-                        country: pair.country,
-                        operator: pair.operator,
-                        is_high_priority: pair.is_high_priority,
-                    };
+                    let info = pair_of(pair);
                     let name = (
                         info.country.to_ascii_uppercase(),
                         info.operator.to_lowercase(),

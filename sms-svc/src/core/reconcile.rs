@@ -10,10 +10,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
 use super::{
-    OutboxEvent, SmsCore, SmsError, Status,
+    SmsCore, SmsError, Status,
     providers::{CallbackUpdate, Lookup, codes},
 };
-use crate::store::{Applied, AwaitingReceipt, Change, ReceiptCheck, Target};
+use crate::{
+    domain::{Applied, Change, MessageRepository, Origin, Target},
+    store::{AwaitingReceipt, ReceiptCheck},
+};
 
 /// Lookups in flight at once within a round.
 const CONCURRENCY: usize = 4;
@@ -206,7 +209,7 @@ impl SmsCore {
     /// rounds is in MySQL, so it resumes where it was after a crash.
     pub async fn reconcile_round(&self, config: &ReconcileConfig) -> Result<Round, SmsError> {
         let now = Utc::now();
-        let provider = self.dispatcher.provider().name();
+        let provider = self.dispatcher.name();
         let budget = config.rate_per_second.max(1);
         let mut due = self
             .store
@@ -256,9 +259,7 @@ impl SmsCore {
         if !changes.is_empty() {
             let applied = self
                 .store
-                .apply_changes(provider, &changes, |row| {
-                    OutboxEvent::reconciled(row, Utc::now())
-                })
+                .apply_changes(provider, &changes, Origin::Reconciled)
                 .await?;
             let mut moved: Vec<&str> = changes
                 .iter()

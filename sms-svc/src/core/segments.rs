@@ -33,7 +33,12 @@ pub struct Count {
     pub encoding: Encoding,
     /// Unicode scalar values, as a person counts characters.
     pub chars: u32,
+    /// Septets in GSM 7-bit, UTF-16 units in UCS-2.
+    pub units: u32,
     pub parts: u32,
+    /// Units one part holds: the whole message's room when it fits one,
+    /// a concatenated part's otherwise.
+    pub per_part: u32,
     /// The characters that forced UCS-2, each once, in order of appearance.
     pub ucs2_because: Vec<char>,
 }
@@ -48,11 +53,13 @@ fn septets(c: char) -> Option<u32> {
     basic.then_some(1)
 }
 
-/// Parts for units of these widths: one part if they all fit `single`,
-/// else parts of `multi`, a unit never split between two.
-fn parts(widths: impl Iterator<Item = u32> + Clone, single: u32, multi: u32) -> u32 {
-    if widths.clone().sum::<u32>() <= single {
-        return 1;
+/// Units, parts and room per part for units of these widths: one part if
+/// they all fit `single`, else parts of `multi`, a unit never split
+/// between two.
+fn parts(widths: impl Iterator<Item = u32> + Clone, single: u32, multi: u32) -> (u32, u32, u32) {
+    let units = widths.clone().sum::<u32>();
+    if units <= single {
+        return (units, 1, single);
     }
     let (mut parts, mut used) = (1, 0);
     for width in widths {
@@ -62,7 +69,14 @@ fn parts(widths: impl Iterator<Item = u32> + Clone, single: u32, multi: u32) -> 
         }
         used += width;
     }
-    parts
+    (units, parts, multi)
+}
+
+/// What a body one could send costs; a body one could not is refused as
+/// a send would refuse it.
+pub fn preview(body: &str) -> Result<Count, super::SmsError> {
+    super::validate::checked(body)?;
+    Ok(count(body))
 }
 
 pub fn count(body: &str) -> Count {
@@ -75,18 +89,24 @@ pub fn count(body: &str) -> Count {
     }
     if ucs2_because.is_empty() {
         let widths = body.chars().map(|c| septets(c).unwrap_or(1));
+        let (units, parts, per_part) = parts(widths, 160, 153);
         return Count {
             encoding: Encoding::Gsm7,
             chars,
-            parts: parts(widths, 160, 153),
+            units,
+            parts,
+            per_part,
             ucs2_because,
         };
     }
     let widths = body.chars().map(|c| c.len_utf16() as u32);
+    let (units, parts, per_part) = parts(widths, 70, 67);
     Count {
         encoding: Encoding::Ucs2,
         chars,
-        parts: parts(widths, 70, 67),
+        units,
+        parts,
+        per_part,
         ucs2_because,
     }
 }
@@ -140,6 +160,9 @@ mod tests {
         let count = count("Hi 😀 and 😀, `ok`");
         assert_eq!(count.ucs2_because, ['😀', '`']);
         assert_eq!(count.chars, 16);
+        assert_eq!((count.units, count.per_part), (18, 70));
+        let long = super::count(&"{".repeat(160));
+        assert_eq!((long.units, long.parts, long.per_part), (320, 3, 153));
         assert!(
             super::count("@£$¥ _!\"#¤%&'()*+,-./:;<=>?¡§¿\n")
                 .ucs2_because

@@ -1,6 +1,9 @@
 //! Input rules for a message.
 
+use smsops_common::phone;
+
 use super::SmsError;
+use crate::domain::Pair;
 
 pub const MAX_BODY_CHARS: usize = 1600;
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -21,8 +24,35 @@ pub fn phone(raw: &str) -> Result<String, SmsError> {
     Ok(number.to_string())
 }
 
+/// The pair, if the number is dialled under its country's calling code.
+pub fn in_country(to: &str, pair: Pair) -> Result<Pair, SmsError> {
+    if phone::in_country(&pair.country, to) {
+        return Ok(pair);
+    }
+    let theirs = phone::calling_code_of(to).map_or("no known".into(), |code| format!("+{code}"));
+    Err(SmsError::NumberNotInCountry(
+        match phone::calling_code(&pair.country) {
+            Some(code) => format!(
+                "to has calling code {theirs}, not +{code} of the pair's country {}",
+                pair.country
+            ),
+            None => format!("the pair's country {} has no calling code", pair.country),
+        },
+    ))
+}
+
 /// The body's length in characters and its number of SMS segments.
 pub fn body(body: &str) -> Result<(u32, u32), SmsError> {
+    checked(body)?;
+    Ok((
+        body.chars().count() as u32,
+        super::segments::count(body).parts,
+    ))
+}
+
+/// A body one could send: not empty nor all white space, at most
+/// [`MAX_BODY_CHARS`] characters.
+pub fn checked(body: &str) -> Result<(), SmsError> {
     let chars = body.chars().count();
     if chars == 0 || body.trim().is_empty() {
         return Err(SmsError::InvalidBody("body must not be empty".into()));
@@ -32,7 +62,7 @@ pub fn body(body: &str) -> Result<(u32, u32), SmsError> {
             "body must be at most {MAX_BODY_CHARS} characters, got {chars}"
         )));
     }
-    Ok((chars as u32, super::segments::count(body).parts))
+    Ok(())
 }
 
 pub fn idempotency_key(raw: &str) -> Result<Option<String>, SmsError> {

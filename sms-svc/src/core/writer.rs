@@ -32,8 +32,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::OutboxEvent;
-use crate::store::{Applied, Change, Store, StoreError, Target};
+use crate::domain::{Applied, Change, MessageRepository, Origin, RepoError, Target};
 
 /// Most changes one transaction takes; bounds its statements' size.
 const MAX_BATCH: usize = 500;
@@ -44,7 +43,7 @@ const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// Changes waiting beyond this hold back new sends (about a second's work).
 const ROOM: usize = 4000;
 
-type Reply = oneshot::Sender<Result<Applied, StoreError>>;
+type Reply = oneshot::Sender<Result<Applied, RepoError>>;
 
 struct Job {
     target: Target,
@@ -70,10 +69,14 @@ struct Load {
 impl StatusWriter {
     /// Starts the writer for `provider`'s messages; `applied` is told
     /// whenever new events are in the outbox. It ends with the last handle.
-    pub fn start(store: Store, provider: &'static str, applied: Arc<tokio::sync::Notify>) -> Self {
+    pub fn start<R: MessageRepository>(
+        messages: R,
+        provider: &'static str,
+        applied: Arc<tokio::sync::Notify>,
+    ) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
         let load = Arc::new(Load::default());
-        tokio::spawn(run(store, provider, jobs, applied, load.clone()));
+        tokio::spawn(run(messages, provider, jobs, applied, load.clone()));
         Self { queue, load }
     }
 
@@ -90,7 +93,7 @@ impl StatusWriter {
 
     /// Applies one change and says what became of it. A change by
     /// provider id waits a while for that id to be recorded.
-    pub async fn apply(&self, target: Target, change: Change) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, target: Target, change: Change) -> Result<Applied, RepoError> {
         let (reply, answer) = oneshot::channel();
         let wait_until = match target {
             Target::Sid(_) => Instant::now() + EARLY_CALLBACK_WAIT,
@@ -102,7 +105,7 @@ impl StatusWriter {
             reply,
             wait_until,
         };
-        let stopped = || StoreError::Unavailable("the status writer has stopped".into());
+        let stopped = || RepoError::Unavailable("the status writer has stopped".into());
         self.load.waiting.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(job).is_err() {
             self.load.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -112,8 +115,8 @@ impl StatusWriter {
     }
 }
 
-async fn run(
-    store: Store,
+async fn run<R: MessageRepository>(
+    messages: R,
     provider: &'static str,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     applied: Arc<tokio::sync::Notify>,
@@ -149,7 +152,7 @@ async fn run(
         }
         batch.append(&mut waiting);
         let taken = batch.len();
-        waiting = apply(&store, provider, batch, &applied).await;
+        waiting = apply(&messages, provider, batch, &applied).await;
         load.waiting
             .fetch_sub(taken - waiting.len(), Ordering::AcqRel);
         load.fell.notify_waiters();
@@ -157,8 +160,8 @@ async fn run(
 }
 
 /// Applies a batch; returns the callbacks to try again.
-async fn apply(
-    store: &Store,
+async fn apply<R: MessageRepository>(
+    messages: &R,
     provider: &str,
     batch: Vec<Job>,
     applied: &tokio::sync::Notify,
@@ -167,15 +170,19 @@ async fn apply(
         .iter()
         .map(|job| (job.target.clone(), job.change.clone()))
         .collect();
-    let event = |row: &_| OutboxEvent::for_message(row, chrono::Utc::now());
-    let results = match store.apply_changes(provider, &changes, event).await {
+    let results = match messages
+        .apply_changes(provider, &changes, Origin::Live)
+        .await
+    {
         Ok(results) => results.into_iter().map(Ok).collect(),
         // One bad change must not fail the others with it: apply each alone.
         Err(err) if batch.len() > 1 => {
             tracing::warn!(error = %err, changes = batch.len(), "status batch failed, applying one by one");
             let mut results = Vec::with_capacity(batch.len());
             for change in changes {
-                let one = store.apply_changes(provider, &[change], event).await;
+                let one = messages
+                    .apply_changes(provider, &[change], Origin::Live)
+                    .await;
                 results.push(one.map(|mut r| r.pop().unwrap_or(Applied::Unknown)));
             }
             results

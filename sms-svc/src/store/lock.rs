@@ -12,7 +12,7 @@ use std::time::Duration;
 use smsops_common::amqp::Lease;
 use sqlx::{ConnectOptions, Connection, MySqlConnection, mysql::MySqlConnectOptions};
 
-use super::{Store, StoreError};
+use super::{RepoError, Store};
 
 /// One lock per database: replicas of other deployments (and parallel
 /// tests) on the same server do not share it. Hashed, because the server
@@ -35,16 +35,16 @@ pub type UpkeepLock = NamedLock;
 
 impl Store {
     /// The relay lock, if no other replica holds it.
-    pub async fn try_relay_lock(&self) -> Result<Option<RelayLock>, StoreError> {
+    pub async fn try_relay_lock(&self) -> Result<Option<RelayLock>, RepoError> {
         self.try_lock(RELAY).await
     }
 
     /// The upkeep lock, if no other replica holds it.
-    pub async fn try_upkeep_lock(&self) -> Result<Option<UpkeepLock>, StoreError> {
+    pub async fn try_upkeep_lock(&self) -> Result<Option<UpkeepLock>, RepoError> {
         self.try_lock(UPKEEP).await
     }
 
-    async fn try_lock(&self, name: &'static str) -> Result<Option<NamedLock>, StoreError> {
+    async fn try_lock(&self, name: &'static str) -> Result<Option<NamedLock>, RepoError> {
         let options: MySqlConnectOptions = (*self.pool.connect_options()).clone();
         let mut connection = options.connect().await?;
         let (taken,): (Option<i64>,) = sqlx::query_as(&format!("SELECT GET_LOCK({name}, 0)"))

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{RepoError, Store};
 
 /// A message taken by its provider whose final status has not come.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -43,7 +43,7 @@ impl Store {
         since: DateTime<Utc>,
         late_before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<AwaitingReceipt>, StoreError> {
+    ) -> Result<Vec<AwaitingReceipt>, RepoError> {
         Ok(sqlx::query_as(
             "SELECT m.id, m.provider_sid, m.created_at, CAST(0 AS UNSIGNED) AS checks \
              FROM sms_messages m LEFT JOIN sms_receipt_checks c ON c.message_id = m.id \
@@ -66,7 +66,7 @@ impl Store {
         provider: &str,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<AwaitingReceipt>, StoreError> {
+    ) -> Result<Vec<AwaitingReceipt>, RepoError> {
         Ok(sqlx::query_as(
             "SELECT m.id, m.provider_sid, m.created_at, CAST(c.checks AS UNSIGNED) AS checks \
              FROM sms_receipt_checks c JOIN sms_messages m ON m.id = c.message_id \
@@ -82,7 +82,7 @@ impl Store {
 
     /// Records lookups made: per message, its count of lookups, when to
     /// look again and why, in one statement.
-    pub async fn check_again(&self, checks: &[ReceiptCheck]) -> Result<(), StoreError> {
+    pub async fn check_again(&self, checks: &[ReceiptCheck]) -> Result<(), RepoError> {
         if checks.is_empty() {
             return Ok(());
         }
@@ -109,7 +109,7 @@ impl Store {
     }
 
     /// Deletes up to `limit` check rows of messages that are final or gone.
-    pub async fn forget_settled_checks(&self, limit: u32) -> Result<u64, StoreError> {
+    pub async fn forget_settled_checks(&self, limit: u32) -> Result<u64, RepoError> {
         let ids: Vec<String> = sqlx::query(
             "SELECT c.message_id FROM sms_receipt_checks c \
              LEFT JOIN sms_messages m ON m.id = c.message_id \
@@ -137,7 +137,7 @@ impl Store {
     pub async fn receipt_gaps(
         &self,
         sent_before: DateTime<Utc>,
-    ) -> Result<Vec<ReceiptGap>, StoreError> {
+    ) -> Result<Vec<ReceiptGap>, RepoError> {
         Ok(sqlx::query_as(
             "SELECT country, operator, COUNT(*) AS messages FROM sms_messages \
              WHERE status IN ('queued', 'sent') AND created_at < ? GROUP BY country, operator",

@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod auth_limits;
 mod bad_input;
+mod countries;
 mod crashes;
 mod dashboard;
 mod deploy;

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 use smsops_proto::sms::v1::{SendSmsRequest, send_sms_result};
 use smsops_tests::{Options, TestApp, sandbox::Sandbox};
 
@@ -103,5 +104,76 @@ async fn every_count_is_the_providers_own() {
     }
     println!("messages by parts: {by_parts:?}");
     assert!(by_parts.len() >= 5, "too little variety: {by_parts:?}");
+    // The preview a viewer asks for says what sending would cost.
+    let (_, viewer) = app.new_user_as("viewer").await;
+    for (to, (parts, body)) in &ours {
+        let preview = preview(&app, &viewer.access, body).await;
+        assert_eq!(preview["parts"], json!(parts), "{to}: {body:?}");
+        assert_eq!(preview["characters"], json!(body.chars().count()));
+    }
+    app.cleanup().await;
+}
+
+async fn preview(app: &TestApp, token: &str, body: &str) -> Value {
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/sms/preview",
+            Some(token),
+            Some(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{body:?}: {:?}", reply.body);
+    reply.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_names_encoding_parts_and_what_forced_ucs2() {
+    let app = TestApp::spawn().await;
+    let (_, viewer) = app.new_user_as("viewer").await;
+    let token = viewer.access.as_str();
+    // The four cases the old count got wrong, and what each costs.
+    let cases = [
+        ("{".repeat(160), "GSM-7", 320, 3, 153, vec![]),
+        ("😀".repeat(36), "UCS-2", 72, 2, 67, vec!["😀"]),
+        (
+            format!("{}`", "a".repeat(150)),
+            "UCS-2",
+            151,
+            3,
+            67,
+            vec!["`"],
+        ),
+        (
+            format!("¡{}", "a".repeat(179)),
+            "GSM-7",
+            180,
+            2,
+            153,
+            vec![],
+        ),
+        ("Hello €".into(), "GSM-7", 8, 1, 160, vec![]),
+    ];
+    for (body, encoding, units, parts, per_part, forced) in cases {
+        let preview = preview(&app, token, &body).await;
+        assert_eq!(
+            preview,
+            json!({
+                "encoding": encoding,
+                "characters": body.chars().count(),
+                "units": units,
+                "parts": parts,
+                "per_part": per_part,
+                "ucs2_characters": forced,
+            }),
+            "{body:?}"
+        );
+    }
+    for bad in [json!({"body": ""}), json!({"body": "x".repeat(1601)})] {
+        let reply = app
+            .call(Method::POST, "/api/v1/sms/preview", Some(token), Some(bad))
+            .await;
+        assert_eq!((reply.status.as_u16(), reply.code()), (400, "invalid_body"));
+    }
     app.cleanup().await;
 }

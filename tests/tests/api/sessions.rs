@@ -1,7 +1,11 @@
 //! Sessions end to end: process-svc paces sends through sms-svc into the
 //! sandbox; stops, restarts, pins, crashes, replicas and country budgets.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+    time::Duration,
+};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -19,6 +23,11 @@ pub(crate) async fn app_with(sandbox: &Sandbox, options: Options) -> TestApp {
     .await
 }
 
+/// The country of each pair [`new_pair`] made: a session only takes
+/// numbers under its pair's calling code, so [`session_body`] picks them
+/// by it (pairs made elsewhere are taken for GB).
+static COUNTRIES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
 pub(crate) async fn new_pair(app: &TestApp, admin: &str, country: &str, pinned: bool) -> String {
     let operator = format!("op-{}", uuid::Uuid::new_v4().simple());
     let body = json!({"country": country, "operator": operator, "is_high_priority": pinned});
@@ -26,14 +35,23 @@ pub(crate) async fn new_pair(app: &TestApp, admin: &str, country: &str, pinned: 
         .post("/api/v1/country-operators", Some(admin), body)
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.id()
+    let id = reply.id();
+    COUNTRIES.lock().unwrap().insert(id.clone(), country.into());
+    id
+}
+
+/// Three numbers of the pair's country: +44 7700 900001 to 3 for GB.
+pub(crate) fn numbers_for(pair: &str) -> Vec<String> {
+    let country = COUNTRIES.lock().unwrap().get(pair).cloned();
+    let code = smsops_common::phone::calling_code(country.as_deref().unwrap_or("GB")).unwrap();
+    (1..=3).map(|n| format!("+{code}770090000{n}")).collect()
 }
 
 pub(crate) fn session_body(pair: &str, rate: f64, tag: &str) -> Value {
     json!({
         "country_operator_id": pair,
         "rate_per_minute": rate,
-        "recipients": ["+447700900001", "+447700900002", "+447700900003"],
+        "recipients": numbers_for(pair),
         "template": format!("{tag} {{n}} for {{pair}}"),
     })
 }
@@ -460,7 +478,7 @@ fn create_request(pair: &str, tag: &str, rate: f64) -> CreateSessionRequest {
         config: Some(SessionConfig {
             rate_per_minute: rate,
             recipients: Some(Recipients {
-                numbers: vec!["+447700900001".into()],
+                numbers: numbers_for(pair)[..1].to_vec(),
                 range: None,
             }),
             template: format!("{tag} {{n}}"),

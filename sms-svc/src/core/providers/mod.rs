@@ -1,21 +1,20 @@
-//! SMS providers. Each implements [`Provider`] in its own module (build the
-//! request, read the answer, read and verify status callbacks); everything
-//! else — timeouts, retries, the circuit breaker — is [`Dispatcher`]'s, so
-//! adding a provider touches one folder.
+//! SMS providers. Each is a [`Connector`] in its own module (one try at
+//! handing a message over, lookups, status callbacks, redaction); everything
+//! else (retries, the circuit breaker, the account's concurrency) is
+//! [`Dispatcher`]'s, so adding a provider touches one folder.
 
 pub mod breaker;
+pub mod http;
 pub mod twilio;
 
 use std::{sync::Arc, time::Duration};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use smsops_common::trace::TraceHeaders;
-use tracing::Instrument;
+use futures::future::BoxFuture;
 
 pub use breaker::Breaker;
 
-use super::Status;
-use crate::config::DeliveryConfig;
+use crate::{config::DeliveryConfig, domain::Status};
 
 /// A message on its way to a provider.
 pub struct OutgoingSms<'a> {
@@ -23,22 +22,7 @@ pub struct OutgoingSms<'a> {
     pub body: &'a str,
 }
 
-/// The client span of one request to a provider; none while traces are off.
-fn provider_span(provider: &str) -> tracing::Span {
-    if !smsops_common::telemetry::traces_on() {
-        return tracing::Span::none();
-    }
-    tracing::info_span!(
-        "provider request",
-        otel.name = %format!("POST {provider}"),
-        otel.kind = "client",
-        http.request.method = "POST",
-        http.response.status_code = tracing::field::Empty,
-        provider,
-    )
-}
-
-/// What a provider's HTTP answer means.
+/// What a provider answered one try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderReply {
     /// The provider took the message.
@@ -51,6 +35,9 @@ pub enum ProviderReply {
     Rejected { code: String, message: String },
     /// Over the provider's rate: provably not taken, safe to retry.
     RateLimited,
+    /// The provider says the request never fully reached it (HTTP 408):
+    /// provably not taken, safe to retry.
+    NotReceived,
     /// The provider failed; it may or may not have taken the message.
     ServerError { status: u16 },
 }
@@ -75,24 +62,36 @@ pub enum Lookup {
     Failed(String),
 }
 
-pub trait Provider: Send + Sync + 'static {
+/// One try at handing a message to a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Answered(ProviderReply),
+    /// No connection was made: provably not taken.
+    Unreachable,
+    /// Connected, but no answer could be read: it may have been taken.
+    Lost(String),
+}
+
+/// A provider as the dispatcher uses it.
+pub trait Connector: Send + Sync + 'static {
     /// Stored with every message, e.g. "twilio".
     fn name(&self) -> &'static str;
-    fn build_request(
-        &self,
-        http: &reqwest::Client,
-        sms: &OutgoingSms<'_>,
-    ) -> reqwest::RequestBuilder;
-    fn parse_response(&self, status: u16, body: &[u8]) -> ProviderReply;
+    /// One try, no retries: those are the dispatcher's.
+    fn submit<'a>(&'a self, sms: &'a OutgoingSms<'a>) -> BoxFuture<'a, Attempt>;
+    /// The message the provider knows as `sid`, as it is now.
+    fn lookup<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Lookup>;
+    /// The public URL the provider calls back, for providers that call back.
+    fn callback_url(&self) -> Option<&str> {
+        None
+    }
     /// Whether a callback really comes from the provider. `url` is the full
     /// public URL it was sent to.
-    fn verify_callback(&self, url: &str, params: &[(String, String)], signature: &str) -> bool;
-    fn parse_callback(&self, params: &[(String, String)]) -> Option<CallbackUpdate>;
-    /// Asks for the message the provider knows as `sid`.
-    fn build_lookup(&self, http: &reqwest::Client, sid: &str) -> reqwest::RequestBuilder;
-    fn parse_lookup(&self, sid: &str, status: u16, body: &[u8]) -> Lookup;
-    /// The public URL the provider calls back, if configured.
-    fn callback_url(&self) -> Option<&str>;
+    fn verify_callback(&self, _url: &str, _params: &[(String, String)], _signature: &str) -> bool {
+        false
+    }
+    fn parse_callback(&self, _params: &[(String, String)]) -> Option<CallbackUpdate> {
+        None
+    }
     /// `text` without the account's identifiers and credentials, wherever
     /// they appear: what the provider answers may quote them, and every
     /// message of a [`SendOutcome`] is shown to users and logged.
@@ -139,39 +138,33 @@ pub enum SendOutcome {
 }
 
 pub struct Dispatcher {
-    provider: Arc<dyn Provider>,
-    http: reqwest::Client,
+    connector: Arc<dyn Connector>,
     config: DeliveryConfig,
     breaker: Breaker,
     in_flight: tokio::sync::Semaphore,
 }
 
 impl Dispatcher {
-    pub fn new(
-        provider: Arc<dyn Provider>,
-        config: DeliveryConfig,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(3)))
-            .pool_max_idle_per_host(config.concurrency)
-            .build()?;
+    pub fn new(connector: Arc<dyn Connector>, config: DeliveryConfig) -> Self {
         let breaker = Breaker::new(
-            provider.name(),
+            connector.name(),
             config.breaker_threshold,
             config.breaker_cooldown,
         );
-        Ok(Self {
-            provider,
-            http,
+        Self {
+            connector,
             in_flight: tokio::sync::Semaphore::new(config.concurrency),
             config,
             breaker,
-        })
+        }
     }
 
-    pub fn provider(&self) -> &dyn Provider {
-        self.provider.as_ref()
+    pub fn connector(&self) -> &dyn Connector {
+        self.connector.as_ref()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.connector.name()
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -179,9 +172,10 @@ impl Dispatcher {
     }
 
     /// Sends once, retrying only while the provider provably did not take
-    /// the message (connect errors, 429), with exponential backoff and jitter.
+    /// the message (no connection, over its rate), with exponential backoff
+    /// and jitter.
     pub async fn send(&self, sms: OutgoingSms<'_>) -> SendOutcome {
-        let redact = |message: String| self.provider.redact(&message);
+        let redact = |message: String| self.connector.redact(&message);
         match self.attempt(sms).await {
             accepted @ SendOutcome::Accepted { .. } => accepted,
             SendOutcome::Rejected { code, message } => SendOutcome::Rejected {
@@ -203,6 +197,7 @@ impl Dispatcher {
             code: codes::UNREACHABLE,
             message: "not attempted".into(),
         };
+        let name = self.connector.name();
         for attempt in 1..=self.config.max_attempts.max(1) {
             if attempt > 1 {
                 tokio::time::sleep(self.backoff(attempt)).await;
@@ -210,48 +205,29 @@ impl Dispatcher {
             if !self.breaker.allow() {
                 return SendOutcome::NotTaken {
                     code: codes::CIRCUIT_OPEN,
-                    message: format!("{} is failing; circuit breaker open", self.provider.name()),
+                    message: format!("{name} is failing; circuit breaker open"),
                 };
             }
             // Held for one attempt, not across the backoff.
             let Ok(_slot) = self.in_flight.acquire().await else {
                 return last;
             };
-            let span = provider_span(self.provider.name());
-            let mut request = self.provider.build_request(&self.http, &sms);
-            if let Some(traceparent) = TraceHeaders::of_span(&span).traceparent {
-                request = request.header("traceparent", traceparent);
-            }
-            let response = match request.send().instrument(span.clone()).await {
-                Ok(response) => response,
-                Err(err) if err.is_connect() => {
+            let reply = match self.connector.submit(&sms).await {
+                Attempt::Answered(reply) => reply,
+                Attempt::Unreachable => {
                     self.breaker.failure();
-                    self.log_transport(attempt, err);
                     last = SendOutcome::NotTaken {
                         code: codes::UNREACHABLE,
                         message: "provider connection failed".into(),
                     };
                     continue;
                 }
-                Err(err) => {
+                Attempt::Lost(message) => {
                     self.breaker.failure();
-                    let message = in_words(&err, "provider request failed");
-                    self.log_transport(attempt, err);
                     return SendOutcome::Uncertain { message };
                 }
             };
-            let status = response.status().as_u16();
-            span.record("http.response.status_code", status);
-            let body = match response.bytes().instrument(span.clone()).await {
-                Ok(body) => body,
-                Err(err) => {
-                    self.breaker.failure();
-                    let message = in_words(&err, "provider answer could not be read");
-                    self.log_transport(attempt, err);
-                    return SendOutcome::Uncertain { message };
-                }
-            };
-            match self.provider.parse_response(status, &body) {
+            match reply {
                 ProviderReply::Accepted {
                     sid,
                     status,
@@ -271,7 +247,14 @@ impl Dispatcher {
                 ProviderReply::RateLimited => {
                     last = SendOutcome::NotTaken {
                         code: codes::RATE_LIMITED,
-                        message: format!("{} rate limit", self.provider.name()),
+                        message: format!("{name} rate limit"),
+                    };
+                }
+                ProviderReply::NotReceived => {
+                    self.breaker.failure();
+                    last = SendOutcome::NotTaken {
+                        code: codes::UNREACHABLE,
+                        message: format!("{name} did not receive the request in time"),
                     };
                 }
                 ProviderReply::ServerError { status } => {
@@ -292,18 +275,9 @@ impl Dispatcher {
         let Ok(_slot) = self.in_flight.acquire().await else {
             return Lookup::Failed("shutting down".into());
         };
-        let request = self.provider.build_lookup(&self.http, sid);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => return Lookup::Failed(in_words(&err, "provider lookup failed")),
-        };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => match self.provider.parse_lookup(sid, status, &body) {
-                Lookup::Failed(why) => Lookup::Failed(self.provider.redact(&why)),
-                other => other,
-            },
-            Err(err) => Lookup::Failed(in_words(&err, "provider answer could not be read")),
+        match self.connector.lookup(sid).await {
+            Lookup::Failed(why) => Lookup::Failed(self.connector.redact(&why)),
+            other => other,
         }
     }
 
@@ -320,38 +294,5 @@ impl Dispatcher {
             Err(_) => 0.5,
         };
         cap.mul_f64(0.5 + unit / 2.0)
-    }
-
-    /// The cause of a transport failure, for operators. reqwest puts the
-    /// request's URL into its errors, and Twilio's holds the account SID:
-    /// the URL is dropped and the rest redacted too.
-    fn log_transport(&self, attempt: u32, err: reqwest::Error) {
-        let err = err.without_url();
-        // reqwest's own text ("error sending request") hides the cause.
-        let mut cause = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(next) = source {
-            cause.push_str(": ");
-            cause.push_str(&next.to_string());
-            source = next.source();
-        }
-        tracing::warn!(
-            provider = self.provider.name(),
-            attempt,
-            error = %self.provider.redact(&cause),
-            "provider request failed"
-        );
-    }
-}
-
-/// A transport failure in plain words: what a user may read in a message's
-/// `error_message`, which must never carry a URL or credentials.
-fn in_words(err: &reqwest::Error, otherwise: &str) -> String {
-    if err.is_timeout() {
-        "provider request timed out".into()
-    } else if err.is_connect() {
-        "provider connection failed".into()
-    } else {
-        otherwise.into()
     }
 }

@@ -6,8 +6,8 @@ use aws_lc_rs::{constant_time, hmac};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::Deserialize;
 
-use super::{CallbackUpdate, Lookup, OutgoingSms, Provider, ProviderReply};
-use crate::{config::TwilioConfig, core::Status};
+use super::{CallbackUpdate, Lookup, OutgoingSms, ProviderReply, http::HttpApi};
+use crate::{config::TwilioConfig, domain::Status};
 
 pub struct Twilio {
     config: TwilioConfig,
@@ -65,7 +65,7 @@ fn status_of(twilio: &str) -> Option<Status> {
     })
 }
 
-impl Provider for Twilio {
+impl HttpApi for Twilio {
     fn name(&self) -> &'static str {
         "twilio"
     }
@@ -101,6 +101,9 @@ impl Provider for Twilio {
                 Err(_) => ProviderReply::ServerError { status },
             },
             429 => ProviderReply::RateLimited,
+            // The server timed out before the whole request arrived (seen
+            // when the machine is saturated): it processed nothing.
+            408 => ProviderReply::NotReceived,
             400..=499 => {
                 let error = serde_json::from_slice::<ErrorResource>(body).ok();
                 let code = error.as_ref().and_then(|e| e.code);
@@ -281,6 +284,7 @@ mod tests {
             t.parse_response(429, br#"{"code":20429}"#),
             ProviderReply::RateLimited
         );
+        assert_eq!(t.parse_response(408, b""), ProviderReply::NotReceived);
         assert_eq!(
             t.parse_response(503, b"oops"),
             ProviderReply::ServerError { status: 503 }

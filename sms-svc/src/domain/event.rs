@@ -3,11 +3,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::store::MessageRow;
+use super::{Message, Origin};
 
 /// The JSON body of an event on the `sms.events` exchange.
 #[derive(Debug, Serialize)]
-pub struct SmsEvent<'a> {
+struct SmsEvent<'a> {
     pub event_id: &'a str,
     #[serde(rename = "type")]
     pub event_type: &'a str,
@@ -42,45 +42,38 @@ pub struct OutboxEvent {
 }
 
 impl OutboxEvent {
-    /// The event for `row` as it is now (its status is the new one).
-    pub fn for_message(row: &MessageRow, at: DateTime<Utc>) -> Self {
-        Self::build(row, at, false)
-    }
-
-    /// The event for a status reconciliation read from the provider.
-    pub fn reconciled(row: &MessageRow, at: DateTime<Utc>) -> Self {
-        Self::build(row, at, true)
-    }
-
-    fn build(row: &MessageRow, at: DateTime<Utc>, reconciled: bool) -> Self {
+    /// The event for `message` as it is now (its status is the new one).
+    pub fn of(message: &Message, at: DateTime<Utc>, origin: Origin) -> Self {
         let event_id = uuid::Uuid::now_v7().to_string();
-        let event_type = format!("sms.{}", row.status);
+        let event_type = format!("sms.{}", message.status);
         let event = SmsEvent {
             event_id: &event_id,
             event_type: &event_type,
             occurred_at: at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            accepted_at: row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            message_id: &row.id,
-            session_id: row.session_id.as_deref(),
-            country_operator_id: &row.pair_id,
-            country: &row.country,
-            operator: &row.operator,
-            is_high_priority: row.is_high_priority,
-            status: &row.status,
-            error_code: row.error_code.as_deref(),
-            provider: &row.provider,
-            provider_sid: row.provider_sid.as_deref(),
-            reconciled,
+            accepted_at: message
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            message_id: &message.id,
+            session_id: message.session_id.as_deref(),
+            country_operator_id: &message.pair.id,
+            country: &message.pair.country,
+            operator: &message.pair.operator,
+            is_high_priority: message.pair.is_high_priority,
+            status: message.status.as_str(),
+            error_code: message.error_code.as_deref(),
+            provider: &message.provider,
+            provider_sid: message.provider_sid.as_deref(),
+            reconciled: origin == Origin::Reconciled,
         };
         let payload = serde_json::to_string(&event).unwrap_or_default();
         Self {
             routing_key: event_type.clone(),
             // The request's own context while traces are on; otherwise one
             // made of the message's id, which groups its events.
-            traceparent: row
+            traceparent: message
                 .traceparent
                 .clone()
-                .unwrap_or_else(|| smsops_common::amqp::traceparent(&row.id, &event_id)),
+                .unwrap_or_else(|| smsops_common::amqp::traceparent(&message.id, &event_id)),
             event_type,
             event_id,
             payload,
