@@ -31,6 +31,11 @@ impl Config {
 pub struct TwilioConfig {
     pub account_sid: String,
     pub auth_token: String,
+    /// An API key of the account: Twilio's libraries authenticate with
+    /// one (`Client(api_key, api_secret, account_sid)`) as well as with
+    /// the account's own SID and token.
+    pub api_key_sid: String,
+    pub api_key_secret: String,
     /// Messages accepted per second before 20429; 0 means no limit.
     pub rate_per_second: u32,
 }
@@ -40,6 +45,8 @@ impl Default for TwilioConfig {
         Self {
             account_sid: "AC00000000000000000000000000000000".into(),
             auth_token: "sandbox-auth-token".into(),
+            api_key_sid: "SK00000000000000000000000000000000".into(),
+            api_key_secret: "sandbox-api-key-secret".into(),
             rate_per_second: 0,
         }
     }

@@ -53,6 +53,10 @@ pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
                 web::post().to(telegram::send_message),
             )
             .route(
+                "/{token}/sendMessage",
+                web::get().to(telegram::send_message),
+            )
+            .route(
                 "/_sandbox/health",
                 web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }),
             )

@@ -1,5 +1,6 @@
-//! The Telegram Bot API's `sendMessage`, with its 1 message per second per
-//! chat limit answered the way Telegram does: 429 and `retry_after`.
+//! The Telegram Bot API's `sendMessage` (GET or POST, its parameters in
+//! any of the four ways the API takes them), with its 1 message per second
+//! per chat limit answered the way Telegram does: 429 and `retry_after`.
 
 use std::{
     collections::HashMap,
@@ -11,6 +12,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::server::State;
+
+mod params;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TelegramMessage {
@@ -53,7 +56,7 @@ pub async fn send_message(
     state: web::Data<State>,
     token: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: web::Bytes,
 ) -> HttpResponse {
     let latency = state.faults.lock().unwrap().latency_ms;
     if latency > 0 {
@@ -69,15 +72,26 @@ pub async fn send_message(
     if token.strip_prefix("bot") != Some(state.config.telegram.bot_token.as_str()) {
         return error(401, "Unauthorized", None);
     }
-    let chat_id = match &body["chat_id"] {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if !s.is_empty() => s.clone(),
+    let params = match params::read(&req, &body) {
+        Ok(params) => params,
+        Err(why) => return error(400, &why, None),
+    };
+    let chat_id = match params.get("chat_id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return error(400, "Bad Request: chat_id is empty", None),
     };
-    let Some(text) = body["text"].as_str().filter(|t| !t.trim().is_empty()) else {
+    let Some(text) = params
+        .get("text")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+    else {
         return error(400, "Bad Request: message text is empty", None);
     };
-    let parse_mode = body["parse_mode"].as_str().map(str::to_string);
+    let parse_mode = params
+        .get("parse_mode")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     {
         let mut faults = state.faults.lock().unwrap();
         if faults.telegram_429_burst > 0 {

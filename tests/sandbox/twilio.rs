@@ -141,7 +141,13 @@ fn is_e164(number: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-pub fn authorized(req: &HttpRequest, sid: &str, token: &str) -> bool {
+/// Basic auth as the account itself or as its API key.
+pub fn authorized_for(req: &HttpRequest, config: &crate::config::TwilioConfig) -> bool {
+    authorized(req, &config.account_sid, &config.auth_token)
+        || authorized(req, &config.api_key_sid, &config.api_key_secret)
+}
+
+fn authorized(req: &HttpRequest, sid: &str, token: &str) -> bool {
     let Some(value) = req
         .headers()
         .get("authorization")
@@ -178,8 +184,7 @@ pub async fn create_message(
         }
     }
     let config = &state.config.twilio;
-    if *account != config.account_sid || !authorized(&req, &config.account_sid, &config.auth_token)
-    {
+    if *account != config.account_sid || !authorized_for(&req, config) {
         return error(401, 20003, "Authenticate");
     }
     {
@@ -221,7 +226,13 @@ pub async fn create_message(
     if from.is_none() && service.is_none() {
         return error(400, 21603, "A 'From' phone number is required.");
     }
-    if text.is_empty() {
+    // A message may be media alone (MediaUrl, repeated) or a template
+    // (ContentSid), as the libraries' `media_url` and `content_sid` send.
+    let media = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .unwrap_or_default()
+        .iter()
+        .any(|(name, _)| name == "MediaUrl" || name == "ContentSid");
+    if text.is_empty() && !media {
         return error(400, 21602, "Message body is required.");
     }
     if text.chars().count() > 1600 {

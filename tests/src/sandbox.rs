@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const AUTH_TOKEN: &str = "sandbox-auth-token";
 pub const BOT_TOKEN: &str = "123456:sandbox-bot-token";
+/// The sandbox account's API key, as Twilio's libraries may sign in with.
+pub const API_KEY_SID: &str = "SK00000000000000000000000000000000";
+pub const API_KEY_SECRET: &str = "sandbox-api-key-secret";
 
 pub struct Sandbox {
     pub url: String,

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{Resource, authorized, error};
+use super::{Resource, authorized_for, error};
 use crate::server::{State, random_unit};
 
 pub async fn fetch_message(
@@ -13,7 +13,7 @@ pub async fn fetch_message(
 ) -> HttpResponse {
     let (account, sid) = path.into_inner();
     let config = &state.config.twilio;
-    if account != config.account_sid || !authorized(&req, &config.account_sid, &config.auth_token) {
+    if account != config.account_sid || !authorized_for(&req, config) {
         return error(401, 20003, "Authenticate");
     }
     let unknown_share = state.faults.lock().unwrap().lookup_unknown_share;

@@ -1,7 +1,9 @@
 //! The sandbox speaks Twilio's and Telegram's real shapes, errors included.
 
 use serde_json::{Value, json};
-use smsops_tests::sandbox::{ACCOUNT_SID, AUTH_TOKEN, Sandbox};
+use smsops_tests::sandbox::{
+    ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, BOT_TOKEN, Sandbox,
+};
 
 fn messages_url(sandbox: &Sandbox) -> String {
     format!(
@@ -298,4 +300,118 @@ async fn one_destination_s_receipts_can_be_slowed_at_run_time() {
         other < slow,
         "another route took {other:?}, the slowed {slow:?}"
     );
+}
+
+/// What Twilio's own libraries send besides the account's SID and token:
+/// an API key's credentials, and media with no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_takes_what_its_libraries_send() {
+    let sandbox = Sandbox::start_default();
+    let http = reqwest::Client::new();
+    let create = |user: &str, secret: &str, form: &[(&str, &str)]| {
+        http.post(messages_url(&sandbox))
+            .basic_auth(user, Some(secret))
+            .header(
+                "user-agent",
+                "twilio-python/9.3.0 (Linux x86_64) Python/3.11.7",
+            )
+            .header("accept-charset", "utf-8")
+            .form(form)
+            .send()
+    };
+    let text = [
+        ("To", "+447700900124"),
+        ("From", "+15005550006"),
+        ("Body", "key"),
+    ];
+    let reply = create(API_KEY_SID, API_KEY_SECRET, &text).await.unwrap();
+    assert_eq!(reply.status(), 201);
+    let reply = create(API_KEY_SID, "wrong", &text).await.unwrap();
+    assert_eq!(reply.status(), 401);
+    let media = [
+        ("To", "+447700900125"),
+        ("MessagingServiceSid", "MG00000000000000000000000000000000"),
+        ("MediaUrl", "https://example.com/a.png"),
+        ("MediaUrl", "https://example.com/b.png"),
+    ];
+    let reply = create(ACCOUNT_SID, AUTH_TOKEN, &media).await.unwrap();
+    assert_eq!(reply.status(), 201);
+    let sid = reply.json::<Value>().await.unwrap()["sid"].clone();
+    // A lookup with the API key reads the same message.
+    let url = message_url(&sandbox, sid.as_str().unwrap());
+    let looked = http
+        .get(url)
+        .basic_auth(API_KEY_SID, Some(API_KEY_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looked.status(), 200);
+}
+
+/// The Bot API takes a method's parameters four ways; each is one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_takes_parameters_every_way_the_bot_api_does() {
+    let sandbox = Sandbox::start_default();
+    let http = reqwest::Client::new();
+    let url = format!("{}/bot{BOT_TOKEN}/sendMessage", sandbox.url);
+    let boundary = "smsops-sandbox-boundary";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n13\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nby multipart\r\n\
+         --{boundary}--\r\n"
+    );
+    let requests = [
+        http.post(&url)
+            .json(&json!({"chat_id": 11, "text": "by json", "parse_mode": "HTML"})),
+        http.post(&url)
+            .form(&[("chat_id", "12"), ("text", "by form")]),
+        http.post(&url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart),
+        http.get(&url)
+            .query(&[("chat_id", "14"), ("text", "by query")]),
+        // Query and body together: the body's value wins.
+        http.post(format!("{url}?chat_id=15&text=overridden"))
+            .form(&[("text", "by query and form")]),
+    ];
+    for request in requests {
+        let reply = request.send().await.unwrap();
+        let status = reply.status().as_u16();
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!((status, body["ok"].as_bool()), (200, Some(true)), "{body}");
+    }
+    let sent = sandbox.telegram_messages().await;
+    let mut got: Vec<(String, String)> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let chat = m["chat_id"].as_str().unwrap().to_string();
+            (chat, m["text"].as_str().unwrap().to_string())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = [
+        ("11", "by json"),
+        ("12", "by form"),
+        ("13", "by multipart"),
+        ("14", "by query"),
+        ("15", "by query and form"),
+    ]
+    .iter()
+    .map(|(chat, text)| (chat.to_string(), text.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    // A body Telegram cannot read is its 400, as Telegram words it.
+    let reply = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
 }
