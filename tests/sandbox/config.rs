@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub twilio: TwilioConfig,
     pub telegram: TelegramConfig,
+    pub smsc: SmscConfig,
     /// First rule whose prefix matches the destination wins.
     pub rules: Vec<Rule>,
     pub default_rule: Rule,
@@ -90,6 +91,30 @@ impl Default for Rule {
             undelivered_codes: vec![30003],
             failed_codes: vec![30008],
             callback_latency_ms: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmscConfig {
+    /// What a bind must carry (SMPP allows a password of 8 characters).
+    pub system_id: String,
+    pub password: String,
+    /// submit_sm accepted per second before ESME_RTHROTTLED; 0 means no limit.
+    pub rate_per_second: u32,
+    /// Receipts name the message in decimal though submit_sm_resp gave
+    /// it in hex, as some SMSCs write them.
+    pub receipt_ids_decimal: bool,
+}
+
+impl Default for SmscConfig {
+    fn default() -> Self {
+        Self {
+            system_id: "smsops".into(),
+            password: "sbx-smpp".into(),
+            rate_per_second: 0,
+            receipt_ids_decimal: false,
         }
     }
 }

@@ -41,18 +41,40 @@ pub struct Faults {
     /// Share of message lookups answered 404 / 20404, as Twilio answers for
     /// a message it no longer has.
     pub lookup_unknown_share: f64,
+    /// The SMSC refuses binds (ESME_RBINDFAIL), as one that is down for
+    /// its clients does; `POST /_sandbox/smsc/unbind` ends the bound ones.
+    pub smsc_refuse_binds: bool,
+    /// The next N submit_sm get ESME_RTHROTTLED without being taken.
+    pub smsc_throttle_burst: u32,
+    /// The SMSC takes messages but sends no receipts: bound, and silent.
+    pub smsc_silent_receipts: bool,
+    /// By E.164 prefix (the longest that matches wins): the share of the
+    /// SMSC's messages delivered, the rest undelivered, over the rules'.
+    pub smsc_delivered_share_by_prefix: BTreeMap<String, f64>,
 }
 
 impl Faults {
     /// The receipt delay of messages to `to`.
     pub fn receipt_delay_ms(&self, to: &str) -> u64 {
-        self.receipt_delay_ms_by_prefix
-            .iter()
-            .filter(|(prefix, _)| to.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, delay)| *delay)
+        longest(&self.receipt_delay_ms_by_prefix, to)
+            .copied()
             .unwrap_or(0)
     }
+}
+
+impl Faults {
+    /// The delivered share the faults set for messages to `to`, if any.
+    pub fn smsc_delivered_share(&self, to: &str) -> Option<f64> {
+        longest(&self.smsc_delivered_share_by_prefix, to).copied()
+    }
+}
+
+fn longest<'a, T>(by_prefix: &'a BTreeMap<String, T>, to: &str) -> Option<&'a T> {
+    by_prefix
+        .iter()
+        .filter(|(prefix, _)| to.starts_with(prefix.as_str()))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, value)| value)
 }
 
 #[cfg(test)]

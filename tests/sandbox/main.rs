@@ -2,13 +2,16 @@
 //! loopback, speaking their real request and response shapes (error bodies
 //! and 429s included), with switches to inject latency and failures.
 //!
-//! `sandbox [--addr 127.0.0.1:4010] [--config rules.json]`
+//! An SMSC too, speaking SMPP 3.4 on its own port.
+//!
+//! `sandbox [--addr 127.0.0.1:4010] [--smsc-addr 127.0.0.1:2775] [--config rules.json]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
 mod faults;
 mod server;
+mod smsc;
 mod telegram;
 mod twilio;
 
@@ -25,9 +28,10 @@ async fn main() -> std::io::Result<()> {
             .cloned()
     };
     let addr = value("--addr").unwrap_or_else(|| "127.0.0.1:4010".into());
+    let smsc_addr = value("--smsc-addr").unwrap_or_else(|| "127.0.0.1:0".into());
     let config = match value("--config") {
         Some(path) => config::Config::load(&path).map_err(std::io::Error::other)?,
         None => config::Config::default(),
     };
-    server::run(&addr, config).await
+    server::run(&addr, &smsc_addr, config).await
 }

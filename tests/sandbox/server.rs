@@ -7,7 +7,8 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 
 use crate::{
-    config::Config, faults::Faults, telegram, telegram::TelegramLog, twilio, twilio::TwilioLog,
+    config::Config, faults::Faults, smsc, smsc::SmscLog, telegram, telegram::TelegramLog, twilio,
+    twilio::TwilioLog,
 };
 
 pub struct State {
@@ -15,6 +16,7 @@ pub struct State {
     pub faults: Mutex<Faults>,
     pub twilio: Mutex<TwilioLog>,
     pub telegram: Mutex<TelegramLog>,
+    pub smsc: Mutex<SmscLog>,
     pub http: reqwest::Client,
 }
 
@@ -25,17 +27,20 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
+/// Serves HTTP on `addr` and SMPP on `smsc`.
+pub async fn run(addr: &str, smsc_addr: &str, config: Config) -> std::io::Result<()> {
     let state = web::Data::new(State {
         config,
         faults: Mutex::new(Faults::default()),
         twilio: Mutex::new(TwilioLog::default()),
         telegram: Mutex::new(TelegramLog::default()),
+        smsc: Mutex::new(SmscLog::default()),
         http: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?,
     });
+    let smsc_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -73,6 +78,9 @@ pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
                 "/_sandbox/telegram/messages",
                 web::delete().to(reset_telegram),
             )
+            .route("/_sandbox/smsc/messages", web::get().to(smsc_messages))
+            .route("/_sandbox/smsc/messages", web::delete().to(reset_smsc))
+            .route("/_sandbox/smsc/unbind", web::post().to(unbind_smsc))
     })
     .workers(2)
     .bind(addr)?;
@@ -80,6 +88,10 @@ pub async fn run(addr: &str, config: Config) -> std::io::Result<()> {
         // Tests and scripts read this line to learn the port.
         println!("sandbox listening on {bound}");
     }
+    let listener = tokio::net::TcpListener::bind(smsc_addr).await?;
+    // And this one, the SMSC's.
+    println!("smsc listening on {}", listener.local_addr()?);
+    actix_web::rt::spawn(smsc::serve(listener, smsc_state));
     server.run().await
 }
 
@@ -132,5 +144,29 @@ async fn telegram_messages(state: web::Data<State>) -> HttpResponse {
 
 async fn reset_telegram(state: web::Data<State>) -> HttpResponse {
     state.telegram.lock().unwrap().reset();
+    HttpResponse::NoContent().finish()
+}
+
+async fn smsc_messages(state: web::Data<State>) -> HttpResponse {
+    let log = state.smsc.lock().unwrap();
+    HttpResponse::Ok().json(json!({
+        "count": log.parts.len(),
+        "binds": log.binds,
+        "refused_binds": log.refused_binds,
+        "bound": log.bound(),
+        "throttled": log.throttled,
+        "receipts_sent": log.receipts_sent,
+        "parts": log.parts,
+    }))
+}
+
+async fn reset_smsc(state: web::Data<State>) -> HttpResponse {
+    state.smsc.lock().unwrap().reset();
+    HttpResponse::NoContent().finish()
+}
+
+/// Ends every bound session with an unbind, as an SMSC going down does.
+async fn unbind_smsc(state: web::Data<State>) -> HttpResponse {
+    state.smsc.lock().unwrap().unbind_all();
     HttpResponse::NoContent().finish()
 }

@@ -377,7 +377,7 @@ impl Resource<'_> {
     }
 }
 
-fn pick(codes: &[u32]) -> Option<u32> {
+pub fn pick(codes: &[u32]) -> Option<u32> {
     if codes.is_empty() {
         return None;
     }
@@ -387,7 +387,7 @@ fn pick(codes: &[u32]) -> Option<u32> {
 
 /// The GSM 03.38 basic table, position by position (0x1B, the escape to
 /// the extension table, is no character of its own).
-const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+pub const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
     ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 /// The extension table's characters: each is the escape septet and its own.
 const GSM_EXTENSION: &str = "\u{c}^{}\\[~]|€";

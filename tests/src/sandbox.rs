@@ -16,8 +16,14 @@ pub const BOT_TOKEN: &str = "123456:sandbox-bot-token";
 pub const API_KEY_SID: &str = "SK00000000000000000000000000000000";
 pub const API_KEY_SECRET: &str = "sandbox-api-key-secret";
 
+/// What the sandbox's SMSC takes in a bind.
+pub const SMPP_SYSTEM_ID: &str = "smsops";
+pub const SMPP_PASSWORD: &str = "sbx-smpp";
+
 pub struct Sandbox {
     pub url: String,
+    /// The SMSC's `host:port`, for SMPP.
+    pub smsc_addr: String,
     child: Child,
     config: PathBuf,
     http: reqwest::Client,
@@ -40,12 +46,17 @@ impl Sandbox {
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
         let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        let mut addr = || {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            line.split_whitespace().last().unwrap().to_string()
+        };
+        // "sandbox listening on …", then "smsc listening on …".
+        let (addr, smsc_addr) = (addr(), addr());
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let addr = line.split_whitespace().last().unwrap().to_string();
         Self {
             url: format!("http://{addr}"),
+            smsc_addr,
             child,
             config: path,
             http: reqwest::Client::new(),
@@ -85,6 +96,18 @@ impl Sandbox {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Every submit_sm the SMSC took, with its binds and counts.
+    pub async fn smsc_messages(&self) -> Value {
+        self.inspect("smsc/messages").await
+    }
+
+    /// Has the SMSC unbind every session bound to it.
+    pub async fn smsc_unbind(&self) {
+        let url = format!("{}/_sandbox/smsc/unbind", self.url);
+        let status = self.http.post(url).send().await.unwrap().status();
+        assert!(status.is_success());
     }
 
     pub async fn set_faults(&self, faults: Value) {

@@ -32,5 +32,6 @@ mod segments;
 mod sessions;
 mod sessions_access;
 mod sms;
+mod smsc;
 mod tokens;
 mod traces;
