@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
+use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction, query_builder::Separated};
 
 use crate::domain::{
     Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, RepoError,
-    Status, StatusChange, Target,
+    Status, StatusChange, Target, apply_all,
 };
 
 mod lock;
@@ -142,44 +142,17 @@ impl Store {
     ) -> Result<Vec<Applied>, RepoError> {
         let mut tx = self.pool.begin().await?;
         let mut messages = locked_messages(&mut tx, provider, changes).await?;
-        let mut by_sid: HashMap<String, String> = messages
-            .values()
-            .filter_map(|message| Some((message.provider_sid.clone()?, message.id.clone())))
+        let batch = apply_all(&mut messages, changes, Utc::now(), origin);
+        let updated: Vec<&Message> = batch
+            .moved
+            .iter()
+            .filter_map(|id| messages.get(id))
             .collect();
-        let now = Utc::now();
-        let mut results = Vec::with_capacity(changes.len());
-        let mut dirty: Vec<String> = Vec::new();
-        let mut history = Vec::new();
-        let mut events = Vec::new();
-        for (target, change) in changes {
-            let id = match target {
-                Target::Id(id) => Some(id),
-                Target::Sid(sid) => by_sid.get(sid),
-            };
-            let Some(message) = id.and_then(|id| messages.get_mut(id)) else {
-                results.push(Applied::Unknown);
-                continue;
-            };
-            let Some(moved) = message.apply(change, now, origin) else {
-                results.push(Applied::Stale(Box::new(message.clone())));
-                continue;
-            };
-            if let Some(sid) = &change.provider_sid {
-                by_sid.insert(sid.clone(), message.id.clone());
-            }
-            if !dirty.contains(&message.id) {
-                dirty.push(message.id.clone());
-            }
-            history.push((message.id.clone(), moved.history));
-            events.push(moved.event);
-            results.push(Applied::Moved(Box::new(message.clone())));
-        }
-        let updated: Vec<&Message> = dirty.iter().filter_map(|id| messages.get(id)).collect();
         write_messages(&mut tx, &updated).await?;
-        insert_history(&mut tx, &history).await?;
-        insert_outbox(&mut tx, &events).await?;
+        insert_history(&mut tx, &batch.history).await?;
+        insert_outbox(&mut tx, &batch.events).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(batch.results)
     }
 
     /// The oldest events after `after` not yet confirmed by the broker.
@@ -262,31 +235,8 @@ impl MessageRepository for Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        let mut insert = QueryBuilder::<MySql>::new(
-            "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
-             is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-             provider, created_at, updated_at, request_hash, traceparent) ",
-        );
-        insert.push_values(messages, |mut values, message| {
-            values
-                .push_bind(&message.id)
-                .push_bind(&message.idempotency_key)
-                .push_bind(&message.pair.id)
-                .push_bind(&message.pair.country)
-                .push_bind(&message.pair.operator)
-                .push_bind(message.pair.is_high_priority)
-                .push_bind(&message.session_id)
-                .push_bind(&message.to)
-                .push_bind(message.body_length)
-                .push_bind(message.segments)
-                .push_bind(message.status.as_str())
-                .push_bind(message.status.rank())
-                .push_bind(&message.provider)
-                .push_bind(message.created_at)
-                .push_bind(message.updated_at)
-                .push_bind(&message.request_hash)
-                .push_bind(&message.traceparent);
-        });
+        let mut insert = QueryBuilder::<MySql>::new(INSERT_MESSAGES);
+        insert.push_values(messages, push_message);
         insert.build().execute(&mut *tx).await?;
         let history: Vec<(String, StatusChange)> = messages
             .iter()
@@ -492,6 +442,39 @@ async fn locked_messages(
         .collect()
 }
 
+const INSERT_MESSAGES: &str = "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, \
+    operator, is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
+    provider, provider_sid, error_code, error_message, created_at, updated_at, request_hash, \
+    traceparent) ";
+
+/// One message's values, in [`INSERT_MESSAGES`]' order.
+fn push_message<'args>(
+    mut values: Separated<'_, 'args, MySql, &'static str>,
+    message: &'args Message,
+) {
+    values
+        .push_bind(&message.id)
+        .push_bind(&message.idempotency_key)
+        .push_bind(&message.pair.id)
+        .push_bind(&message.pair.country)
+        .push_bind(&message.pair.operator)
+        .push_bind(message.pair.is_high_priority)
+        .push_bind(&message.session_id)
+        .push_bind(&message.to)
+        .push_bind(message.body_length)
+        .push_bind(message.segments)
+        .push_bind(message.status.as_str())
+        .push_bind(message.status.rank())
+        .push_bind(&message.provider)
+        .push_bind(&message.provider_sid)
+        .push_bind(&message.error_code)
+        .push_bind(&message.error_message)
+        .push_bind(message.created_at)
+        .push_bind(message.updated_at)
+        .push_bind(&message.request_hash)
+        .push_bind(&message.traceparent);
+}
+
 /// Writes the changed columns of locked messages in one statement. They
 /// exist and are locked, so every insert turns into an update of its row.
 async fn write_messages(
@@ -501,32 +484,9 @@ async fn write_messages(
     if messages.is_empty() {
         return Ok(());
     }
-    let mut upsert = QueryBuilder::<MySql>::new(
-        "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, operator, \
-         is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-         provider, provider_sid, error_code, error_message, created_at, updated_at, request_hash) ",
-    );
-    upsert.push_values(padded(messages), |mut values, message| {
-        values
-            .push_bind(&message.id)
-            .push_bind(&message.idempotency_key)
-            .push_bind(&message.pair.id)
-            .push_bind(&message.pair.country)
-            .push_bind(&message.pair.operator)
-            .push_bind(message.pair.is_high_priority)
-            .push_bind(&message.session_id)
-            .push_bind(&message.to)
-            .push_bind(message.body_length)
-            .push_bind(message.segments)
-            .push_bind(message.status.as_str())
-            .push_bind(message.status.rank())
-            .push_bind(&message.provider)
-            .push_bind(&message.provider_sid)
-            .push_bind(&message.error_code)
-            .push_bind(&message.error_message)
-            .push_bind(message.created_at)
-            .push_bind(message.updated_at)
-            .push_bind(&message.request_hash);
+    let mut upsert = QueryBuilder::<MySql>::new(INSERT_MESSAGES);
+    upsert.push_values(padded(messages), |values, message| {
+        push_message(values, message)
     });
     upsert.push(
         " ON DUPLICATE KEY UPDATE status = VALUES(status), status_rank = VALUES(status_rank), \

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bucket;
 mod config;
 mod faults;
 mod server;

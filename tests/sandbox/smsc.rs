@@ -59,7 +59,7 @@ pub struct SmscLog {
     pub refused_binds: u64,
     pub throttled: u64,
     pub receipts_sent: u64,
-    bucket: Option<(f64, std::time::Instant)>,
+    bucket: crate::bucket::Bucket,
     next_id: u64,
     /// Bound sessions: id → (system id, the session's writer).
     sessions: HashMap<u64, (String, mpsc::UnboundedSender<Command>)>,
@@ -86,18 +86,6 @@ impl SmscLog {
         for (_, writer) in self.sessions.values() {
             let _ = writer.send(Command::new(CommandStatus::EsmeRok, 0, Pdu::Unbind));
         }
-    }
-
-    fn take_token(&mut self, rate: u32) -> bool {
-        if rate == 0 {
-            return true;
-        }
-        let now = std::time::Instant::now();
-        let (tokens, at) = self.bucket.unwrap_or((f64::from(rate), now));
-        let tokens = (tokens + at.elapsed().as_secs_f64() * f64::from(rate)).min(f64::from(rate));
-        let taken = tokens >= 1.0;
-        self.bucket = Some((if taken { tokens - 1.0 } else { tokens }, now));
-        taken
     }
 
     /// Hands a receipt to a session bound as `system_id`, or keeps it.
@@ -258,7 +246,7 @@ fn submit_sm(
         }
     };
     let mut log = state.smsc.lock().unwrap();
-    if throttled || !log.take_token(state.config.smsc.rate_per_second) {
+    if throttled || !log.bucket.take(state.config.smsc.rate_per_second) {
         log.throttled += 1;
         return error_resp(seq, CommandId::SubmitSmResp, CommandStatus::EsmeRthrottled);
     }

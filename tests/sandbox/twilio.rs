@@ -63,7 +63,7 @@ pub struct TwilioLog {
     pub callbacks_sent: u64,
     pub callbacks_dropped: u64,
     pub lookups: u64,
-    bucket: Option<(f64, std::time::Instant)>,
+    bucket: crate::bucket::Bucket,
     /// Requests being answered now, and the most there ever were: real
     /// Twilio caps an account's concurrent requests.
     in_flight: usize,
@@ -104,23 +104,6 @@ impl TwilioLog {
             in_flight: self.in_flight,
             ..Self::default()
         };
-    }
-
-    /// A token bucket of `rate` per second (burst `rate`); false when empty.
-    fn take_token(&mut self, rate: u32) -> bool {
-        if rate == 0 {
-            return true;
-        }
-        let now = std::time::Instant::now();
-        let (tokens, at) = self.bucket.unwrap_or((f64::from(rate), now));
-        let tokens = (tokens + at.elapsed().as_secs_f64() * f64::from(rate)).min(f64::from(rate));
-        if tokens >= 1.0 {
-            self.bucket = Some((tokens - 1.0, now));
-            true
-        } else {
-            self.bucket = Some((tokens, now));
-            false
-        }
     }
 }
 
@@ -198,7 +181,8 @@ pub async fn create_message(
         .twilio
         .lock()
         .unwrap()
-        .take_token(config.rate_per_second)
+        .bucket
+        .take(config.rate_per_second)
     {
         return error(429, 20429, "Too Many Requests");
     }

@@ -11,7 +11,7 @@ use smsops_common::{ApiError, auth::Caller};
 
 use super::{
     Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, PairLookup,
-    QuotaLedger, RepoError, Status, StatusChange, Target,
+    QuotaLedger, RepoError, Status, StatusChange, Target, apply_all,
     quota::{Granted, Window, grant},
 };
 
@@ -106,32 +106,24 @@ impl MessageRepository for MemoryStore {
         origin: Origin,
     ) -> Result<Vec<Applied>, RepoError> {
         let mut state = self.writable()?;
-        let now = Utc::now();
-        let mut results = Vec::with_capacity(changes.len());
-        for (target, change) in changes {
-            let id = match target {
-                Target::Id(id) => Some(id.clone()),
-                Target::Sid(sid) => state
-                    .messages
-                    .values()
-                    .find(|m| m.provider == provider && m.provider_sid.as_ref() == Some(sid))
-                    .map(|m| m.id.clone()),
-            };
-            let Some(message) = id.and_then(|id| state.messages.get_mut(&id)) else {
-                results.push(Applied::Unknown);
-                continue;
-            };
-            match message.apply(change, now, origin) {
-                None => results.push(Applied::Stale(Box::new(message.clone()))),
-                Some(moved) => {
-                    let kept = message.clone();
-                    state.history.push((kept.id.clone(), moved.history));
-                    state.outbox.push(moved.event);
-                    results.push(Applied::Moved(Box::new(kept)));
-                }
+        // As the store selects them: by id, or by provider id among the
+        // provider's own messages.
+        let by_id = |id: &String| changes.iter().any(|(t, _)| *t == Target::Id(id.clone()));
+        let mut messages: HashMap<String, Message> = state
+            .messages
+            .iter()
+            .filter(|(id, m)| m.provider == provider || by_id(id))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        let batch = apply_all(&mut messages, changes, Utc::now(), origin);
+        for id in &batch.moved {
+            if let Some(message) = messages.remove(id) {
+                state.messages.insert(id.clone(), message);
             }
         }
-        Ok(results)
+        state.history.extend(batch.history);
+        state.outbox.extend(batch.events);
+        Ok(batch.results)
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, RepoError> {

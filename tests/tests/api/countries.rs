@@ -15,11 +15,7 @@ async fn send(app: &TestApp, token: &str, pair: &str, to: &str) -> (u16, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_outside_the_pairs_country_are_refused_everywhere() {
     let sandbox = Sandbox::start(json!({"default_rule": {"delivered": 1.0}}));
-    let app = TestApp::spawn_with(Options {
-        twilio_base_url: sandbox.url.clone(),
-        ..Options::default()
-    })
-    .await;
+    let app = super::sessions::app_with(&sandbox, Options::default()).await;
     let admin = app.admin_tokens().await.access;
     let gb = super::sessions::new_pair(&app, &admin, "GB", false).await;
     let us = super::sessions::new_pair(&app, &admin, "US", false).await;
