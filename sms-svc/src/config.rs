@@ -40,7 +40,12 @@ pub struct SmsConfig {
 pub struct TwilioConfig {
     pub base_url: String,
     pub account_sid: String,
+    /// Signs status callbacks; authenticates requests too when no API key
+    /// is set.
     pub auth_token: String,
+    /// An API key of the account, as Twilio recommends for API requests:
+    /// it can be revoked and rotated without the auth token.
+    pub api_key: Option<TwilioApiKey>,
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
     /// The public URL Twilio calls with status updates (the gateway's
@@ -48,8 +53,15 @@ pub struct TwilioConfig {
     pub status_callback_url: Option<String>,
 }
 
-/// Without the account SID and auth token: a config printed into a log
-/// must not carry them.
+#[derive(Clone)]
+pub struct TwilioApiKey {
+    /// `SK…`.
+    pub sid: String,
+    pub secret: String,
+}
+
+/// Without the account SID, auth token or API key: a config printed into
+/// a log must not carry them.
 impl std::fmt::Debug for TwilioConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TwilioConfig")
@@ -99,12 +111,27 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// Both of SMSOPS_TWILIO_API_KEY_SID and _SECRET, or neither.
+fn api_key() -> Result<Option<TwilioApiKey>, ConfigError> {
+    let sid = config::optional("SMSOPS_TWILIO_API_KEY_SID")?;
+    let secret = config::optional("SMSOPS_TWILIO_API_KEY_SECRET")?;
+    match (sid, secret) {
+        (Some(sid), Some(secret)) => Ok(Some(TwilioApiKey { sid, secret })),
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::new(
+            "SMSOPS_TWILIO_API_KEY_SID",
+            "set both SMSOPS_TWILIO_API_KEY_SID and SMSOPS_TWILIO_API_KEY_SECRET, or neither",
+        )),
+    }
+}
+
 impl SmsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let twilio = TwilioConfig {
             base_url: config::string_or("SMSOPS_TWILIO_BASE_URL", "https://api.twilio.com")?,
             account_sid: config::string_or("SMSOPS_TWILIO_ACCOUNT_SID", "")?,
             auth_token: config::string_or("SMSOPS_TWILIO_AUTH_TOKEN", "")?,
+            api_key: api_key()?,
             from: config::optional("SMSOPS_TWILIO_FROM")?,
             messaging_service_sid: config::optional("SMSOPS_TWILIO_MESSAGING_SERVICE_SID")?,
             status_callback_url: config::optional("SMSOPS_TWILIO_STATUS_CALLBACK_URL")?,

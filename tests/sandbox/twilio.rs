@@ -212,11 +212,13 @@ pub async fn create_message(
     }
     // A message may be media alone (MediaUrl, repeated) or a template
     // (ContentSid), as the libraries' `media_url` and `content_sid` send.
-    let media = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-        .unwrap_or_default()
-        .iter()
-        .any(|(name, _)| name == "MediaUrl" || name == "ContentSid");
-    if text.is_empty() && !media {
+    let media = || {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .unwrap_or_default()
+            .iter()
+            .any(|(name, _)| name == "MediaUrl" || name == "ContentSid")
+    };
+    if text.is_empty() && !media() {
         return error(400, 21602, "Message body is required.");
     }
     if text.chars().count() > 1600 {

@@ -497,6 +497,12 @@ impl TestApp {
                 base_url: self.options.twilio_base_url.clone(),
                 account_sid: sandbox::ACCOUNT_SID.into(),
                 auth_token: sandbox::AUTH_TOKEN.into(),
+                // As Twilio recommends and its libraries do: an API key for
+                // requests, the auth token for callback signatures.
+                api_key: Some(sms_svc::config::TwilioApiKey {
+                    sid: sandbox::API_KEY_SID.into(),
+                    secret: sandbox::API_KEY_SECRET.into(),
+                }),
                 from: Some("+15005550006".into()),
                 messaging_service_sid: None,
                 status_callback_url: Some(self.url("/webhooks/twilio/status")),

@@ -33,6 +33,16 @@ impl Twilio {
     }
 }
 
+impl Twilio {
+    /// The API key when there is one, else the account's SID and token.
+    fn credentials(&self) -> (&str, &str) {
+        match &self.config.api_key {
+            Some(key) => (&key.sid, &key.secret),
+            None => (&self.config.account_sid, &self.config.auth_token),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct MessageResource {
     sid: String,
@@ -84,8 +94,9 @@ impl HttpApi for Twilio {
         if let Some(url) = &self.config.status_callback_url {
             form.push(("StatusCallback", url));
         }
+        let (user, secret) = self.credentials();
         http.post(&self.messages_url)
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+            .basic_auth(user, Some(secret))
             .form(&form)
     }
 
@@ -163,7 +174,8 @@ impl HttpApi for Twilio {
             Some(url) => http.get(url),
             None => http.get(&self.messages_url),
         };
-        request.basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
+        let (user, secret) = self.credentials();
+        request.basic_auth(user, Some(secret))
     }
 
     fn parse_lookup(&self, sid: &str, status: u16, body: &[u8]) -> Lookup {
@@ -202,7 +214,12 @@ impl HttpApi for Twilio {
 
     fn redact(&self, text: &str) -> String {
         let mut text = text.to_string();
-        for secret in [&self.config.auth_token, &self.config.account_sid] {
+        let key = self.config.api_key.as_ref();
+        let key = key.map(|k| [&k.secret, &k.sid]).into_iter().flatten();
+        for secret in [&self.config.auth_token, &self.config.account_sid]
+            .into_iter()
+            .chain(key)
+        {
             // A one-letter "secret" would mask half of every message.
             if secret.len() >= 4 {
                 text = text.replace(secret.as_str(), "<redacted>");
@@ -235,10 +252,43 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             account_sid: "AC1".into(),
             auth_token: token.into(),
+            api_key: None,
             from: Some("+15005550006".into()),
             messaging_service_sid: None,
             status_callback_url: None,
         })
+    }
+
+    #[test]
+    fn requests_sign_in_with_the_api_key_when_there_is_one() {
+        let http = reqwest::Client::new();
+        let sms = OutgoingSms {
+            to: "+447700900123",
+            body: "hi",
+        };
+        let auth = |t: &Twilio| {
+            let request = t.build_request(&http, &sms).build().unwrap();
+            let value = request.headers()["authorization"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let lookup = t.build_lookup(&http, "SM1").build().unwrap();
+            assert_eq!(lookup.headers()["authorization"].to_str().unwrap(), value);
+            let decoded = STANDARD.decode(value.trim_start_matches("Basic ")).unwrap();
+            String::from_utf8(decoded).unwrap()
+        };
+        let mut t = twilio("token-1");
+        assert_eq!(auth(&t), "AC1:token-1");
+        t.config.api_key = Some(crate::config::TwilioApiKey {
+            sid: "SK1".into(),
+            secret: "key-secret-1".into(),
+        });
+        assert_eq!(auth(&t), "SK1:key-secret-1");
+        // Its secret is redacted like the token.
+        assert_eq!(
+            t.redact("key-secret-1 and token-1"),
+            "<redacted> and <redacted>"
+        );
     }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
