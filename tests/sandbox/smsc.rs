@@ -7,7 +7,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     str::FromStr,
     sync::{
         Arc,
@@ -106,21 +105,16 @@ impl SmscLog {
 pub async fn serve(listener: TcpListener, state: actix_web::web::Data<State>) {
     let mut next_session = 0u64;
     loop {
-        let Ok((socket, peer)) = listener.accept().await else {
+        let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
         next_session += 1;
         let state = state.clone();
-        tokio::spawn(session(next_session, socket, peer, state));
+        tokio::spawn(session(next_session, socket, state));
     }
 }
 
-async fn session(
-    id: u64,
-    socket: tokio::net::TcpStream,
-    _peer: SocketAddr,
-    state: actix_web::web::Data<State>,
-) {
+async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::Data<State>) {
     let (mut sink, mut stream) = Framed::new(socket, CommandCodec::new()).split();
     let (writer, mut outgoing) = mpsc::unbounded_channel::<Command>();
     let sequence = Arc::new(AtomicU32::new(1));

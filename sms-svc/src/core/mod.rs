@@ -28,8 +28,8 @@ use self::{
 };
 use crate::{
     domain::{
-        Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, PairLookup,
-        QuotaLedger, RepoError, Status, StatusChange, Target, quota,
+        Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair,
+        PairLookup, QuotaLedger, RepoError, Status, StatusChange, Target, quota,
     },
     store::Store,
 };
@@ -328,7 +328,7 @@ where
         Ok(slots)
     }
 
-    async fn pair(&self, caller: &Caller, id: &str) -> Result<crate::domain::Pair, SmsError> {
+    async fn pair(&self, caller: &Caller, id: &str) -> Result<Pair, SmsError> {
         if id.is_empty() {
             return Err(SmsError::InvalidArgument(
                 "country_operator_id is required".into(),

@@ -68,32 +68,12 @@ pub fn apply_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Pair, Status};
+    use crate::domain::Status;
 
     fn accepted(id: &str) -> Message {
-        let at = Utc::now();
         Message {
             id: id.into(),
-            idempotency_key: None,
-            pair: Pair {
-                id: "p1".into(),
-                country: "GB".into(),
-                operator: "Vodafone".into(),
-                is_high_priority: false,
-            },
-            session_id: None,
-            to: "+447700900123".into(),
-            body_length: 2,
-            segments: 1,
-            status: Status::Accepted,
-            provider: "twilio".into(),
-            provider_sid: None,
-            error_code: None,
-            error_message: None,
-            created_at: at,
-            updated_at: at,
-            request_hash: None,
-            traceparent: None,
+            ..crate::domain::message::tests::message()
         }
     }
 

@@ -155,10 +155,11 @@ impl Message {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn message() -> Message {
+    /// A message just accepted, for the domain's tests.
+    pub(in crate::domain) fn message() -> Message {
         let at = Utc::now();
         Message {
             id: "m1".into(),
