@@ -97,6 +97,7 @@ impl Application {
                 Horizon::new("sms_messages", "created_at", config.messages_keep).with_children(&[
                     ("sms_status_history", "message_id"),
                     ("sms_receipt_checks", "message_id"),
+                    ("sms_parts", "message_id"),
                 ]),
             ],
             config.retention_every,

@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction, query_builder::Separated};
+use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction, query_builder::Separated};
 
 use crate::domain::{
-    Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, RepoError,
-    Status, StatusChange, Target, apply_all,
+    Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, Part,
+    RepoError, Status, StatusChange, Target, Working, apply_all,
 };
 
 mod lock;
+mod parts;
 mod receipts;
 
 pub use lock::{RelayLock, UpkeepLock};
@@ -141,18 +142,78 @@ impl Store {
         origin: Origin,
     ) -> Result<Vec<Applied>, RepoError> {
         let mut tx = self.pool.begin().await?;
-        let mut messages = locked_messages(&mut tx, provider, changes).await?;
-        let batch = apply_all(&mut messages, changes, Utc::now(), origin);
-        let updated: Vec<&Message> = batch
-            .moved
-            .iter()
-            .filter_map(|id| messages.get(id))
-            .collect();
-        write_messages(&mut tx, &updated).await?;
-        insert_history(&mut tx, &batch.history).await?;
-        insert_outbox(&mut tx, &batch.events).await?;
+        let mut working = locked_working(&mut tx, provider, changes).await?;
+        let results = apply_locked(&mut tx, provider, &mut working, changes, origin).await?;
         tx.commit().await?;
-        Ok(batch.results)
+        Ok(results)
+    }
+
+    /// One sweep under one lock: the rows it picks stay as it saw them
+    /// until it has changed them. Rows a claim holds are skipped, not
+    /// waited for: their sender has them.
+    async fn try_sweep_stale(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+        change: &Change,
+    ) -> Result<Vec<Applied>, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        // `created_at < before` holds whenever `updated_at < before` does;
+        // it lets the (status, created_at) index narrow the scan.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sms_messages WHERE status = 'accepted' AND created_at < ? \
+             AND updated_at < ? ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(before)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let messages = rows
+            .into_iter()
+            .map(|row| Ok((row.id.clone(), Message::try_from(row)?)))
+            .collect::<Result<HashMap<_, _>, RepoError>>()?;
+        let changes: Vec<(Target, Change)> = messages
+            .keys()
+            .map(|id| (Target::Id(id.clone()), change.clone()))
+            .collect();
+        let mut working = Working {
+            messages,
+            ..Working::default()
+        };
+        let results = apply_locked(&mut tx, "", &mut working, &changes, Origin::Live).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn try_claim_accepted(&self, ids: &[String]) -> Result<Vec<String>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut select = QueryBuilder::<MySql>::new(
+            "SELECT id FROM sms_messages WHERE status = 'accepted' AND id IN (",
+        );
+        let mut list = select.separated(", ");
+        for id in padded(ids) {
+            list.push_bind(id);
+        }
+        select.push(") ORDER BY id FOR UPDATE");
+        let claimed: Vec<(String,)> = select.build_query_as().fetch_all(&mut *tx).await?;
+        let claimed: Vec<String> = claimed.into_iter().map(|(id,)| id).collect();
+        if !claimed.is_empty() {
+            let mut touch = QueryBuilder::<MySql>::new("UPDATE sms_messages SET updated_at = ");
+            touch.push_bind(Utc::now()).push(" WHERE id IN (");
+            let mut list = touch.separated(", ");
+            for id in padded(&claimed) {
+                list.push_bind(id);
+            }
+            touch.push(")");
+            touch.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// The oldest events after `after` not yet confirmed by the broker.
@@ -244,7 +305,7 @@ impl MessageRepository for Store {
             .collect();
         insert_history(&mut tx, &history).await?;
         insert_outbox(&mut tx, events).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(commit_error)?;
         Ok(())
     }
 
@@ -254,18 +315,7 @@ impl MessageRepository for Store {
         changes: &[(Target, Change)],
         origin: Origin,
     ) -> Result<Vec<Applied>, RepoError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_apply_changes(provider, changes, origin).await {
-                // Two batches can lock the same messages in different orders;
-                // the loser is rolled back whole and can simply run again.
-                Err(RepoError::Conflict) if attempt < 5 => {
-                    tracing::debug!(attempt, "status batch hit a lock conflict, retrying");
-                }
-                other => return other,
-            }
-        }
+        retry_conflicts(|| self.try_apply_changes(provider, changes, origin)).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, RepoError> {
@@ -311,22 +361,17 @@ impl MessageRepository for Store {
         messages(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
-    async fn stale_accepted(
+    async fn claim_accepted(&self, ids: &[String]) -> Result<Vec<String>, RepoError> {
+        retry_conflicts(|| self.try_claim_accepted(ids)).await
+    }
+
+    async fn sweep_stale(
         &self,
         before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<String>, RepoError> {
-        let rows = sqlx::query(
-            "SELECT id FROM sms_messages WHERE status = 'accepted' AND created_at < ? ORDER BY created_at LIMIT ?",
-        )
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.try_get::<String, _>("id").ok())
-            .collect())
+        change: &Change,
+    ) -> Result<Vec<Applied>, RepoError> {
+        retry_conflicts(|| self.try_sweep_stale(before, limit, change)).await
     }
 
     async fn insert_events(&self, events: &[OutboxEvent]) -> Result<(), RepoError> {
@@ -400,27 +445,34 @@ async fn insert_outbox(
     Ok(())
 }
 
-/// Locks every message the changes name, in id order.
-async fn locked_messages(
+/// Locks every message the changes name, in id order, and every part of
+/// the messages a part's receipt names.
+async fn locked_working(
     tx: &mut Transaction<'_, MySql>,
     provider: &str,
     changes: &[(Target, Change)],
-) -> Result<HashMap<String, Message>, RepoError> {
-    let mut ids: Vec<&str> = Vec::new();
+) -> Result<Working, RepoError> {
+    let mut ids: Vec<String> = Vec::new();
     let mut sids: Vec<&str> = Vec::new();
+    let mut part_sids: Vec<&str> = Vec::new();
     for (target, _) in changes {
         match target {
-            Target::Id(id) => ids.push(id),
+            Target::Id(id) => ids.push(id.clone()),
             Target::Sid(sid) => sids.push(sid),
+            Target::Part(sid) => part_sids.push(sid),
         }
     }
+    let parts = parts::locked_parts(tx, provider, &part_sids).await?;
+    ids.extend(parts.values().map(|part| part.message_id.clone()));
+    ids.sort_unstable();
+    ids.dedup();
     let mut rows: Vec<MessageRow> = Vec::new();
     if !ids.is_empty() {
         let mut select =
             QueryBuilder::<MySql>::new(format!("SELECT {COLUMNS} FROM sms_messages WHERE id IN ("));
         let mut list = select.separated(", ");
         for id in padded(&ids) {
-            list.push_bind(*id);
+            list.push_bind(id);
         }
         select.push(") ORDER BY id FOR UPDATE");
         rows.extend(select.build_query_as().fetch_all(&mut **tx).await?);
@@ -437,9 +489,11 @@ async fn locked_messages(
         select.push(") ORDER BY id FOR UPDATE");
         rows.extend(select.build_query_as().fetch_all(&mut **tx).await?);
     }
-    rows.into_iter()
+    let messages = rows
+        .into_iter()
         .map(|row| Ok((row.id.clone(), Message::try_from(row)?)))
-        .collect()
+        .collect::<Result<_, RepoError>>()?;
+    Ok(Working { messages, parts })
 }
 
 const INSERT_MESSAGES: &str = "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, \
@@ -477,6 +531,52 @@ fn push_message<'args>(
 
 /// Writes the changed columns of locked messages in one statement. They
 /// exist and are locked, so every insert turns into an update of its row.
+/// Runs a transaction again when it lost a lock conflict: two batches can
+/// lock the same messages in different orders, and the loser is rolled
+/// back whole, so it can simply run again.
+async fn retry_conflicts<T, F>(mut run: impl FnMut() -> F) -> Result<T, RepoError>
+where
+    F: Future<Output = Result<T, RepoError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match run().await {
+            Err(RepoError::Conflict) if attempt < 5 => {
+                tracing::debug!(attempt, "transaction hit a lock conflict, retrying");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Applies changes to messages (and parts) this transaction holds locked,
+/// keeping each move with its history entry and event.
+async fn apply_locked(
+    tx: &mut Transaction<'_, MySql>,
+    provider: &str,
+    working: &mut Working,
+    changes: &[(Target, Change)],
+    origin: Origin,
+) -> Result<Vec<Applied>, RepoError> {
+    let batch = apply_all(working, changes, Utc::now(), origin);
+    let updated: Vec<&Message> = batch
+        .moved
+        .iter()
+        .filter_map(|id| working.messages.get(id))
+        .collect();
+    write_messages(tx, &updated).await?;
+    let parts: Vec<&Part> = batch
+        .parts
+        .iter()
+        .filter_map(|sid| working.parts.get(sid))
+        .collect();
+    parts::write_parts(tx, provider, &parts).await?;
+    insert_history(tx, &batch.history).await?;
+    insert_outbox(tx, &batch.events).await?;
+    Ok(batch.results)
+}
+
 async fn write_messages(
     tx: &mut Transaction<'_, MySql>,
     messages: &[&Message],
@@ -495,6 +595,15 @@ async fn write_messages(
     );
     upsert.build().execute(&mut **tx).await?;
     Ok(())
+}
+
+/// A commit the server refused is a plain error; any other failure lost
+/// its answer, and the commit may have landed.
+fn commit_error(err: sqlx::Error) -> RepoError {
+    match err {
+        sqlx::Error::Database(_) => err.into(),
+        other => RepoError::Unanswered(other.to_string()),
+    }
 }
 
 /// A deadlock or lock wait timeout: the transaction was rolled back and

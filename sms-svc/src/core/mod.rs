@@ -1,5 +1,6 @@
 //! Transport-neutral SMS logic: validate, record, send, follow callbacks.
 
+mod cut_off;
 mod error;
 pub mod ingest;
 pub mod pairs;
@@ -22,14 +23,15 @@ pub use error::SmsError;
 pub use reconcile::{ReconcileConfig, Round};
 
 use self::{
+    cut_off::CutOff,
     pairs::PairDirectory,
     providers::{Dispatcher, OutgoingSms, SendOutcome, codes},
     writer::StatusWriter,
 };
 use crate::{
     domain::{
-        Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair,
-        PairLookup, QuotaLedger, RepoError, Status, StatusChange, Target, quota,
+        Applied, Change, ListFilter, Message, MessageRepository, OutboxEvent, Pair, PairLookup,
+        QuotaLedger, RepoError, Status, StatusChange, Target, quota,
     },
     store::Store,
 };
@@ -40,7 +42,7 @@ pub const MAX_BATCH: usize = 1000;
 /// Longest provider message id kept (the column's width).
 const MAX_SID_LENGTH: usize = 64;
 /// How long a send whose insert failed waits to learn whether it was kept.
-const KEPT_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+const KEPT_ANSWER_WITHIN: Duration = Duration::from_secs(15 * 60);
 /// A status callback is answered within this, under the gateway's timeout.
 const CALLBACK_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
@@ -80,6 +82,8 @@ pub struct SmsCore<M = Store, P = PairDirectory> {
     writer: StatusWriter,
     /// Wakes the outbox relay when there is something new to publish.
     outbox: Arc<tokio::sync::Notify>,
+    /// When this replica last failed to reach the message store.
+    cut_off: CutOff,
 }
 
 impl<M, P> SmsCore<M, P>
@@ -99,6 +103,7 @@ where
             dispatcher,
             writer,
             outbox,
+            cut_off: CutOff::default(),
         }
     }
 
@@ -141,12 +146,24 @@ where
             Ok(()) => {}
             // Another request holds one of the keys: accept one by one instead.
             Err(RepoError::Duplicate) => self.insert_one_by_one(&mut slots, &fresh).await?,
-            Err(err) => match messages.first() {
-                Some(first) if self.kept_after_all(&first.id).await => {
-                    tracing::warn!(error = %err, messages = messages.len(), "message store failed to answer a commit that landed; sending");
+            Err(err @ RepoError::Unanswered(_)) => {
+                let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+                let Some(claimed) = self.claim_after_all(&ids).await else {
+                    return Err(err.into());
+                };
+                // None claimed: never kept, or all swept already.
+                let kept = match ids.first() {
+                    _ if !claimed.is_empty() => true,
+                    Some(first) => matches!(self.store.get(first).await, Ok(Some(_))),
+                    None => false,
+                };
+                if !kept {
+                    return Err(err.into());
                 }
-                _ => return Err(err.into()),
-            },
+                tracing::warn!(error = %err, messages = ids.len(), claimed = claimed.len(), "message store failed to answer a commit that landed");
+                self.settle_unclaimed(&mut slots, &fresh, &claimed).await;
+            }
+            Err(err) => return Err(err.into()),
         }
         self.outbox.notify_one();
 
@@ -167,27 +184,49 @@ where
         Ok(resolve(slots))
     }
 
-    /// Whether a batch whose insert failed was kept all the same: a commit
+    /// Claims what a batch whose insert failed kept all the same: a commit
     /// can land and its answer be lost with the connection. Kept, its
     /// messages are this request's to send; nobody else will (a retry with
-    /// the same key finds them accepted and leaves them be), and the sweep
-    /// would fail them as uncertain. Asks until the store answers, within
-    /// [`KEPT_ANSWER_WITHIN`]; without an answer, it says not kept.
-    async fn kept_after_all(&self, id: &str) -> bool {
+    /// the same key finds them accepted and leaves them be). The claim
+    /// keeps the sweep off them; those it already failed stay failed. Asks
+    /// until the store answers, within [`KEPT_ANSWER_WITHIN`]: the send is
+    /// detached from its caller, so waiting out an outage costs nobody.
+    /// `None` when the store never answered.
+    async fn claim_after_all(&self, ids: &[String]) -> Option<Vec<String>> {
         let deadline = tokio::time::Instant::now() + KEPT_ANSWER_WITHIN;
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.store.get(id).await {
-                Ok(found) => return found.is_some(),
+            match self.store.claim_accepted(ids).await {
+                Ok(claimed) => return Some(claimed),
                 Err(err) if tokio::time::Instant::now() + pause > deadline => {
-                    tracing::warn!(error = %err, message_id = %id, "could not learn whether a failed insert was kept");
-                    return false;
+                    tracing::warn!(error = %err, messages = ids.len(), "could not learn whether a failed insert was kept");
+                    return None;
                 }
                 Err(_) => {
+                    self.cut_off.note();
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
+        }
+    }
+
+    /// Kept but not claimed: the sweep failed them first. They are
+    /// answered as stored, and not sent.
+    async fn settle_unclaimed(&self, slots: &mut [Slot], fresh: &[usize], claimed: &[String]) {
+        for &i in fresh {
+            let Some(message) = slots[i].new_row() else {
+                continue;
+            };
+            if claimed.contains(&message.id) {
+                continue;
+            }
+            let stored = match self.store.get(&message.id).await {
+                Ok(Some(stored)) => Ok(stored),
+                Ok(None) => Err(SmsError::NotFound(format!("no message {}", message.id))),
+                Err(err) => Err(err.into()),
+            };
+            slots[i] = Slot::Done(stored);
         }
     }
 
@@ -444,22 +483,23 @@ where
     /// `failed` / `provider_uncertain`: whoever was sending them is gone, and
     /// the provider may or may not have them, so they are never resent.
     pub async fn sweep_stale(&self, stale_after: Duration) -> Result<usize, SmsError> {
+        // Cut off from the store, its senders could not claim what they
+        // had kept either: they get a whole `stale_after` to do so first.
+        if self.cut_off.within(stale_after) {
+            return Ok(0);
+        }
         let before = Utc::now() - chrono::Duration::from_std(stale_after).unwrap_or_default();
         let change = Change::failed(
             codes::UNCERTAIN,
             "no provider answer was recorded; not resent",
         );
-        let changes: Vec<(Target, Change)> = self
-            .store
-            .stale_accepted(before, 500)
-            .await?
-            .into_iter()
-            .map(|id| (Target::Id(id), change.clone()))
-            .collect();
-        let applied = self
-            .store
-            .apply_changes(self.dispatcher.name(), &changes, Origin::Live)
-            .await?;
+        let applied = match self.store.sweep_stale(before, 500, &change).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                self.cut_off.note();
+                return Err(err.into());
+            }
+        };
         let swept = applied
             .iter()
             .filter(|applied| matches!(applied, Applied::Moved(_)))
@@ -510,6 +550,7 @@ where
             provider_status: Some(update.provider_status),
             error_code: update.error_code,
             error_message: None,
+            parts: Vec::new(),
         };
         // The callback can overtake our own record of the provider's answer;
         // the writer keeps it until that is recorded. Answer within the
@@ -683,12 +724,14 @@ fn change_for(id: &str, outcome: SendOutcome) -> Change {
             sid,
             status,
             provider_status,
+            parts,
         } => Change {
             status,
             provider_sid: Some(sid),
             provider_status: Some(provider_status),
             error_code: None,
             error_message: None,
+            parts,
         },
         SendOutcome::Rejected { code, message } => Change::failed(code, &message),
         SendOutcome::Uncertain { message } => {
@@ -737,6 +780,7 @@ mod tests {
             sid: "SMé".into(),
             status: Status::Queued,
             provider_status: "queued".into(),
+            parts: Vec::new(),
         };
         let change = change_for("m1", outcome);
         assert_eq!(change.status, Status::Failed);

@@ -181,6 +181,7 @@ fn from_update(update: CallbackUpdate) -> Change {
         provider_status: Some(update.provider_status),
         error_code: update.error_code,
         error_message: None,
+        parts: Vec::new(),
     }
 }
 
@@ -191,6 +192,7 @@ fn change(status: Status, provider_status: &str, code: Option<&str>, why: Option
         provider_status: Some(provider_status.into()),
         error_code: code.map(Into::into),
         error_message: why.map(Into::into),
+        parts: Vec::new(),
     }
 }
 
@@ -267,7 +269,7 @@ impl SmsCore {
                 .filter(|(_, applied)| matches!(applied, Applied::Moved(_)))
                 .filter_map(|((target, _), _)| match target {
                     Target::Id(id) => Some(id.as_str()),
-                    Target::Sid(_) => None,
+                    Target::Sid(_) | Target::Part(_) => None,
                 })
                 .collect();
             moved.dedup();

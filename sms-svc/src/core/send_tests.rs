@@ -41,6 +41,7 @@ impl Scripted {
                 sid: format!("SM{}", uuid::Uuid::now_v7().simple()),
                 status: Status::Queued,
                 provider_status: "queued".into(),
+                parts: Vec::new(),
             }),
         }
     }
@@ -307,6 +308,7 @@ async fn a_message_left_accepted_is_failed_as_uncertain_not_resent() {
         let message = state.messages.get_mut(&id).expect("kept");
         message.status = Status::Accepted;
         message.created_at -= chrono::TimeDelta::minutes(10);
+        message.updated_at -= chrono::TimeDelta::minutes(10);
     }
     let swept = h.core.sweep_stale(Duration::from_secs(60)).await;
     assert_eq!(swept.ok(), Some(1));
@@ -336,4 +338,87 @@ async fn a_batch_kept_though_its_commit_went_unanswered_is_still_sent() {
         results[0].as_ref().ok().map(|m| &m.id)
     );
     assert_eq!(h.provider.submitted(), ["+447700900195"]);
+}
+
+#[tokio::test]
+async fn a_batch_kept_across_an_outage_is_claimed_and_sent_when_the_store_returns() {
+    let h = harness();
+    {
+        let mut state = h.store.state();
+        state.lose_insert_answers = true;
+        state.cut_after_lost_answer = true;
+    }
+    let store = h.store.clone();
+    let restore = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut state = store.state();
+        state.lose_insert_answers = false;
+        state.down = false;
+    });
+    let caller = operator(Quota::UNLIMITED);
+    let batch = vec![sms("+447700900196", "k-out")];
+    let results = h.core.send_batch(&caller, batch).await.expect("batch");
+    restore.await.expect("restored");
+    assert_eq!(statuses(&results), ["queued"]);
+    assert_eq!(h.provider.submitted(), ["+447700900196"]);
+    // Cut off a moment ago, the sweep leaves senders time to claim.
+    assert_eq!(
+        h.core.sweep_stale(Duration::from_secs(60)).await.ok(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn a_kept_batch_the_sweep_failed_first_is_not_sent() {
+    let h = harness();
+    {
+        let mut state = h.store.state();
+        state.lose_insert_answers = true;
+        state.cut_after_lost_answer = true;
+    }
+    let store = h.store.clone();
+    // Another replica's sweep takes the message while this one is cut off.
+    let swept = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut state = store.state();
+        for message in state.messages.values_mut() {
+            message.status = Status::Failed;
+            message.error_code = Some(codes::UNCERTAIN.into());
+        }
+        state.lose_insert_answers = false;
+        state.down = false;
+    });
+    let caller = operator(Quota::UNLIMITED);
+    let batch = vec![sms("+447700900197", "k-swept")];
+    let results = h.core.send_batch(&caller, batch).await.expect("batch");
+    swept.await.expect("swept");
+    assert_eq!(statuses(&results), ["failed"]);
+    assert!(h.provider.submitted().is_empty());
+}
+
+#[tokio::test]
+async fn the_sweep_skips_a_message_its_sender_claimed() {
+    let h = harness();
+    let caller = operator(Quota::UNLIMITED);
+    let results = h
+        .core
+        .send_batch(&caller, vec![sms("+447700900198", "")])
+        .await
+        .expect("batch");
+    let id = results[0].as_ref().map(|m| m.id.clone()).expect("sent");
+    {
+        let mut state = h.store.state();
+        let message = state.messages.get_mut(&id).expect("kept");
+        message.status = Status::Accepted;
+        message.created_at -= chrono::TimeDelta::minutes(10);
+        message.updated_at -= chrono::TimeDelta::minutes(10);
+    }
+    let claimed = h.store.claim_accepted(std::slice::from_ref(&id)).await;
+    assert_eq!(claimed.ok(), Some(vec![id.clone()]));
+    assert_eq!(
+        h.core.sweep_stale(Duration::from_secs(60)).await.ok(),
+        Some(0)
+    );
+    let message = h.store.get(&id).await.ok().flatten().expect("kept");
+    assert_eq!(message.status, Status::Accepted);
 }

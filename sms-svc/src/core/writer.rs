@@ -96,7 +96,7 @@ impl StatusWriter {
     pub async fn apply(&self, target: Target, change: Change) -> Result<Applied, RepoError> {
         let (reply, answer) = oneshot::channel();
         let wait_until = match target {
-            Target::Sid(_) => Instant::now() + EARLY_CALLBACK_WAIT,
+            Target::Sid(_) | Target::Part(_) => Instant::now() + EARLY_CALLBACK_WAIT,
             Target::Id(_) => Instant::now(),
         };
         let job = Job {

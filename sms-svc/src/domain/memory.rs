@@ -11,7 +11,7 @@ use smsops_common::{ApiError, auth::Caller};
 
 use super::{
     Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, PairLookup,
-    QuotaLedger, RepoError, Status, StatusChange, Target, apply_all,
+    Part, QuotaLedger, RepoError, Status, StatusChange, Target, Working, apply_all,
     quota::{Granted, Window, grant},
 };
 
@@ -20,12 +20,17 @@ pub struct State {
     pub messages: BTreeMap<String, Message>,
     pub history: Vec<(String, StatusChange)>,
     pub outbox: Vec<OutboxEvent>,
+    /// By the provider's id for the part.
+    pub parts: HashMap<String, Part>,
     quota_used: HashMap<(String, char, DateTime<Utc>), u64>,
-    /// While set, every write fails as a database outage would.
+    /// While set, every write and every `get` fails as a database outage
+    /// would.
     pub down: bool,
     /// While set, inserts are kept but answered with an error, as a commit
     /// whose answer was lost with its connection.
     pub lose_insert_answers: bool,
+    /// With `lose_insert_answers`: the store goes down with the answer.
+    pub cut_after_lost_answer: bool,
 }
 
 #[derive(Clone, Default)]
@@ -38,7 +43,7 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn writable(&self) -> Result<MutexGuard<'_, State>, RepoError> {
+    fn reachable(&self) -> Result<MutexGuard<'_, State>, RepoError> {
         let state = self.state();
         if state.down {
             return Err(RepoError::Unavailable(
@@ -51,7 +56,7 @@ impl MemoryStore {
 
 impl MessageRepository for MemoryStore {
     async fn get(&self, id: &str) -> Result<Option<Message>, RepoError> {
-        Ok(self.state().messages.get(id).cloned())
+        Ok(self.reachable()?.messages.get(id).cloned())
     }
 
     async fn history(&self, id: &str) -> Result<Vec<StatusChange>, RepoError> {
@@ -75,7 +80,7 @@ impl MessageRepository for MemoryStore {
         messages: &[Message],
         events: &[OutboxEvent],
     ) -> Result<(), RepoError> {
-        let mut state = self.writable()?;
+        let mut state = self.reachable()?;
         for message in messages {
             let taken = state.messages.values().any(|kept| {
                 kept.id == message.id
@@ -94,7 +99,8 @@ impl MessageRepository for MemoryStore {
         }
         state.outbox.extend_from_slice(events);
         if state.lose_insert_answers {
-            return Err(RepoError::Unavailable("connection lost".into()));
+            state.down = state.cut_after_lost_answer;
+            return Err(RepoError::Unanswered("connection lost".into()));
         }
         Ok(())
     }
@@ -105,25 +111,8 @@ impl MessageRepository for MemoryStore {
         changes: &[(Target, Change)],
         origin: Origin,
     ) -> Result<Vec<Applied>, RepoError> {
-        let mut state = self.writable()?;
-        // As the store selects them: by id, or by provider id among the
-        // provider's own messages.
-        let by_id = |id: &String| changes.iter().any(|(t, _)| *t == Target::Id(id.clone()));
-        let mut messages: HashMap<String, Message> = state
-            .messages
-            .iter()
-            .filter(|(id, m)| m.provider == provider || by_id(id))
-            .map(|(id, m)| (id.clone(), m.clone()))
-            .collect();
-        let batch = apply_all(&mut messages, changes, Utc::now(), origin);
-        for id in &batch.moved {
-            if let Some(message) = messages.remove(id) {
-                state.messages.insert(id.clone(), message);
-            }
-        }
-        state.history.extend(batch.history);
-        state.outbox.extend(batch.events);
-        Ok(batch.results)
+        let mut state = self.reachable()?;
+        Ok(apply_in(&mut state, provider, changes, origin))
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, RepoError> {
@@ -141,28 +130,81 @@ impl MessageRepository for MemoryStore {
         Ok(found.take(filter.limit as usize).cloned().collect())
     }
 
-    async fn stale_accepted(
+    async fn claim_accepted(&self, ids: &[String]) -> Result<Vec<String>, RepoError> {
+        let mut state = self.reachable()?;
+        let now = Utc::now();
+        let mut claimed = Vec::new();
+        for id in ids {
+            if let Some(message) = state.messages.get_mut(id)
+                && message.status == Status::Accepted
+            {
+                message.updated_at = now;
+                claimed.push(id.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn sweep_stale(
         &self,
         before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<String>, RepoError> {
-        let state = self.state();
-        let stale = state
+        change: &Change,
+    ) -> Result<Vec<Applied>, RepoError> {
+        let mut state = self.reachable()?;
+        let stale: Vec<(Target, Change)> = state
             .messages
             .values()
-            .filter(|m| m.status == Status::Accepted && m.created_at < before);
-        Ok(stale.take(limit as usize).map(|m| m.id.clone()).collect())
+            .filter(|m| m.status == Status::Accepted && m.updated_at < before)
+            .take(limit as usize)
+            .map(|m| (Target::Id(m.id.clone()), change.clone()))
+            .collect();
+        Ok(apply_in(&mut state, "", &stale, Origin::Live))
     }
 
     async fn insert_events(&self, events: &[OutboxEvent]) -> Result<(), RepoError> {
-        self.writable()?.outbox.extend_from_slice(events);
+        self.reachable()?.outbox.extend_from_slice(events);
         Ok(())
     }
 }
 
+/// As the store selects them: by id, or by provider id among the
+/// provider's own messages, with every part.
+fn apply_in(
+    state: &mut State,
+    provider: &str,
+    changes: &[(Target, Change)],
+    origin: Origin,
+) -> Vec<Applied> {
+    let by_id = |id: &String| changes.iter().any(|(t, _)| *t == Target::Id(id.clone()));
+    let mut working = Working {
+        messages: state
+            .messages
+            .iter()
+            .filter(|(id, m)| m.provider == provider || by_id(id))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect(),
+        parts: state.parts.clone(),
+    };
+    let batch = apply_all(&mut working, changes, Utc::now(), origin);
+    for id in &batch.moved {
+        if let Some(message) = working.messages.remove(id) {
+            state.messages.insert(id.clone(), message);
+        }
+    }
+    for sid in &batch.parts {
+        if let Some(part) = working.parts.remove(sid) {
+            state.parts.insert(sid.clone(), part);
+        }
+    }
+    state.history.extend(batch.history);
+    state.outbox.extend(batch.events);
+    batch.results
+}
+
 impl QuotaLedger for MemoryStore {
     async fn reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, RepoError> {
-        let mut state = self.writable()?;
+        let mut state = self.reachable()?;
         let key = |w: &Window| (w.subject.clone(), w.period, w.start);
         let used: Vec<u64> = windows
             .iter()

@@ -46,6 +46,9 @@ pub struct Change {
     pub provider_status: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The provider's ids for the parts it took the message in, in order,
+    /// when it sends each part a receipt of its own; empty otherwise.
+    pub parts: Vec<String>,
 }
 
 impl Change {
@@ -57,15 +60,18 @@ impl Change {
             provider_status: None,
             error_code: Some(code.into()),
             error_message: Some(message.chars().take(250).collect()),
+            parts: Vec::new(),
         }
     }
 }
 
-/// Which message a change is for: ours, or the provider's id for it.
+/// Which message a change is for: ours, the provider's id for it, or the
+/// provider's id for one of its parts (see [`super::Part`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Id(String),
     Sid(String),
+    Part(String),
 }
 
 /// How a change came to be known, as its event tells consumers.
@@ -193,6 +199,7 @@ pub(super) mod tests {
             provider_status: Some(status.as_str().into()),
             error_code: None,
             error_message: None,
+            parts: Vec::new(),
         }
     }
 

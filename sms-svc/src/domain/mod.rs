@@ -5,13 +5,15 @@
 mod batch;
 mod event;
 mod message;
+mod part;
 pub mod quota;
 mod repository;
 mod status;
 
-pub use batch::{AppliedBatch, apply_all};
+pub use batch::{AppliedBatch, Working, apply_all};
 pub use event::OutboxEvent;
 pub use message::{Applied, Change, Message, Origin, Pair, StatusChange, Target, Transition};
+pub use part::{Part, combined};
 pub use repository::{ListFilter, MessageRepository, PairLookup, QuotaLedger, RepoError};
 pub use status::Status;
 

@@ -24,6 +24,10 @@ pub enum RepoError {
     Conflict,
     #[error("{0}")]
     Unavailable(String),
+    /// The commit was sent and its answer lost with the connection: it may
+    /// have landed.
+    #[error("commit unanswered: {0}")]
+    Unanswered(String),
     /// A stored value that does not read back (a status no version wrote).
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -36,7 +40,9 @@ impl RepoError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RepoError::Duplicate => ErrorCode::Conflict,
-            RepoError::Conflict | RepoError::Unavailable(_) => ErrorCode::Unavailable,
+            RepoError::Conflict | RepoError::Unavailable(_) | RepoError::Unanswered(_) => {
+                ErrorCode::Unavailable
+            }
             RepoError::Corrupt(_) | RepoError::Failed(_) => ErrorCode::Internal,
         }
     }
@@ -51,6 +57,10 @@ impl From<RepoError> for ApiError {
                 "the message store is busy; try again",
             ),
             RepoError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
+            RepoError::Unanswered(_) => ApiError::new(
+                ErrorCode::Unavailable,
+                "the message store did not answer; try again with the same key",
+            ),
             // The detail may quote SQL: logged, never shown.
             RepoError::Corrupt(detail) | RepoError::Failed(detail) => ApiError::internal(detail),
         }
@@ -86,7 +96,8 @@ pub trait MessageRepository: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Message>, RepoError>> + Send;
 
     /// Keeps new `accepted` messages with their acceptance and `events`,
-    /// all or none; [`RepoError::Duplicate`] if any key is taken.
+    /// all or none; [`RepoError::Duplicate`] if any key is taken, and
+    /// [`RepoError::Unanswered`] when they may have been kept all the same.
     fn insert_many(
         &self,
         messages: &[Message],
@@ -108,12 +119,24 @@ pub trait MessageRepository: Clone + Send + Sync + 'static {
         filter: &ListFilter,
     ) -> impl Future<Output = Result<Vec<Message>, RepoError>> + Send;
 
-    /// Ids of messages still `accepted` that were created before `before`.
-    fn stale_accepted(
+    /// Touches those of these messages still `accepted`, so the sweep
+    /// leaves them to their sender; says which, the others being gone or
+    /// taken. Under the same lock as [`Self::sweep_stale`], so a message is
+    /// either claimed or swept, never both.
+    fn claim_accepted(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, RepoError>> + Send;
+
+    /// Applies `change` to up to `limit` messages still `accepted` and
+    /// untouched since `before`, choosing them under the lock it changes
+    /// them under.
+    fn sweep_stale(
         &self,
         before: DateTime<Utc>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<String>, RepoError>> + Send;
+        change: &Change,
+    ) -> impl Future<Output = Result<Vec<Applied>, RepoError>> + Send;
 
     /// Keeps events with no message behind them (reported results).
     fn insert_events(

@@ -48,6 +48,10 @@ impl Status {
         }
     }
 
+    pub fn is_final(self) -> bool {
+        self.rank() == 3
+    }
+
     pub fn parse(value: &str) -> Option<Status> {
         Status::ALL
             .into_iter()

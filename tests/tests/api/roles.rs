@@ -103,6 +103,12 @@ async fn users_get_403_on_every_admin_route_and_admins_pass() {
     }
 
     // A promoted user is admin on its next token; a deleted user cannot sign in.
+    // The email is read first: the promotion revokes the old token within
+    // the verifier's 1 s poll, so reading it afterwards races that poll.
+    let email = app.get("/api/v1/auth/me", &user.access).await.body["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let reply = app
         .call(
             Method::PATCH,
@@ -112,10 +118,16 @@ async fn users_get_403_on_every_admin_route_and_admins_pass() {
         )
         .await;
     assert_eq!(reply.body["role"], "admin");
-    let email = app.get("/api/v1/auth/me", &user.access).await.body["email"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The token of the old role stops working within the verifier's poll.
+    let mut old_role = app.get("/api/v1/auth/me", &user.access).await.status;
+    for _ in 0..50 {
+        if old_role == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        old_role = app.get("/api/v1/auth/me", &user.access).await.status;
+    }
+    assert_eq!(old_role, StatusCode::UNAUTHORIZED);
     let promoted = app.sign_in(&email, USER_PASSWORD).await.body["access_token"]
         .as_str()
         .unwrap()

@@ -30,6 +30,9 @@ pub enum ProviderReply {
         sid: String,
         status: Status,
         provider_status: String,
+        /// Its ids for the parts, when it took the message in parts that
+        /// each get a receipt (SMPP); empty otherwise.
+        parts: Vec<String>,
     },
     /// The provider refused it for good (bad number, bad credentials, ...).
     Rejected { code: String, message: String },
@@ -121,6 +124,7 @@ pub enum SendOutcome {
         sid: String,
         status: Status,
         provider_status: String,
+        parts: Vec<String>,
     },
     Rejected {
         code: String,
@@ -232,12 +236,14 @@ impl Dispatcher {
                     sid,
                     status,
                     provider_status,
+                    parts,
                 } => {
                     self.breaker.success();
                     return SendOutcome::Accepted {
                         sid,
                         status,
                         provider_status,
+                        parts,
                     };
                 }
                 ProviderReply::Rejected { code, message } => {

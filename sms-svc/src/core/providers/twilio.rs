@@ -107,6 +107,7 @@ impl HttpApi for Twilio {
                     status: status_of(&message.status).unwrap_or(Status::Queued),
                     provider_status: message.status,
                     sid: message.sid,
+                    parts: Vec::new(),
                 },
                 // Taken (2xx) but unreadable: we cannot track it, and must not resend it.
                 Err(_) => ProviderReply::ServerError { status },
@@ -323,7 +324,8 @@ mod tests {
             ProviderReply::Accepted {
                 sid: "SM1".into(),
                 status: Status::Queued,
-                provider_status: "queued".into()
+                provider_status: "queued".into(),
+                parts: Vec::new(),
             }
         );
         let bad = br#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#;
