@@ -57,6 +57,16 @@ if [ -z "${SMSOPS_TELEGRAM_BOT_TOKEN:-}" ]; then
   SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
 fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
+# `SMSOPS_SMPP=sandbox make up` sends over SMPP to the sandbox's SMSC
+# instead of its Twilio; SMSOPS_SMPP_ADDR (and its credentials) a real one.
+SANDBOX_SMSC_ADDR="${SMSOPS_SANDBOX_SMSC_ADDR:-127.0.0.1:2775}"
+if [ "${SMSOPS_SMPP:-}" = "sandbox" ]; then
+  USE_SANDBOX=1
+  SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
+  export SMSOPS_SMPP_ADDR="$SANDBOX_SMSC_ADDR"
+  export SMSOPS_SMPP_SYSTEM_ID="smsops"
+  export SMSOPS_SMPP_PASSWORD="sbx-smpp"
+fi
 
 echo "==> building (release)"
 # The build cache is shared with `make test` and other clones, not data:
@@ -117,7 +127,7 @@ if [ ! -f "$SMSOPS_AUTH_SIGNING_KEY" ]; then
 fi
 
 if [ -n "$USE_SANDBOX" ]; then
-  start sandbox "$BIN/sandbox" --addr "$SANDBOX_ADDR"
+  start sandbox "$BIN/sandbox" --addr "$SANDBOX_ADDR" --smsc-addr "$SANDBOX_SMSC_ADDR"
 fi
 start auth-svc "$BIN/auth-svc"
 start operator-svc "$BIN/operator-svc"
@@ -153,6 +163,11 @@ if [ -n "$USE_SANDBOX" ]; then
   case "$TWILIO_INFO" in *"$SANDBOX_ADDR"*) TWILIO_INFO="sandbox at $TWILIO_INFO (what it received: /_sandbox/twilio/messages)" ;; esac
   case "$TELEGRAM_INFO" in *"$SANDBOX_ADDR"*) TELEGRAM_INFO="sandbox at $TELEGRAM_INFO (what it received: /_sandbox/telegram/messages)" ;; esac
 fi
+SMPP_INFO="not used (SMSOPS_SMPP=sandbox make up sends through the sandbox's SMSC)"
+if [ -n "${SMSOPS_SMPP_ADDR:-}" ]; then
+  SMPP_INFO="$SMSOPS_SMPP_ADDR, sending instead of Twilio"
+  case "$SMSOPS_SMPP_ADDR" in "$SANDBOX_SMSC_ADDR") SMPP_INFO="sandbox SMSC at $SMSOPS_SMPP_ADDR, sending instead of Twilio (what it took: /_sandbox/smsc/messages)" ;; esac
+fi
 cat <<INFO
 
   smsops is up
@@ -160,6 +175,7 @@ cat <<INFO
   API:       $URL/api/v1
   API docs:  $URL/docs/
   Twilio:    $TWILIO_INFO
+  SMPP:      ${SMPP_INFO}
   Telegram:  $TELEGRAM_INFO
   admin:     $SMSOPS_ADMIN_EMAIL / $SMSOPS_ADMIN_PASSWORD
   logs:      $LOG_DIR  (following below; Ctrl-C stops everything)

@@ -23,6 +23,8 @@ pub struct SmsConfig {
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
     pub twilio: TwilioConfig,
+    /// When set, messages go to this SMSC over SMPP instead of to Twilio.
+    pub smpp: Option<SmppConfig>,
     pub delivery: DeliveryConfig,
     /// How long a pair looked up in operator-svc is reused.
     pub pair_cache_ttl: Duration,
@@ -70,6 +72,70 @@ impl std::fmt::Debug for TwilioConfig {
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("status_callback_url", &self.status_callback_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// An SMSC, met over SMPP 3.4 with one bind_transceiver per replica.
+#[derive(Clone)]
+pub struct SmppConfig {
+    /// `host:port`.
+    pub addr: String,
+    pub system_id: String,
+    pub password: String,
+    /// The sender messages show: an alphanumeric id.
+    pub source_addr: String,
+    /// Submits awaiting their answer at once, per replica.
+    pub window: usize,
+    /// How often an idle bind is checked; three silent in a row end it.
+    pub enquire_link_every: Duration,
+    /// How long connecting, binding and each submit wait for an answer.
+    pub response_timeout: Duration,
+}
+
+/// Without the password: a config printed into a log must not carry it.
+impl std::fmt::Debug for SmppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmppConfig")
+            .field("addr", &self.addr)
+            .field("system_id", &self.system_id)
+            .field("source_addr", &self.source_addr)
+            .field("window", &self.window)
+            .field("enquire_link_every", &self.enquire_link_every)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmppConfig {
+    /// `None` unless SMSOPS_SMPP_ADDR is set.
+    fn from_env(response_timeout: Duration) -> Result<Option<Self>, ConfigError> {
+        let Some(addr) = config::optional("SMSOPS_SMPP_ADDR")? else {
+            return Ok(None);
+        };
+        let system_id = config::string_or("SMSOPS_SMPP_SYSTEM_ID", "")?;
+        let password = config::string_or("SMSOPS_SMPP_PASSWORD", "")?;
+        // SMPP 3.4: system_id up to 15 characters, password up to 8.
+        if system_id.is_empty() || system_id.len() > 15 {
+            return Err(ConfigError::new(
+                "SMSOPS_SMPP_SYSTEM_ID",
+                "set SMSOPS_SMPP_SYSTEM_ID (1 to 15 characters) with SMSOPS_SMPP_ADDR",
+            ));
+        }
+        if password.len() > 8 {
+            return Err(ConfigError::new(
+                "SMSOPS_SMPP_PASSWORD",
+                "an SMPP password has at most 8 characters",
+            ));
+        }
+        Ok(Some(Self {
+            addr,
+            system_id,
+            password,
+            source_addr: config::string_or("SMSOPS_SMPP_SOURCE_ADDR", "smsops")?,
+            window: config::or("SMSOPS_SMPP_WINDOW", 10usize)?.max(1),
+            enquire_link_every: config::secs_or("SMSOPS_SMPP_ENQUIRE_LINK_SECS", 30)?,
+            response_timeout,
+        }))
     }
 }
 
@@ -136,13 +202,15 @@ impl SmsConfig {
             messaging_service_sid: config::optional("SMSOPS_TWILIO_MESSAGING_SERVICE_SID")?,
             status_callback_url: config::optional("SMSOPS_TWILIO_STATUS_CALLBACK_URL")?,
         };
-        if twilio.account_sid.is_empty() || twilio.auth_token.is_empty() {
+        let request_timeout = config::millis_or("SMSOPS_SMS_PROVIDER_TIMEOUT_MS", 10_000)?;
+        let smpp = SmppConfig::from_env(request_timeout)?;
+        if smpp.is_none() && (twilio.account_sid.is_empty() || twilio.auth_token.is_empty()) {
             return Err(ConfigError::new(
                 "SMSOPS_TWILIO_ACCOUNT_SID",
                 "SMSOPS_TWILIO_ACCOUNT_SID and SMSOPS_TWILIO_AUTH_TOKEN are required",
             ));
         }
-        if twilio.from.is_none() && twilio.messaging_service_sid.is_none() {
+        if smpp.is_none() && twilio.from.is_none() && twilio.messaging_service_sid.is_none() {
             return Err(ConfigError::new(
                 "SMSOPS_TWILIO_FROM",
                 "set SMSOPS_TWILIO_FROM or SMSOPS_TWILIO_MESSAGING_SERVICE_SID",
@@ -172,8 +240,9 @@ impl SmsConfig {
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
             twilio,
+            smpp,
             delivery: DeliveryConfig {
-                request_timeout: config::millis_or("SMSOPS_SMS_PROVIDER_TIMEOUT_MS", 10_000)?,
+                request_timeout,
                 max_attempts: config::or("SMSOPS_SMS_MAX_ATTEMPTS", defaults.max_attempts)?,
                 backoff_base: config::millis_or("SMSOPS_SMS_BACKOFF_MS", 100)?,
                 breaker_threshold: config::or(

@@ -17,7 +17,7 @@ use crate::{
     core::{
         SmsCore,
         pairs::PairDirectory,
-        providers::{Dispatcher, http::HttpConnector, twilio::Twilio},
+        providers::{Connector, Dispatcher, http::HttpConnector, smpp::Smpp, twilio::Twilio},
     },
     grpc::SmsGrpc,
     reconciler::Reconciler,
@@ -51,12 +51,17 @@ impl Application {
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
-        let twilio = HttpConnector::new(
-            Arc::new(Twilio::new(config.twilio.clone())),
-            &config.delivery,
-        )
-        .map_err(|err| StartupError::Setup(format!("http client: {err}")))?;
-        let dispatcher = Dispatcher::new(Arc::new(twilio), config.delivery);
+        let connector: Arc<dyn Connector> = match &config.smpp {
+            Some(smpp) => Arc::new(Smpp::start(smpp.clone())),
+            None => Arc::new(
+                HttpConnector::new(
+                    Arc::new(Twilio::new(config.twilio.clone())),
+                    &config.delivery,
+                )
+                .map_err(|err| StartupError::Setup(format!("http client: {err}")))?,
+            ),
+        };
+        let dispatcher = Dispatcher::new(connector, config.delivery);
         let pairs = PairDirectory::new(operator, config.pair_cache_ttl);
         let core = Arc::new(SmsCore::new(
             store.clone(),

@@ -52,6 +52,9 @@ pub struct Options {
     pub rpc_timeout: Duration,
     /// Where sms-svc finds Twilio; the default goes nowhere.
     pub twilio_base_url: String,
+    /// An SMSC to send through over SMPP instead (the sandbox's
+    /// `smsc_addr`), bound with the sandbox's credentials.
+    pub smpp_addr: Option<String>,
     /// Where sms-svc finds RabbitMQ (a test may put a proxy in between).
     pub amqp_url: String,
     /// Where sms-svc finds MariaDB (likewise); the other services go direct.
@@ -122,6 +125,7 @@ impl Default for Options {
             auth_apart: false,
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
+            smpp_addr: None,
             amqp_url: amqp::URL.into(),
             sms_mysql_url: "mysql://root@127.0.0.1:3306".into(),
             provider_timeout: Duration::from_secs(3),
@@ -507,6 +511,19 @@ impl TestApp {
                 messaging_service_sid: None,
                 status_callback_url: Some(self.url("/webhooks/twilio/status")),
             },
+            smpp: self
+                .options
+                .smpp_addr
+                .clone()
+                .map(|addr| sms_svc::config::SmppConfig {
+                    addr,
+                    system_id: sandbox::SMPP_SYSTEM_ID.into(),
+                    password: sandbox::SMPP_PASSWORD.into(),
+                    source_addr: "smsops".into(),
+                    window: 10,
+                    enquire_link_every: Duration::from_secs(5),
+                    response_timeout: self.options.provider_timeout,
+                }),
             delivery: sms_svc::config::DeliveryConfig {
                 request_timeout: self.options.provider_timeout,
                 backoff_base: Duration::from_millis(20),

@@ -95,6 +95,18 @@ impl SmsProcess {
                 command.env(name, value);
             }
         }
+        if let Some(smpp) = &config.smpp {
+            command
+                .env("SMSOPS_SMPP_ADDR", &smpp.addr)
+                .env("SMSOPS_SMPP_SYSTEM_ID", &smpp.system_id)
+                .env("SMSOPS_SMPP_PASSWORD", &smpp.password)
+                .env("SMSOPS_SMPP_SOURCE_ADDR", &smpp.source_addr)
+                .env("SMSOPS_SMPP_WINDOW", smpp.window.to_string())
+                .env(
+                    "SMSOPS_SMPP_ENQUIRE_LINK_SECS",
+                    secs(smpp.enquire_link_every),
+                );
+        }
         command.envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self {
             child: ServiceChild::spawn("sms-svc", command),

@@ -95,6 +95,9 @@ where
     pub fn new(store: M, pairs: P, dispatcher: Dispatcher, account_daily_cap: Option<u64>) -> Self {
         let outbox = Arc::new(tokio::sync::Notify::new());
         let writer = StatusWriter::start(store.clone(), dispatcher.name(), outbox.clone());
+        if let Some(receipts) = dispatcher.connector().take_receipts() {
+            tokio::spawn(keep_receipts(receipts, writer.clone()));
+        }
         let account = format!("account:{}", dispatcher.name());
         Self {
             account_cap: account_daily_cap.map(|cap| (account, cap)),
@@ -703,6 +706,42 @@ fn resolve(slots: Vec<Slot>) -> Vec<Result<Message, SmsError>> {
         done.push(result);
     }
     done
+}
+
+/// Records the receipts a provider pushes, each as soon as it comes, and
+/// tells the provider whether it was kept. A receipt for a part not
+/// recorded yet waits for it in the writer; one for a part never recorded
+/// is answered as kept, or the provider would send it for ever.
+async fn keep_receipts(
+    mut receipts: tokio::sync::mpsc::Receiver<providers::PushedReceipt>,
+    writer: StatusWriter,
+) {
+    while let Some(receipt) = receipts.recv().await {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let update = receipt.update;
+            let change = Change {
+                status: update.status,
+                provider_sid: None,
+                provider_status: Some(update.provider_status),
+                error_code: update.error_code,
+                error_message: None,
+                parts: Vec::new(),
+            };
+            let kept = match writer.apply(Target::Part(update.sid.clone()), change).await {
+                Ok(Applied::Unknown) => {
+                    tracing::warn!(part = %update.sid, "receipt for an unknown part");
+                    true
+                }
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(error = %err, part = %update.sid, "receipt not kept; the provider will send it again");
+                    false
+                }
+            };
+            let _ = receipt.done.send(kept);
+        });
+    }
 }
 
 /// The provider message ids sms-svc can keep (and look callbacks up by).

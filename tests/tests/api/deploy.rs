@@ -86,6 +86,8 @@ fn deployment_files_set_only_variables_the_services_read() {
                         | "SMSOPS_AMQP_PASSWORD"
                         | "SMSOPS_DATA_DIR"
                         | "SMSOPS_SANDBOX_ADDR"
+                        | "SMSOPS_SANDBOX_SMSC_ADDR"
+                        | "SMSOPS_SMPP"
                 )
             })
             .filter(|name| !read_by_code.contains(name) || RETIRED.contains(&name.as_str()))

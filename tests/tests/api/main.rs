@@ -31,6 +31,7 @@ mod sandbox;
 mod segments;
 mod sessions;
 mod sessions_access;
+mod smpp;
 mod sms;
 mod smsc;
 mod tokens;

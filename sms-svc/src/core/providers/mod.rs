@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod http;
+pub mod smpp;
 pub mod twilio;
 
 use std::{sync::Arc, time::Duration};
@@ -54,6 +55,15 @@ pub struct CallbackUpdate {
     pub error_code: Option<String>,
 }
 
+/// A receipt for one part (see [`crate::domain::Part`]), pushed by the
+/// provider; `done` says whether it was kept, so the provider is answered
+/// only then, and sends it again if it was not.
+pub struct PushedReceipt {
+    /// `sid` is the part's id.
+    pub update: CallbackUpdate,
+    pub done: tokio::sync::oneshot::Sender<bool>,
+}
+
 /// What a provider answers when asked for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -93,6 +103,11 @@ pub trait Connector: Send + Sync + 'static {
         false
     }
     fn parse_callback(&self, _params: &[(String, String)]) -> Option<CallbackUpdate> {
+        None
+    }
+    /// Receipts the provider pushes on a connection of its own (SMPP's
+    /// deliver_sm), once: whoever takes them records them.
+    fn take_receipts(&self) -> Option<tokio::sync::mpsc::Receiver<PushedReceipt>> {
         None
     }
     /// `text` without the account's identifiers and credentials, wherever
@@ -293,12 +308,17 @@ impl Dispatcher {
             .config
             .backoff_base
             .saturating_mul(1 << (attempt - 1).min(10));
-        let cap = step.min(Duration::from_secs(5));
-        let mut bytes = [0u8; 4];
-        let unit = match SystemRandom::new().fill(&mut bytes) {
-            Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-            Err(_) => 0.5,
-        };
-        cap.mul_f64(0.5 + unit / 2.0)
+        jittered(step.min(Duration::from_secs(5)))
     }
+}
+
+/// Between half of `pause` and all of it, so callers that failed together
+/// do not try again together.
+pub(crate) fn jittered(pause: Duration) -> Duration {
+    let mut bytes = [0u8; 4];
+    let unit = match SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    };
+    pause.mul_f64(0.5 + unit / 2.0)
 }
