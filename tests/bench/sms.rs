@@ -101,6 +101,8 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
     let consumers = std::env::args().any(|a| a == "--with-consumers");
     let sms_apart = !std::env::args().any(|a| a == "--sms-in-process");
+    // Over SMPP to the sandbox's SMSC instead of its Twilio.
+    let smpp = std::env::args().any(|a| a == "--smpp");
     let child_env = traces.map_or_else(Vec::new, |receiver| {
         vec![
             (
@@ -119,6 +121,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         consumers,
         sms_apart,
         provider_concurrency: arg("--provider-concurrency", 64),
+        smpp_addr: smpp.then(|| sandbox.smsc_addr.clone()),
         child_env,
         ..Options::default()
     };
@@ -139,7 +142,8 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let token: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
 
     println!(
-        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, consumers {}, sms-svc {}, traces {}",
+        "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, provider {}, consumers {}, sms-svc {}, traces {}",
+        if smpp { "smpp" } else { "twilio" },
         if consumers { "running" } else { "off" },
         if sms_apart {
             "apart"
@@ -171,13 +175,15 @@ async fn round(traces: Option<&Receiver>) -> f64 {
             let at = Instant::now();
             let reply = client.send_sms_batch(request).await.unwrap().into_inner();
             drop(permit);
-            // A message the provider took has four events (accepted,
-            // queued, sent, delivered); one that failed at once has two.
+            // A message Twilio took has four events (accepted, queued,
+            // sent, delivered), one an SMSC took three (its receipt is the
+            // final status); one that failed at once has two.
+            let taken = if smpp { 3 } else { 4 };
             let (mut ok, mut events) = (0, 0);
             for result in &reply.results {
                 if let Some(send_sms_result::Result::Sms(sms)) = &result.result {
                     ok += 1;
-                    events += if sms.status == "failed" { 2 } else { 4 };
+                    events += if sms.status == "failed" { 2 } else { taken };
                 }
             }
             (ok, events, reply.results.len(), at.elapsed())
@@ -244,7 +250,18 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let queued = events.len();
     let unique: std::collections::HashSet<&str> = events.iter().map(String::as_str).collect();
     latencies.sort();
-    let received = sandbox.twilio_messages().await;
+    let received = if smpp {
+        let smsc = sandbox.smsc_messages().await;
+        println!(
+            "smsc receipts sent:  {} in {all_secs:.1} s = {:.0} receipts/s ({} throttled)",
+            smsc["receipts_sent"],
+            smsc["receipts_sent"].as_f64().unwrap_or(0.0) / all_secs,
+            smsc["throttled"]
+        );
+        json!({"count": smsc["count"], "duplicates": "n/a"})
+    } else {
+        sandbox.twilio_messages().await
+    };
 
     println!(
         "accepted:            {accepted} of {total} in {send_secs:.1} s = {:.0} msg/s",

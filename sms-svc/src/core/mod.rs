@@ -547,26 +547,19 @@ where
                 update.sid
             )));
         }
-        let change = Change {
-            status: update.status,
-            provider_sid: None,
-            provider_status: Some(update.provider_status),
-            error_code: update.error_code,
-            error_message: None,
-            parts: Vec::new(),
-        };
+        let sid = update.sid.clone();
+        let change = update.into_change();
         // The callback can overtake our own record of the provider's answer;
         // the writer keeps it until that is recorded. Answer within the
         // gateway's call timeout: past it the callback stays kept, and a
         // provider id that never appears is unknown (a 404).
-        let target = Target::Sid(update.sid.clone());
+        let target = Target::Sid(sid.clone());
         match tokio::time::timeout(CALLBACK_ANSWER_WITHIN, self.writer.apply(target, change)).await
         {
             Ok(Ok(Applied::Moved(_) | Applied::Stale(_))) => Ok(()),
             Ok(Err(err)) => Err(err.into()),
             Ok(Ok(Applied::Unknown)) | Err(_) => Err(SmsError::NotFound(format!(
-                "no message with provider id {}",
-                update.sid
+                "no message with provider id {sid}"
             ))),
         }
     }
@@ -719,23 +712,16 @@ async fn keep_receipts(
     while let Some(receipt) = receipts.recv().await {
         let writer = writer.clone();
         tokio::spawn(async move {
-            let update = receipt.update;
-            let change = Change {
-                status: update.status,
-                provider_sid: None,
-                provider_status: Some(update.provider_status),
-                error_code: update.error_code,
-                error_message: None,
-                parts: Vec::new(),
-            };
-            let kept = match writer.apply(Target::Part(update.sid.clone()), change).await {
+            let part = receipt.update.sid.clone();
+            let change = receipt.update.into_change();
+            let kept = match writer.apply(Target::Part(part.clone()), change).await {
                 Ok(Applied::Unknown) => {
-                    tracing::warn!(part = %update.sid, "receipt for an unknown part");
+                    tracing::warn!(part = %part, "receipt for an unknown part");
                     true
                 }
                 Ok(_) => true,
                 Err(err) => {
-                    tracing::warn!(error = %err, part = %update.sid, "receipt not kept; the provider will send it again");
+                    tracing::warn!(error = %err, part = %part, "receipt not kept; the provider will send it again");
                     false
                 }
             };
@@ -752,7 +738,9 @@ fn keepable_sid(sid: &str) -> bool {
 fn change_for(id: &str, outcome: SendOutcome) -> Change {
     match outcome {
         // Taken, but under an id we could not match its callbacks to.
-        SendOutcome::Accepted { sid, .. } if !keepable_sid(&sid) => {
+        SendOutcome::Accepted { sid, parts, .. }
+            if !keepable_sid(&sid) || !parts.iter().all(|part| keepable_sid(part)) =>
+        {
             tracing::warn!(message_id = %id, sid_length = sid.len(), "provider message id not kept");
             Change::failed(
                 codes::UNCERTAIN,
@@ -824,5 +812,13 @@ mod tests {
         let change = change_for("m1", outcome);
         assert_eq!(change.status, Status::Failed);
         assert_eq!(change.error_code.as_deref(), Some(codes::UNCERTAIN));
+        // Nor a part's: its receipt could not be matched either.
+        let outcome = SendOutcome::Accepted {
+            sid: "a1".into(),
+            status: Status::Queued,
+            provider_status: "ESME_ROK".into(),
+            parts: vec!["a1".into(), "a".repeat(65)],
+        };
+        assert_eq!(change_for("m1", outcome).status, Status::Failed);
     }
 }

@@ -113,7 +113,7 @@ pub fn decide(
             if matches!(update.status, Status::Delivered | Status::Undelivered) {
                 changes.push(change(Status::Sent, "sent", None, None));
             }
-            changes.push(from_update(update));
+            changes.push(update.into_change());
             Decision {
                 changes,
                 again: None,
@@ -122,7 +122,7 @@ pub fn decide(
         }
         Lookup::Found(update) if past_deadline => Decision {
             changes: vec![
-                from_update(update),
+                update.into_change(),
                 change(
                     Status::Undelivered,
                     "reconciled",
@@ -134,7 +134,7 @@ pub fn decide(
             ended: true,
         },
         Lookup::Found(update) => Decision {
-            changes: vec![from_update(update)],
+            changes: vec![update.into_change()],
             again: Some((next, None)),
             ended: false,
         },
@@ -171,17 +171,6 @@ pub fn decide(
             again: Some((next, Some(why))),
             ended: false,
         },
-    }
-}
-
-fn from_update(update: CallbackUpdate) -> Change {
-    Change {
-        status: update.status,
-        provider_sid: None,
-        provider_status: Some(update.provider_status),
-        error_code: update.error_code,
-        error_message: None,
-        parts: Vec::new(),
     }
 }
 

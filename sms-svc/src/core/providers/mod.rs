@@ -15,7 +15,10 @@ use futures::future::BoxFuture;
 
 pub use breaker::Breaker;
 
-use crate::{config::DeliveryConfig, domain::Status};
+use crate::{
+    config::DeliveryConfig,
+    domain::{Change, Status},
+};
 
 /// A message on its way to a provider.
 pub struct OutgoingSms<'a> {
@@ -62,6 +65,20 @@ pub struct PushedReceipt {
     /// `sid` is the part's id.
     pub update: CallbackUpdate,
     pub done: tokio::sync::oneshot::Sender<bool>,
+}
+
+impl CallbackUpdate {
+    /// The change it asks of its message (or part).
+    pub fn into_change(self) -> Change {
+        Change {
+            status: self.status,
+            provider_sid: None,
+            provider_status: Some(self.provider_status),
+            error_code: self.error_code,
+            error_message: None,
+            parts: Vec::new(),
+        }
+    }
 }
 
 /// What a provider answers when asked for one message.
