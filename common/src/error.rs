@@ -22,6 +22,7 @@ pub enum ErrorCode {
     InvalidPassword,
     InvalidCountry,
     InvalidOperator,
+    InvalidRoute,
     InvalidPhone,
     NumberNotInCountry,
     InvalidBody,
@@ -54,13 +55,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEmail,
         ErrorCode::InvalidPassword,
         ErrorCode::InvalidCountry,
         ErrorCode::InvalidOperator,
+        ErrorCode::InvalidRoute,
         ErrorCode::InvalidPhone,
         ErrorCode::NumberNotInCountry,
         ErrorCode::InvalidBody,
@@ -101,6 +103,7 @@ impl ErrorCode {
             ErrorCode::InvalidPassword => "invalid_password",
             ErrorCode::InvalidCountry => "invalid_country",
             ErrorCode::InvalidOperator => "invalid_operator",
+            ErrorCode::InvalidRoute => "invalid_route",
             ErrorCode::InvalidPhone => "invalid_phone",
             ErrorCode::NumberNotInCountry => "number_not_in_country",
             ErrorCode::InvalidBody => "invalid_body",
@@ -142,6 +145,7 @@ impl ErrorCode {
             | ErrorCode::InvalidPassword
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
+            | ErrorCode::InvalidRoute
             | ErrorCode::InvalidPhone
             | ErrorCode::NumberNotInCountry
             | ErrorCode::InvalidBody
@@ -178,6 +182,7 @@ impl ErrorCode {
             | ErrorCode::InvalidPassword
             | ErrorCode::InvalidCountry
             | ErrorCode::InvalidOperator
+            | ErrorCode::InvalidRoute
             | ErrorCode::InvalidPhone
             | ErrorCode::NumberNotInCountry
             | ErrorCode::InvalidBody

@@ -57,15 +57,22 @@ if [ -z "${SMSOPS_TELEGRAM_BOT_TOKEN:-}" ]; then
   SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
 fi
 export SMSOPS_TWILIO_STATUS_CALLBACK_URL="${SMSOPS_TWILIO_STATUS_CALLBACK_URL:-http://$SMSOPS_GATEWAY_ADDR/webhooks/twilio/status}"
-# `SMSOPS_SMPP=sandbox make up` sends over SMPP to the sandbox's SMSC
-# instead of its Twilio; SMSOPS_SMPP_ADDR (and its credentials) a real one.
+# With the sandbox standing in for Twilio, sms-svc has two provider
+# accounts, `twilio` (the sandbox's Twilio, first for pairs without a route)
+# and `smsc` (its SMSC, over SMPP): a pair's route picks between them.
 SANDBOX_SMSC_ADDR="${SMSOPS_SANDBOX_SMSC_ADDR:-127.0.0.1:2775}"
-if [ "${SMSOPS_SMPP:-}" = "sandbox" ]; then
-  USE_SANDBOX=1
-  SANDBOX_ADDR="${SMSOPS_SANDBOX_ADDR:-127.0.0.1:4010}"
-  export SMSOPS_SMPP_ADDR="$SANDBOX_SMSC_ADDR"
-  export SMSOPS_SMPP_SYSTEM_ID="smsops"
-  export SMSOPS_SMPP_PASSWORD="sbx-smpp"
+if [ -n "$USE_SANDBOX" ] && [ -z "${SMSOPS_PROVIDERS:-}" ] && [ "${SMSOPS_TWILIO_BASE_URL:-}" = "http://$SANDBOX_ADDR" ]; then
+  export SMSOPS_PROVIDERS="twilio,smsc"
+  export SMSOPS_PROVIDER_TWILIO_KIND="twilio"
+  export SMSOPS_PROVIDER_TWILIO_BASE_URL="$SMSOPS_TWILIO_BASE_URL"
+  export SMSOPS_PROVIDER_TWILIO_ACCOUNT_SID="$SMSOPS_TWILIO_ACCOUNT_SID"
+  export SMSOPS_PROVIDER_TWILIO_AUTH_TOKEN="$SMSOPS_TWILIO_AUTH_TOKEN"
+  export SMSOPS_PROVIDER_TWILIO_FROM="$SMSOPS_TWILIO_FROM"
+  export SMSOPS_PROVIDER_TWILIO_STATUS_CALLBACK_URL="$SMSOPS_TWILIO_STATUS_CALLBACK_URL"
+  export SMSOPS_PROVIDER_SMSC_KIND="smpp"
+  export SMSOPS_PROVIDER_SMSC_ADDR="$SANDBOX_SMSC_ADDR"
+  export SMSOPS_PROVIDER_SMSC_SYSTEM_ID="smsops"
+  export SMSOPS_PROVIDER_SMSC_PASSWORD="sbx-smpp"
 fi
 
 echo "==> building (release)"
@@ -163,10 +170,11 @@ if [ -n "$USE_SANDBOX" ]; then
   case "$TWILIO_INFO" in *"$SANDBOX_ADDR"*) TWILIO_INFO="sandbox at $TWILIO_INFO (what it received: /_sandbox/twilio/messages)" ;; esac
   case "$TELEGRAM_INFO" in *"$SANDBOX_ADDR"*) TELEGRAM_INFO="sandbox at $TELEGRAM_INFO (what it received: /_sandbox/telegram/messages)" ;; esac
 fi
-SMPP_INFO="not used (SMSOPS_SMPP=sandbox make up sends through the sandbox's SMSC)"
-if [ -n "${SMSOPS_SMPP_ADDR:-}" ]; then
+SMPP_INFO="not used"
+if [ "${SMSOPS_PROVIDER_SMSC_ADDR:-}" = "$SANDBOX_SMSC_ADDR" ]; then
+  SMPP_INFO="sandbox SMSC at $SANDBOX_SMSC_ADDR, the account smsc: route a pair to it (what it took: /_sandbox/smsc/messages)"
+elif [ -n "${SMSOPS_SMPP_ADDR:-}" ]; then
   SMPP_INFO="$SMSOPS_SMPP_ADDR, sending instead of Twilio"
-  case "$SMSOPS_SMPP_ADDR" in "$SANDBOX_SMSC_ADDR") SMPP_INFO="sandbox SMSC at $SMSOPS_SMPP_ADDR, sending instead of Twilio (what it took: /_sandbox/smsc/messages)" ;; esac
 fi
 cat <<INFO
 

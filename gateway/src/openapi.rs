@@ -42,6 +42,7 @@ use crate::{error::ErrorBody, routes};
         routes::sms::get,
         routes::sms::list,
         routes::sms::preview,
+        routes::providers::list,
         routes::metrics::summary,
         routes::metrics::series,
         routes::live::live,

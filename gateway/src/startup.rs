@@ -20,7 +20,7 @@ use crate::{
     openapi::ApiDoc,
     routes::{
         alerts, api_keys, audit, auth, dashboard, health, ingest, invitations, live, metrics,
-        pairs, prometheus, resource, sessions, sms, users, webhooks,
+        pairs, prometheus, providers, resource, sessions, sms, users, webhooks,
     },
 };
 
@@ -156,6 +156,7 @@ impl Application {
                                 .route(web::post().to(sms::send)),
                         )
                         .service(resource("/sms/preview").route(web::post().to(sms::preview)))
+                        .service(resource("/providers").route(web::get().to(providers::list)))
                         .service(resource("/sms/{id}").route(web::get().to(sms::get)))
                         .service(
                             resource("/sessions")

@@ -7,7 +7,7 @@ use smsops_common::auth::TokenVerifier;
 use smsops_proto::operator::v1::{self as pb, operator_service_server::OperatorService};
 use tonic::{Request, Response, Status};
 
-use crate::core::{OperatorCore, Pair, PairPatch, PairQuery};
+use crate::core::{OperatorCore, Pair, PairPatch, PairQuery, route::RouteStep};
 
 pub struct OperatorGrpc {
     core: Arc<OperatorCore>,
@@ -75,6 +75,17 @@ impl OperatorService for OperatorGrpc {
             country: req.country,
             operator: req.operator,
             is_high_priority: req.is_high_priority,
+            route: req.route.map(|route| {
+                route
+                    .steps
+                    .into_iter()
+                    .map(|step| RouteStep {
+                        provider: step.provider,
+                        priority: step.priority,
+                        weight: step.weight,
+                    })
+                    .collect()
+            }),
         };
         let pair = self.core.update(&caller, &req.id, patch).await?;
         Ok(Response::new(pair_to_pb(pair)))
@@ -99,5 +110,14 @@ fn pair_to_pb(pair: Pair) -> pb::Pair {
         created_at: pair.created_at,
         updated_at: pair.updated_at,
         created_by: pair.created_by,
+        route: pair
+            .route
+            .into_iter()
+            .map(|step| pb::RouteStep {
+                provider: step.provider,
+                priority: step.priority,
+                weight: step.weight,
+            })
+            .collect(),
     }
 }

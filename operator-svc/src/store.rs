@@ -10,6 +10,8 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use smsops_common::mongo::StoreError;
 
+use crate::core::route::RouteStep;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairDoc {
     #[serde(rename = "_id")]
@@ -22,6 +24,9 @@ pub struct PairDoc {
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub created_by: String,
+    /// Pairs older than routes have none.
+    #[serde(default)]
+    pub route: Vec<RouteStep>,
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -31,6 +36,7 @@ pub struct PairUpdate {
     pub operator: Option<String>,
     pub operator_key: Option<String>,
     pub is_high_priority: Option<bool>,
+    pub route: Option<Vec<RouteStep>>,
 }
 
 #[derive(Clone)]
@@ -118,6 +124,19 @@ impl Store {
         }
         if let Some(flag) = update.is_high_priority {
             set.insert("is_high_priority", flag);
+        }
+        if let Some(route) = update.route {
+            let steps: Vec<Document> = route
+                .iter()
+                .map(|step| {
+                    doc! {
+                        "provider": &step.provider,
+                        "priority": i64::from(step.priority),
+                        "weight": i64::from(step.weight),
+                    }
+                })
+                .collect();
+            set.insert("route", steps);
         }
         self.pairs
             .find_one_and_update(doc! { "_id": id }, doc! { "$set": set })

@@ -309,6 +309,29 @@ impl SmsService for SmsGrpc {
             ucs2_characters: count.ucs2_because.iter().map(char::to_string).collect(),
         }))
     }
+
+    async fn list_providers(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        self.verifier.caller_of(&request).await?;
+        let items = self
+            .core
+            .accounts()
+            .iter()
+            .map(|account| {
+                let dispatcher = &account.dispatcher;
+                pb::Provider {
+                    name: dispatcher.name().to_string(),
+                    kind: dispatcher.connector().name().to_string(),
+                    rate_per_second: dispatcher.rate_per_second(),
+                    concurrency: u32::try_from(dispatcher.config().concurrency).unwrap_or(u32::MAX),
+                    healthy: dispatcher.is_up(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListProvidersResponse { items }))
+    }
 }
 
 fn time(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -328,6 +351,10 @@ fn sms_to_pb(message: Message) -> pb::Sms {
         segments: message.segments,
         status: message.status.as_str().into(),
         provider: message.provider,
+        route_reason: message
+            .route_reason
+            .map(|reason| reason.as_str().to_string())
+            .unwrap_or_default(),
         provider_sid: message.provider_sid.unwrap_or_default(),
         error_code: message.error_code.unwrap_or_default(),
         error_message: message.error_message.unwrap_or_default(),

@@ -13,9 +13,10 @@ use smsops_proto::sms::v1::sms_service_server::{SERVICE_NAME, SmsServiceServer};
 use tonic_health::ServingStatus;
 
 use crate::{
-    config::SmsConfig,
+    config::{AccountKind, ProviderAccount, SmsConfig},
     core::{
         SmsCore,
+        pace::Pacer,
         pairs::PairDirectory,
         providers::{Connector, Dispatcher, http::HttpConnector, smpp::Smpp, twilio::Twilio},
     },
@@ -51,47 +52,43 @@ impl Application {
         let operator = lazy_channel("SMSOPS_OPERATOR_URL", &config.operator_url, config.timeouts)?;
         let verifier =
             TokenVerifier::following(config.tokens.clone(), Arc::new(AuthServiceKeys::new(auth)));
-        let connector: Arc<dyn Connector> = match &config.smpp {
-            Some(smpp) => Arc::new(Smpp::start(smpp.clone())),
-            None => Arc::new(
-                HttpConnector::new(
-                    Arc::new(Twilio::new(config.twilio.clone())),
-                    &config.delivery,
-                )
-                .map_err(|err| StartupError::Setup(format!("http client: {err}")))?,
-            ),
-        };
-        let dispatcher = Dispatcher::new(connector, config.delivery);
+        let dispatchers = config
+            .providers
+            .iter()
+            .map(|account| dispatcher(account, &config, &store))
+            .collect::<Result<Vec<_>, _>>()?;
         let pairs = PairDirectory::new(operator, config.pair_cache_ttl);
         let core = Arc::new(SmsCore::new(
             store.clone(),
             pairs,
-            dispatcher,
+            dispatchers,
             config.account_daily_cap,
         ));
 
         let mut bootstrap = Bootstrap::new("sms-svc", SERVICE_NAME).await?;
-        // The provider's breaker shows in health as its own service name.
-        let provider_health = format!("{SERVICE_NAME}/provider/{}", core.dispatcher().name());
-        let health = bootstrap.health();
-        health
-            .set_service_status(&provider_health, ServingStatus::Serving)
-            .await;
-        let mut open = core.dispatcher().breaker().watch();
-        bootstrap.task(|mut stop| async move {
-            loop {
-                tokio::select! {
-                    changed = open.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
+        // Each account's breaker shows in health as a service name of its own.
+        for account in core.accounts().iter() {
+            let provider_health = format!("{SERVICE_NAME}/provider/{}", account.dispatcher.name());
+            let health = bootstrap.health();
+            health
+                .set_service_status(&provider_health, ServingStatus::Serving)
+                .await;
+            let mut open = account.dispatcher.breaker().watch();
+            bootstrap.task(|mut stop| async move {
+                loop {
+                    tokio::select! {
+                        changed = open.changed() => if changed.is_err() { return },
+                        _ = stop.changed() => return,
+                    }
+                    let status = if *open.borrow() {
+                        ServingStatus::NotServing
+                    } else {
+                        ServingStatus::Serving
+                    };
+                    health.set_service_status(&provider_health, status).await;
                 }
-                let status = if *open.borrow() {
-                    ServingStatus::NotServing
-                } else {
-                    ServingStatus::Serving
-                };
-                health.set_service_status(&provider_health, status).await;
-            }
-        });
+            });
+        }
 
         let reconciler = Reconciler::new(store.clone(), core.clone(), config.reconcile);
         // Spent outbox rows are deleted as the broker confirms them, and
@@ -128,6 +125,34 @@ impl Application {
             .serve(config.grpc_addr, config.prometheus_addr, service)
             .await
     }
+}
+
+/// One provider account, ready to send: its connector, its concurrency
+/// and, with a rate, its pace on the schedule every replica shares.
+fn dispatcher(
+    account: &ProviderAccount,
+    config: &SmsConfig,
+    store: &Store,
+) -> Result<Dispatcher, StartupError> {
+    let delivery = crate::config::DeliveryConfig {
+        concurrency: account.concurrency.unwrap_or(config.delivery.concurrency),
+        ..config.delivery
+    };
+    let connector: Arc<dyn Connector> = match &account.kind {
+        AccountKind::Smpp(smpp) => Arc::new(Smpp::start(smpp.clone())),
+        AccountKind::Twilio(twilio) => Arc::new(
+            HttpConnector::new(Arc::new(Twilio::new(twilio.clone())), &delivery)
+                .map_err(|err| StartupError::Setup(format!("http client: {err}")))?,
+        ),
+    };
+    let dispatcher = Dispatcher::new(&account.name, connector, delivery);
+    Ok(match account.rate_per_second {
+        0 => dispatcher,
+        rate => {
+            let pacer = Pacer::new(store.clone(), &account.name, rate);
+            dispatcher.paced(Arc::new(pacer), rate)
+        }
+    })
 }
 
 /// Looks for messages their sender abandoned, and drops quota windows

@@ -8,10 +8,11 @@ use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction, query_builder::Separated
 
 use crate::domain::{
     Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, Part,
-    RepoError, Status, StatusChange, Target, Working, apply_all,
+    RepoError, RouteReason, Status, StatusChange, Target, Working, apply_all,
 };
 
 mod lock;
+mod pace;
 mod parts;
 mod receipts;
 
@@ -52,6 +53,8 @@ struct MessageRow {
     segments: u32,
     status: String,
     provider: String,
+    /// Migration 0009.
+    route_reason: Option<String>,
     provider_sid: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
@@ -78,6 +81,8 @@ impl TryFrom<MessageRow> for Message {
                 country: row.country,
                 operator: row.operator,
                 is_high_priority: row.is_high_priority,
+                // Routing is done with once a message is kept.
+                route: Vec::new(),
             },
             session_id: row.session_id,
             to: row.to_number,
@@ -85,6 +90,8 @@ impl TryFrom<MessageRow> for Message {
             segments: row.segments,
             status,
             provider: row.provider,
+            // A reason no version wrote reads as none: it only explains.
+            route_reason: row.route_reason.as_deref().and_then(RouteReason::parse),
             provider_sid: row.provider_sid,
             error_code: row.error_code,
             error_message: row.error_message,
@@ -119,8 +126,8 @@ pub struct OutboxRow {
 }
 
 const COLUMNS: &str = "id, idempotency_key, pair_id, country, operator, is_high_priority, session_id, \
-    to_number, body_length, segments, status, provider, provider_sid, error_code, error_message, \
-    created_at, updated_at, request_hash, traceparent";
+    to_number, body_length, segments, status, provider, route_reason, provider_sid, error_code, \
+    error_message, created_at, updated_at, request_hash, traceparent";
 
 #[derive(Clone)]
 pub struct Store {
@@ -498,8 +505,8 @@ async fn locked_working(
 
 const INSERT_MESSAGES: &str = "INSERT INTO sms_messages (id, idempotency_key, pair_id, country, \
     operator, is_high_priority, session_id, to_number, body_length, segments, status, status_rank, \
-    provider, provider_sid, error_code, error_message, created_at, updated_at, request_hash, \
-    traceparent) ";
+    provider, route_reason, provider_sid, error_code, error_message, created_at, updated_at, \
+    request_hash, traceparent) ";
 
 /// One message's values, in [`INSERT_MESSAGES`]' order.
 fn push_message<'args>(
@@ -520,6 +527,7 @@ fn push_message<'args>(
         .push_bind(message.status.as_str())
         .push_bind(message.status.rank())
         .push_bind(&message.provider)
+        .push_bind(message.route_reason.map(RouteReason::as_str))
         .push_bind(&message.provider_sid)
         .push_bind(&message.error_code)
         .push_bind(&message.error_message)
@@ -590,6 +598,7 @@ async fn write_messages(
     });
     upsert.push(
         " ON DUPLICATE KEY UPDATE status = VALUES(status), status_rank = VALUES(status_rank), \
+         provider = VALUES(provider), route_reason = VALUES(route_reason), \
          provider_sid = VALUES(provider_sid), error_code = VALUES(error_code), \
          error_message = VALUES(error_message), updated_at = VALUES(updated_at)",
     );

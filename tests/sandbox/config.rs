@@ -103,6 +103,8 @@ pub struct SmscConfig {
     pub password: String,
     /// submit_sm accepted per second before ESME_RTHROTTLED; 0 means no limit.
     pub rate_per_second: u32,
+    /// How many may come at once within that rate; 0 is a second's worth.
+    pub burst: u32,
     /// Receipts name the message in decimal though submit_sm_resp gave
     /// it in hex, as some SMSCs write them.
     pub receipt_ids_decimal: bool,
@@ -114,6 +116,7 @@ impl Default for SmscConfig {
             system_id: "smsops".into(),
             password: "sbx-smpp".into(),
             rate_per_second: 0,
+            burst: 0,
             receipt_ids_decimal: false,
         }
     }

@@ -3,7 +3,9 @@
 //! `ESME_RTHROTTLED` over its rate), `deliver_sm` receipts once the outcome
 //! rules' latency has passed, `enquire_link`, and an `unbind`, a refused
 //! bind or silence when the fault switches say. Receipts go to any session
-//! bound with the message's system id, and wait for one when none is.
+//! bound with the message's system id, and wait for one when none is; a
+//! receipt not answered with ESME_ROK (refused, or its session ended first)
+//! is sent again, as SMSCs do.
 
 use std::{
     collections::HashMap,
@@ -87,6 +89,15 @@ impl SmscLog {
         }
     }
 
+    /// Receipts a session had not seen answered when it ended: for the
+    /// next session bound as `system_id`, or one bound now.
+    fn keep_unanswered(&mut self, system_id: &str, receipts: Vec<Command>) {
+        for receipt in receipts {
+            self.receipts_sent = self.receipts_sent.saturating_sub(1);
+            self.deliver(system_id, receipt);
+        }
+    }
+
     /// Hands a receipt to a session bound as `system_id`, or keeps it.
     fn deliver(&mut self, system_id: &str, receipt: Command) {
         let session = self
@@ -118,8 +129,11 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
     let (mut sink, mut stream) = Framed::new(socket, CommandCodec::new()).split();
     let (writer, mut outgoing) = mpsc::unbounded_channel::<Command>();
     let sequence = Arc::new(AtomicU32::new(1));
+    // Receipts sent and not answered yet, by their sequence number.
+    let unanswered: Arc<std::sync::Mutex<HashMap<u32, Command>>> = Arc::default();
     let send_task = {
         let sequence = sequence.clone();
+        let unanswered = unanswered.clone();
         tokio::spawn(async move {
             while let Some(mut command) = outgoing.recv().await {
                 // Our own requests (receipts, unbind) take our numbering.
@@ -127,12 +141,23 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
                     && let Some(pdu) = command.pdu().cloned()
                 {
                     let number = sequence.fetch_add(1, Ordering::Relaxed);
+                    if matches!(pdu, Pdu::DeliverSm(_)) {
+                        unanswered.lock().unwrap().insert(number, command.clone());
+                    }
                     command = Command::new(command.status(), number, pdu);
                 }
                 if sink.send(command).await.is_err() {
-                    return;
+                    break;
                 }
             }
+            // Receipts never written go back with the unanswered ones.
+            let mut left = Vec::new();
+            while let Ok(command) = outgoing.try_recv() {
+                if matches!(command.pdu(), Some(Pdu::DeliverSm(_))) {
+                    left.push(command);
+                }
+            }
+            left
         })
     };
     let mut bound: Option<String> = None;
@@ -142,8 +167,14 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
             Some(Pdu::BindTransceiver(bind)) => {
                 let system_id = bind.system_id.as_str().to_string();
                 let status = bind_status(&state, &system_id, bind.password.as_str());
+                let resp = BindTransceiverResp::builder()
+                    .system_id(COctetString::from_str("SANDBOXSMSC").unwrap())
+                    .sc_interface_version(Some(InterfaceVersion::Smpp3_4))
+                    .build();
+                // The answer first: nothing may come before it.
+                let _ = writer.send(Command::new(status, seq, resp));
+                let mut log = state.smsc.lock().unwrap();
                 if status == CommandStatus::EsmeRok {
-                    let mut log = state.smsc.lock().unwrap();
                     log.binds += 1;
                     log.sessions.insert(id, (system_id.clone(), writer.clone()));
                     // Receipts kept for this system id go out now.
@@ -157,13 +188,9 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
                     }
                     bound = Some(system_id);
                 } else {
-                    state.smsc.lock().unwrap().refused_binds += 1;
+                    log.refused_binds += 1;
                 }
-                let resp = BindTransceiverResp::builder()
-                    .system_id(COctetString::from_str("SANDBOXSMSC").unwrap())
-                    .sc_interface_version(Some(InterfaceVersion::Smpp3_4))
-                    .build();
-                Some(Command::new(status, seq, resp))
+                None
             }
             Some(Pdu::SubmitSm(submit)) => Some(match &bound {
                 None => error_resp(seq, CommandId::SubmitSmResp, CommandStatus::EsmeRinvbndsts),
@@ -179,7 +206,23 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
                 break;
             }
             // Answers to our receipts and unbinds.
-            Some(Pdu::DeliverSmResp(_)) | Some(Pdu::GenericNack) => None,
+            Some(Pdu::DeliverSmResp(_)) => {
+                let receipt = unanswered.lock().unwrap().remove(&seq);
+                if let (Some(receipt), Some(system_id)) = (receipt, &bound)
+                    && command.status() != CommandStatus::EsmeRok
+                {
+                    // Not kept by the client: again in a while.
+                    let (state, system_id) = (state.clone(), system_id.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let mut log = state.smsc.lock().unwrap();
+                        log.receipts_sent = log.receipts_sent.saturating_sub(1);
+                        log.deliver(&system_id, receipt);
+                    });
+                }
+                None
+            }
+            Some(Pdu::GenericNack) => None,
             Some(Pdu::UnbindResp) => break,
             _ => Some(error_resp(
                 seq,
@@ -195,7 +238,18 @@ async fn session(id: u64, socket: tokio::net::TcpStream, state: actix_web::web::
     }
     state.smsc.lock().unwrap().sessions.remove(&id);
     drop(writer);
-    let _ = send_task.await;
+    let never_written = send_task.await.unwrap_or_default();
+    if let Some(system_id) = bound {
+        let mut kept: Vec<(u32, Command)> = unanswered.lock().unwrap().drain().collect();
+        kept.sort_by_key(|(number, _)| *number);
+        let mut receipts: Vec<Command> = kept.into_iter().map(|(_, receipt)| receipt).collect();
+        receipts.extend(never_written);
+        state
+            .smsc
+            .lock()
+            .unwrap()
+            .keep_unanswered(&system_id, receipts);
+    }
 }
 
 fn bind_status(state: &State, system_id: &str, password: &str) -> CommandStatus {
@@ -240,7 +294,11 @@ fn submit_sm(
         }
     };
     let mut log = state.smsc.lock().unwrap();
-    if throttled || !log.bucket.take(state.config.smsc.rate_per_second) {
+    if throttled
+        || !log
+            .bucket
+            .take_within(state.config.smsc.rate_per_second, state.config.smsc.burst)
+    {
         log.throttled += 1;
         return error_resp(seq, CommandId::SubmitSmResp, CommandStatus::EsmeRthrottled);
     }

@@ -53,8 +53,14 @@ pub struct Options {
     /// Where sms-svc finds Twilio; the default goes nowhere.
     pub twilio_base_url: String,
     /// An SMSC to send through over SMPP instead (the sandbox's
-    /// `smsc_addr`), bound with the sandbox's credentials.
+    /// `smsc_addr`), bound with the sandbox's credentials: the account
+    /// `smpp`, sms-svc's only one.
     pub smpp_addr: Option<String>,
+    /// With `smpp_addr`: two accounts, `twilio` (first in the default
+    /// order) and `smsc` over SMPP, for the routing tests.
+    pub twilio_beside_smpp: bool,
+    /// The `smsc` account's rate, messages a second; 0 is no limit.
+    pub smsc_rate: u32,
     /// Where sms-svc finds RabbitMQ (a test may put a proxy in between).
     pub amqp_url: String,
     /// Where sms-svc finds MariaDB (likewise); the other services go direct.
@@ -126,6 +132,8 @@ impl Default for Options {
             rpc_timeout: Duration::from_secs(5),
             twilio_base_url: "http://127.0.0.1:9".into(),
             smpp_addr: None,
+            twilio_beside_smpp: false,
+            smsc_rate: 0,
             amqp_url: amqp::URL.into(),
             sms_mysql_url: "mysql://root@127.0.0.1:3306".into(),
             provider_timeout: Duration::from_secs(3),
@@ -497,33 +505,7 @@ impl TestApp {
             operator_url: format!("http://{}", self.operator_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
-            twilio: sms_svc::config::TwilioConfig {
-                base_url: self.options.twilio_base_url.clone(),
-                account_sid: sandbox::ACCOUNT_SID.into(),
-                auth_token: sandbox::AUTH_TOKEN.into(),
-                // As Twilio recommends and its libraries do: an API key for
-                // requests, the auth token for callback signatures.
-                api_key: Some(sms_svc::config::TwilioApiKey {
-                    sid: sandbox::API_KEY_SID.into(),
-                    secret: sandbox::API_KEY_SECRET.into(),
-                }),
-                from: Some("+15005550006".into()),
-                messaging_service_sid: None,
-                status_callback_url: Some(self.url("/webhooks/twilio/status")),
-            },
-            smpp: self
-                .options
-                .smpp_addr
-                .clone()
-                .map(|addr| sms_svc::config::SmppConfig {
-                    addr,
-                    system_id: sandbox::SMPP_SYSTEM_ID.into(),
-                    password: sandbox::SMPP_PASSWORD.into(),
-                    source_addr: "smsops".into(),
-                    window: 10,
-                    enquire_link_every: Duration::from_secs(5),
-                    response_timeout: self.options.provider_timeout,
-                }),
+            providers: self.provider_accounts(),
             delivery: sms_svc::config::DeliveryConfig {
                 request_timeout: self.options.provider_timeout,
                 backoff_base: Duration::from_millis(20),
@@ -539,6 +521,59 @@ impl TestApp {
             messages_keep: self.options.messages_keep,
             retention_every: self.options.retention_every,
         }
+    }
+
+    /// sms-svc's provider accounts, as [`Options`] asks for them.
+    fn provider_accounts(&self) -> Vec<sms_svc::config::ProviderAccount> {
+        use sms_svc::config::{AccountKind, ProviderAccount};
+        let twilio = ProviderAccount {
+            name: "twilio".into(),
+            rate_per_second: 0,
+            concurrency: None,
+            kind: AccountKind::Twilio(sms_svc::config::TwilioConfig {
+                base_url: self.options.twilio_base_url.clone(),
+                account_sid: sandbox::ACCOUNT_SID.into(),
+                auth_token: sandbox::AUTH_TOKEN.into(),
+                // As Twilio recommends and its libraries do: an API key for
+                // requests, the auth token for callback signatures.
+                api_key: Some(sms_svc::config::TwilioApiKey {
+                    sid: sandbox::API_KEY_SID.into(),
+                    secret: sandbox::API_KEY_SECRET.into(),
+                }),
+                from: Some("+15005550006".into()),
+                messaging_service_sid: None,
+                status_callback_url: Some(self.url("/webhooks/twilio/status")),
+            }),
+        };
+        let Some(addr) = self.options.smpp_addr.clone() else {
+            return vec![twilio];
+        };
+        let smpp = AccountKind::Smpp(sms_svc::config::SmppConfig {
+            addr,
+            system_id: sandbox::SMPP_SYSTEM_ID.into(),
+            password: sandbox::SMPP_PASSWORD.into(),
+            source_addr: "smsops".into(),
+            window: 10,
+            enquire_link_every: Duration::from_secs(5),
+            response_timeout: self.options.provider_timeout,
+        });
+        if !self.options.twilio_beside_smpp {
+            return vec![ProviderAccount {
+                name: "smpp".into(),
+                rate_per_second: self.options.smsc_rate,
+                concurrency: None,
+                kind: smpp,
+            }];
+        }
+        vec![
+            twilio,
+            ProviderAccount {
+                name: "smsc".into(),
+                rate_per_second: self.options.smsc_rate,
+                concurrency: None,
+                kind: smpp,
+            },
+        ]
     }
 
     pub async fn stop_sms(&mut self) {

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use sms_svc::config::SmsConfig;
+use sms_svc::config::{AccountKind, ProviderAccount, SmsConfig};
 
 use crate::child::ServiceChild;
 
@@ -15,7 +15,6 @@ pub struct SmsProcess {
 
 impl SmsProcess {
     pub fn start(config: &SmsConfig, extra_env: &[(String, String)]) -> Self {
-        let twilio = &config.twilio;
         let delivery = &config.delivery;
         let millis = |d: Duration| d.as_millis().to_string();
         let secs = |d: Duration| d.as_secs().to_string();
@@ -39,9 +38,6 @@ impl SmsProcess {
                 millis(config.timeouts.connect),
             )
             .env("SMSOPS_RPC_TIMEOUT_MS", millis(config.timeouts.request))
-            .env("SMSOPS_TWILIO_BASE_URL", &twilio.base_url)
-            .env("SMSOPS_TWILIO_ACCOUNT_SID", &twilio.account_sid)
-            .env("SMSOPS_TWILIO_AUTH_TOKEN", &twilio.auth_token)
             .env(
                 "SMSOPS_SMS_PROVIDER_TIMEOUT_MS",
                 millis(delivery.request_timeout),
@@ -80,33 +76,7 @@ impl SmsProcess {
                 "SMSOPS_LOG",
                 std::env::var("SMSOPS_LOG").unwrap_or_else(|_| "warn".into()),
             );
-        for (name, value) in [
-            ("SMSOPS_TWILIO_FROM", &twilio.from),
-            (
-                "SMSOPS_TWILIO_MESSAGING_SERVICE_SID",
-                &twilio.messaging_service_sid,
-            ),
-            (
-                "SMSOPS_TWILIO_STATUS_CALLBACK_URL",
-                &twilio.status_callback_url,
-            ),
-        ] {
-            if let Some(value) = value {
-                command.env(name, value);
-            }
-        }
-        if let Some(smpp) = &config.smpp {
-            command
-                .env("SMSOPS_SMPP_ADDR", &smpp.addr)
-                .env("SMSOPS_SMPP_SYSTEM_ID", &smpp.system_id)
-                .env("SMSOPS_SMPP_PASSWORD", &smpp.password)
-                .env("SMSOPS_SMPP_SOURCE_ADDR", &smpp.source_addr)
-                .env("SMSOPS_SMPP_WINDOW", smpp.window.to_string())
-                .env(
-                    "SMSOPS_SMPP_ENQUIRE_LINK_SECS",
-                    secs(smpp.enquire_link_every),
-                );
-        }
+        command.envs(account_env(&config.providers));
         command.envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self {
             child: ServiceChild::spawn("sms-svc", command),
@@ -127,4 +97,55 @@ impl SmsProcess {
     pub fn peak_rss_mib(&self) -> f64 {
         crate::host::peak_rss_mib(self.child.pid())
     }
+}
+
+/// `SMSOPS_PROVIDERS` and each account's `SMSOPS_PROVIDER_<NAME>_*`.
+fn account_env(accounts: &[ProviderAccount]) -> Vec<(String, String)> {
+    let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+    let mut env = vec![("SMSOPS_PROVIDERS".to_string(), names.join(","))];
+    for account in accounts {
+        let prefix = format!(
+            "SMSOPS_PROVIDER_{}_",
+            account.name.to_ascii_uppercase().replace('-', "_")
+        );
+        let mut set = |name: &str, value: &str| env.push((format!("{prefix}{name}"), value.into()));
+        set("RATE", &account.rate_per_second.to_string());
+        if let Some(concurrency) = account.concurrency {
+            set("CONCURRENCY", &concurrency.to_string());
+        }
+        match &account.kind {
+            AccountKind::Twilio(twilio) => {
+                set("KIND", "twilio");
+                set("BASE_URL", &twilio.base_url);
+                set("ACCOUNT_SID", &twilio.account_sid);
+                set("AUTH_TOKEN", &twilio.auth_token);
+                if let Some(key) = &twilio.api_key {
+                    set("API_KEY_SID", &key.sid);
+                    set("API_KEY_SECRET", &key.secret);
+                }
+                for (name, value) in [
+                    ("FROM", &twilio.from),
+                    ("MESSAGING_SERVICE_SID", &twilio.messaging_service_sid),
+                    ("STATUS_CALLBACK_URL", &twilio.status_callback_url),
+                ] {
+                    if let Some(value) = value {
+                        set(name, value);
+                    }
+                }
+            }
+            AccountKind::Smpp(smpp) => {
+                set("KIND", "smpp");
+                set("ADDR", &smpp.addr);
+                set("SYSTEM_ID", &smpp.system_id);
+                set("PASSWORD", &smpp.password);
+                set("SOURCE_ADDR", &smpp.source_addr);
+                set("WINDOW", &smpp.window.to_string());
+                set(
+                    "ENQUIRE_LINK_SECS",
+                    &smpp.enquire_link_every.as_secs().to_string(),
+                );
+            }
+        }
+    }
+    env
 }

@@ -171,6 +171,10 @@ async fn each_role_is_shown_what_it_may_do_and_never_a_refusal() {
                 |t| t.as_str().is_some_and(|t| t.contains("GB / Vodafone")),
             )
             .await;
+        assert!(
+            browser.exists("#route").await && !browser.exists("#route-save").await,
+            "{role} sees the route, and no way to change it"
+        );
         assert_nothing_wrong(&browser, &format!("{role} on the pair")).await;
         browser.screenshots(&format!("{role}-pair")).await;
 
@@ -597,6 +601,75 @@ async fn an_admin_runs_a_session_from_the_page_and_a_viewer_watches_it_live() {
     watcher.screenshots("viewer-toasts").await;
     browser.close().await;
     watcher.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_routes_a_pair_through_the_smsc_first() {
+    let sandbox = Sandbox::start_default();
+    let app = app_with_sandbox(
+        &sandbox,
+        Options {
+            smpp_addr: Some(sandbox.smsc_addr.clone()),
+            twilio_beside_smpp: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let pair = a_pair(&app, "Vodafone", false).await;
+    let browser = Browser::start(&shots("route")).await;
+    browser.goto(&app.url(&format!("/pairs/{pair}"))).await;
+    browser.sign_in(&app.admin_email, ADMIN_PASSWORD).await;
+    settled(&browser, "the pair").await;
+    // Both accounts listed and up (the SMSC bound): then two steps.
+    browser
+        .wait_until(
+            "the route offers both accounts",
+            "return document.querySelector('#route-add') !== null \
+             && !document.querySelector('#route-add').disabled",
+            |ready| ready == &Value::Bool(true),
+        )
+        .await;
+    // The SMSC first: a step (the first unused account, twilio) made the
+    // SMSC, then a second, which is twilio.
+    browser.click("#route-add").await;
+    browser.choose("#route-provider-0", "smsc").await;
+    browser.click("#route-add").await;
+    browser
+        .wait_until(
+            "both steps show their account up",
+            "return document.querySelectorAll('#route .route-step .chip.good').length",
+            |up| up == &json!(2),
+        )
+        .await;
+    browser.screenshots("route-editing").await;
+    browser.click("#route-save").await;
+    browser
+        .wait_until(
+            "the route is saved",
+            "return document.querySelector('.toast') && document.querySelector('.toast').innerText",
+            |text| text.as_str().is_some_and(|t| t.contains("Route saved")),
+        )
+        .await;
+    let admin = app.admin_tokens().await.access;
+    let kept = app
+        .get(&format!("/api/v1/country-operators/{pair}"), &admin)
+        .await;
+    let route: Vec<(&str, u64)> = kept.body["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["provider"].as_str().unwrap(),
+                s["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(route, [("smsc", 0), ("twilio", 1)], "{}", kept.body);
+    assert_nothing_wrong(&browser, "the route editor").await;
+    browser.screenshots("route-saved").await;
+    browser.close().await;
     app.cleanup().await;
 }
 

@@ -3,6 +3,8 @@ import type { components } from "./schema";
 
 type S = components["schemas"];
 export type Pair = S["PairView"];
+export type RouteStep = S["RouteStep"];
+export type Provider = S["ProviderView"];
 export type PairSummary = S["PairSummaryView"];
 export type SeriesPoint = S["SeriesPointView"];
 export type Session = S["SessionView"];

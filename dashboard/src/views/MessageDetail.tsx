@@ -39,6 +39,7 @@ export function MessageDetail({ id }: { id: string }) {
             <dt>Provider</dt>
             <dd>
               {m.provider} <span className="mono">{m.provider_sid ?? ""}</span>
+              {m.route_reason && <span className="why"> ({m.route_reason.replaceAll("_", " ")})</span>}
             </dd>
             <dt>Session</dt>
             <dd>{m.session_id ? <Link to={`/sessions/${m.session_id}`}>{m.session_id}</Link> : "sent on its own"}</dd>

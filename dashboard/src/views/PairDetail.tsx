@@ -3,6 +3,7 @@ import { Charts } from "../components/Charts";
 import { Chip } from "../components/Chip";
 import { MessageTable } from "../components/MessageTable";
 import { Loading, Problem } from "../components/Problem";
+import { RouteEditor } from "../components/RouteEditor";
 import { SessionTable } from "../components/SessionTable";
 import { StartSession } from "../components/StartSession";
 import { Time } from "../components/Time";
@@ -81,6 +82,7 @@ export function PairDetail({ id }: { id: string }) {
       ) : (
         <p className="empty">No errors in this window.</p>
       )}
+      {p && <RouteEditor pair={p} saved={pair.reload} />}
       <h2>Sessions</h2>
       <SessionTable id="pair-sessions" rows={sessions} />
       {may.send && p && <StartSession pairs={[p]} pair={p.id} />}

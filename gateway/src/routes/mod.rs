@@ -12,6 +12,7 @@ pub mod live;
 pub mod metrics;
 pub mod pairs;
 pub mod prometheus;
+pub mod providers;
 pub mod sessions;
 pub mod sms;
 pub mod users;

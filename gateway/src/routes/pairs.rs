@@ -22,6 +22,50 @@ pub struct PairView {
     pub updated_at: String,
     /// Id of the user who created the pair.
     pub created_by: String,
+    /// The provider accounts its messages go through; empty: sms-svc's
+    /// default order (see `GET /api/v1/providers`).
+    pub route: Vec<RouteStep>,
+}
+
+/// One provider account of a route. Steps are tried by priority, lowest
+/// first, skipping those that are down; steps of one priority share its
+/// traffic by weight.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteStep {
+    /// An account's name, as `GET /api/v1/providers` lists it.
+    #[schema(example = "smsc", pattern = r"^\s*[A-Za-z0-9-]{1,32}\s*$")]
+    pub provider: String,
+    #[serde(default)]
+    pub priority: u32,
+    /// 1 to 1000; 100 when left out.
+    #[serde(default = "default_weight")]
+    #[schema(minimum = 1, maximum = 1000, default = 100)]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+impl From<pb::RouteStep> for RouteStep {
+    fn from(step: pb::RouteStep) -> Self {
+        Self {
+            provider: step.provider,
+            priority: step.priority,
+            weight: step.weight,
+        }
+    }
+}
+
+impl From<RouteStep> for pb::RouteStep {
+    fn from(step: RouteStep) -> Self {
+        Self {
+            provider: step.provider,
+            priority: step.priority,
+            weight: step.weight,
+        }
+    }
 }
 
 impl From<pb::Pair> for PairView {
@@ -34,6 +78,7 @@ impl From<pb::Pair> for PairView {
             created_at: pair.created_at,
             updated_at: pair.updated_at,
             created_by: pair.created_by,
+            route: pair.route.into_iter().map(RouteStep::from).collect(),
         }
     }
 }
@@ -90,6 +135,10 @@ pub struct PairPatch {
     )]
     pub operator: Option<String>,
     pub is_high_priority: Option<bool>,
+    /// Replaces the route: at most 8 steps, each provider once; `[]`
+    /// clears it.
+    #[schema(max_items = 8)]
+    pub route: Option<Vec<RouteStep>>,
 }
 
 /// List pairs, oldest first, with optional filters and cursor paging.
@@ -168,7 +217,7 @@ pub async fn get(
 /// Change some fields of a pair (admin).
 #[utoipa::path(patch, path = "/api/v1/country-operators/{id}", extensions(("x-roles" = json!(crate::openapi::ADMINS))), tag = "country-operators",
     request_body = PairPatch, security(("bearer" = [])),
-    responses((status = 200, body = PairView), (status = 400, body = ErrorBody),
+    responses((status = 200, body = PairView), (status = 400, description = "invalid_country, invalid_operator, invalid_route", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "pair_exists", body = ErrorBody)))]
 pub async fn update(
@@ -182,6 +231,9 @@ pub async fn update(
         country: body.country,
         operator: body.operator,
         is_high_priority: body.is_high_priority,
+        route: body.route.map(|steps| pb::Route {
+            steps: steps.into_iter().map(pb::RouteStep::from).collect(),
+        }),
     };
     let pair = services
         .operator

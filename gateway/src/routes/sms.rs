@@ -40,7 +40,14 @@ pub struct SmsView {
     pub segments: u32,
     /// accepted, queued, sent, delivered, undelivered or failed.
     pub status: String,
+    /// The provider account it went to (see `GET /api/v1/providers`).
     pub provider: String,
+    /// Why that account: default (its pair has no route), route (the
+    /// route's first choice), weighted (drawn by weight among equals),
+    /// failover_outage (those before it were down) or failover_not_taken
+    /// (one before it provably did not take the message); null for
+    /// reported results and older messages.
+    pub route_reason: Option<String>,
     pub provider_sid: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -66,6 +73,7 @@ impl From<pb::Sms> for SmsView {
             segments: sms.segments,
             status: sms.status,
             provider: sms.provider,
+            route_reason: some(sms.route_reason),
             provider_sid: some(sms.provider_sid),
             error_code: some(sms.error_code),
             error_message: some(sms.error_message),

@@ -10,6 +10,8 @@ pub enum OperatorError {
     #[error("{0}")]
     InvalidOperator(String),
     #[error("{0}")]
+    InvalidRoute(String),
+    #[error("{0}")]
     InvalidArgument(String),
     #[error("this country already has an operator with that name")]
     PairExists,
@@ -30,6 +32,7 @@ impl From<OperatorError> for ApiError {
         match err {
             OperatorError::InvalidCountry(_) => ApiError::new(ErrorCode::InvalidCountry, message),
             OperatorError::InvalidOperator(_) => ApiError::new(ErrorCode::InvalidOperator, message),
+            OperatorError::InvalidRoute(_) => ApiError::new(ErrorCode::InvalidRoute, message),
             OperatorError::InvalidArgument(_) => ApiError::new(ErrorCode::InvalidArgument, message),
             OperatorError::PairExists => ApiError::new(ErrorCode::PairExists, message),
             OperatorError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),

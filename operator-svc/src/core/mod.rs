@@ -2,6 +2,7 @@
 
 pub mod country;
 mod error;
+pub mod route;
 pub mod sessions;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -16,7 +17,7 @@ pub use error::OperatorError;
 
 use smsops_common::mongo::StoreError;
 
-use self::sessions::Sessions;
+use self::{route::RouteStep, sessions::Sessions};
 use crate::store::{PairDoc, PairUpdate, Store};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -32,6 +33,7 @@ pub struct Pair {
     pub created_at: String,
     pub updated_at: String,
     pub created_by: String,
+    pub route: Vec<RouteStep>,
 }
 
 impl From<PairDoc> for Pair {
@@ -44,6 +46,7 @@ impl From<PairDoc> for Pair {
             created_at: doc.created_at.try_to_rfc3339_string().unwrap_or_default(),
             updated_at: doc.updated_at.try_to_rfc3339_string().unwrap_or_default(),
             created_by: doc.created_by,
+            route: doc.route,
         }
     }
 }
@@ -53,6 +56,8 @@ pub struct PairPatch {
     pub country: Option<String>,
     pub operator: Option<String>,
     pub is_high_priority: Option<bool>,
+    /// Replaces the route (empty clears it).
+    pub route: Option<Vec<RouteStep>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -75,6 +80,7 @@ fn audited(pair: &PairDoc) -> serde_json::Value {
         "country": pair.country,
         "operator": pair.operator,
         "is_high_priority": pair.is_high_priority,
+        "route": pair.route,
     })
 }
 
@@ -107,6 +113,7 @@ impl OperatorCore {
             created_at: now,
             updated_at: now,
             created_by: caller.user_id.clone(),
+            route: Vec::new(),
         };
         match self.store.insert(&doc).await {
             Ok(()) => {
@@ -175,7 +182,9 @@ impl OperatorCore {
             .as_deref()
             .map(validate_operator)
             .transpose()?;
+        let route = patch.route.map(route::validated).transpose()?;
         let update = PairUpdate {
+            route,
             operator_key: operator.as_deref().map(operator_key),
             country,
             operator,

@@ -1,8 +1,10 @@
 //! Transport-neutral SMS logic: validate, record, send, follow callbacks.
 
+mod accounts;
 mod cut_off;
 mod error;
 pub mod ingest;
+pub mod pace;
 pub mod pairs;
 pub mod providers;
 mod reconcile;
@@ -19,10 +21,12 @@ use chrono::{DateTime, Utc};
 use smsops_common::auth::{Caller, Quota, Role};
 use smsops_common::trace::TraceHeaders;
 
+pub use accounts::{Account, Accounts};
 pub use error::SmsError;
 pub use reconcile::{ReconcileConfig, Round};
 
 use self::{
+    accounts::Plan,
     cut_off::CutOff,
     pairs::PairDirectory,
     providers::{Dispatcher, OutgoingSms, SendOutcome, codes},
@@ -31,7 +35,7 @@ use self::{
 use crate::{
     domain::{
         Applied, Change, ListFilter, Message, MessageRepository, OutboxEvent, Pair, PairLookup,
-        QuotaLedger, RepoError, Status, StatusChange, Target, quota,
+        QuotaLedger, RepoError, RouteReason, Status, StatusChange, Target, quota,
     },
     store::Store,
 };
@@ -74,12 +78,11 @@ pub struct ListQuery {
 /// The logic, over its repositories: MySQL and operator-svc in production
 /// (the defaults), in-memory ones in the unit tests.
 pub struct SmsCore<M = Store, P = PairDirectory> {
-    /// The provider account's cap a day (`account:<provider>`), if any.
+    /// The cap a day across every provider account, if any.
     account_cap: Option<(String, u64)>,
     store: M,
     pairs: P,
-    dispatcher: Dispatcher,
-    writer: StatusWriter,
+    accounts: Accounts,
     /// Wakes the outbox relay when there is something new to publish.
     outbox: Arc<tokio::sync::Notify>,
     /// When this replica last failed to reach the message store.
@@ -92,19 +95,22 @@ where
     P: PairLookup,
 {
     /// Also starts the status writers, so it must run inside a runtime.
-    pub fn new(store: M, pairs: P, dispatcher: Dispatcher, account_daily_cap: Option<u64>) -> Self {
+    /// `dispatchers`: the provider accounts, at least one, in the order a
+    /// pair without a route tries them.
+    pub fn new(
+        store: M,
+        pairs: P,
+        dispatchers: Vec<Dispatcher>,
+        account_daily_cap: Option<u64>,
+    ) -> Self {
+        assert!(!dispatchers.is_empty(), "sms-svc needs a provider account");
         let outbox = Arc::new(tokio::sync::Notify::new());
-        let writer = StatusWriter::start(store.clone(), dispatcher.name(), outbox.clone());
-        if let Some(receipts) = dispatcher.connector().take_receipts() {
-            tokio::spawn(keep_receipts(receipts, writer.clone()));
-        }
-        let account = format!("account:{}", dispatcher.name());
+        let accounts = Accounts::start(dispatchers, &store, &outbox);
         Self {
-            account_cap: account_daily_cap.map(|cap| (account, cap)),
+            account_cap: account_daily_cap.map(|cap| ("account:all".to_string(), cap)),
             store,
             pairs,
-            dispatcher,
-            writer,
+            accounts,
             outbox,
             cut_off: CutOff::default(),
         }
@@ -114,8 +120,8 @@ where
         &self.outbox
     }
 
-    pub fn dispatcher(&self) -> &Dispatcher {
-        &self.dispatcher
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// Sends each message on its own terms (a bad one does not stop the
@@ -172,13 +178,19 @@ where
 
         // Recorded as accepted; the provider gets them once the writer
         // can keep up with what sending them will bring back.
-        self.writer.wait_for_room().await;
+        for account in self.accounts.iter() {
+            account.writer.wait_for_room().await;
+        }
         let still_new: Vec<usize> = fresh
             .into_iter()
             .filter(|&i| slots[i].new_row().is_some())
             .collect();
         let sends = still_new.iter().filter_map(|&i| match &slots[i] {
-            Slot::New { message, body } => Some(self.send_and_record(i, message, body)),
+            Slot::New {
+                message,
+                body,
+                plan,
+            } => Some(self.send_and_record(i, message, body, plan)),
             Slot::Done(_) | Slot::SameAs(_) | Slot::Valid { .. } => None,
         });
         for (i, result) in futures::future::join_all(sends).await {
@@ -271,22 +283,45 @@ where
 
     /// Sends one accepted message and records the outcome at once, so the
     /// provider's id is stored before its status callbacks can need it.
+    /// Goes down its plan only while a provider provably did not take it.
     async fn send_and_record(
         &self,
         slot: usize,
         message: &Message,
         body: &str,
+        plan: &Plan,
     ) -> (usize, Result<Message, SmsError>) {
-        let outcome = self
-            .dispatcher
-            .send(OutgoingSms {
-                to: &message.to,
-                body,
-            })
-            .await;
-        let change = change_for(&message.id, outcome);
+        let mut tried = None;
+        for (i, &(at, reason)) in plan.iter().enumerate() {
+            let account = self.accounts.at(at);
+            let outcome = account
+                .dispatcher
+                .send(OutgoingSms {
+                    to: &message.to,
+                    body,
+                })
+                .await;
+            let last = i + 1 == plan.len();
+            if let SendOutcome::NotTaken { code, .. } = &outcome
+                && !last
+            {
+                tracing::info!(message_id = %message.id, provider = %account.dispatcher.name(), code, "not taken; trying the next provider of the route");
+                continue;
+            }
+            // The first of the plan is on the message already.
+            let routed = (i > 0).then(|| (account.dispatcher.name().to_string(), reason));
+            tried = Some((account, outcome, routed));
+            break;
+        }
+        let Some((account, outcome, routed)) = tried else {
+            return (slot, Err(SmsError::Internal("no provider account".into())));
+        };
+        let change = Change {
+            routed,
+            ..change_for(&message.id, outcome)
+        };
         let target = Target::Id(message.id.clone());
-        let recorded = match self.writer.apply(target, change).await {
+        let recorded = match account.writer.apply(target, change).await {
             Ok(Applied::Moved(message) | Applied::Stale(message)) => Ok(*message),
             Ok(Applied::Unknown) => Err(SmsError::NotFound(format!("no message {}", message.id))),
             Err(err) => Err(err.into()),
@@ -343,28 +378,36 @@ where
                 .and_then(|pair| validate::in_country(&valid.to, pair));
             *slot = match pair {
                 Err(err) => Slot::Done(Err(err)),
-                Ok(pair) => Slot::New {
-                    message: Box::new(Message {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        idempotency_key: valid.key,
-                        pair,
-                        session_id: Some(valid.request.session_id.trim().to_string())
-                            .filter(|s| !s.is_empty()),
-                        to: valid.to,
-                        body_length: valid.length,
-                        segments: valid.segments,
-                        status: Status::Accepted,
-                        provider: self.dispatcher.name().to_string(),
-                        provider_sid: None,
-                        error_code: None,
-                        error_message: None,
-                        created_at: now,
-                        updated_at: now,
-                        request_hash: Some(valid.hash),
-                        traceparent: TraceHeaders::of_span(&tracing::Span::current()).traceparent,
-                    }),
-                    body: valid.request.body,
-                },
+                Ok(pair) => {
+                    let plan = self.accounts.plan(&pair.route);
+                    let (first, reason) =
+                        plan.first().copied().unwrap_or((0, RouteReason::Default));
+                    Slot::New {
+                        message: Box::new(Message {
+                            id: uuid::Uuid::now_v7().to_string(),
+                            idempotency_key: valid.key,
+                            pair,
+                            session_id: Some(valid.request.session_id.trim().to_string())
+                                .filter(|s| !s.is_empty()),
+                            to: valid.to,
+                            body_length: valid.length,
+                            segments: valid.segments,
+                            status: Status::Accepted,
+                            provider: self.accounts.at(first).dispatcher.name().to_string(),
+                            route_reason: Some(reason),
+                            provider_sid: None,
+                            error_code: None,
+                            error_message: None,
+                            created_at: now,
+                            updated_at: now,
+                            request_hash: Some(valid.hash),
+                            traceparent: TraceHeaders::of_span(&tracing::Span::current())
+                                .traceparent,
+                        }),
+                        body: valid.request.body,
+                        plan,
+                    }
+                }
             };
         }
         Ok(slots)
@@ -523,21 +566,39 @@ where
         params: Vec<(String, String)>,
         signature: &str,
     ) -> Result<(), SmsError> {
-        let handler = self.dispatcher.connector();
-        if provider != handler.name() {
+        // Each account of the kind checks the signature with its own
+        // secret against its own URL: the one that signed it is the sender.
+        let of_kind: Vec<&Account> = self
+            .accounts
+            .iter()
+            .filter(|account| account.dispatcher.connector().name() == provider)
+            .collect();
+        if of_kind.is_empty() {
             return Err(SmsError::NotFound(format!("no provider {provider:?}")));
         }
-        let base = handler.callback_url().ok_or_else(|| {
-            SmsError::InvalidArgument("no status callback URL is configured".into())
-        })?;
-        let url = if query.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{query}")
-        };
-        if !handler.verify_callback(&url, &params, signature) {
+        let mut configured = false;
+        let signed_by = of_kind.into_iter().find(|account| {
+            let handler = account.dispatcher.connector();
+            let Some(base) = handler.callback_url() else {
+                return false;
+            };
+            configured = true;
+            let url = if query.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{query}")
+            };
+            handler.verify_callback(&url, &params, signature)
+        });
+        let Some(account) = signed_by else {
+            if !configured {
+                return Err(SmsError::InvalidArgument(
+                    "no status callback URL is configured".into(),
+                ));
+            }
             return Err(SmsError::InvalidSignature);
-        }
+        };
+        let handler = account.dispatcher.connector();
         let update = handler.parse_callback(&params).ok_or_else(|| {
             SmsError::InvalidArgument("callback without a known message id and status".into())
         })?;
@@ -554,8 +615,8 @@ where
         // gateway's call timeout: past it the callback stays kept, and a
         // provider id that never appears is unknown (a 404).
         let target = Target::Sid(sid.clone());
-        match tokio::time::timeout(CALLBACK_ANSWER_WITHIN, self.writer.apply(target, change)).await
-        {
+        let applied = account.writer.apply(target, change);
+        match tokio::time::timeout(CALLBACK_ANSWER_WITHIN, applied).await {
             Ok(Ok(Applied::Moved(_) | Applied::Stale(_))) => Ok(()),
             Ok(Err(err)) => Err(err.into()),
             Ok(Ok(Applied::Unknown)) | Err(_) => Err(SmsError::NotFound(format!(
@@ -576,6 +637,7 @@ enum Slot {
     New {
         message: Box<Message>,
         body: String,
+        plan: Plan,
     },
 }
 
@@ -759,6 +821,7 @@ fn change_for(id: &str, outcome: SendOutcome) -> Change {
             error_code: None,
             error_message: None,
             parts,
+            routed: None,
         },
         SendOutcome::Rejected { code, message } => Change::failed(code, &message),
         SendOutcome::Uncertain { message } => {

@@ -13,7 +13,7 @@ use smsops_proto::operator::v1::{
     GetPairRequest, ListPairsRequest, operator_service_client::OperatorServiceClient,
 };
 
-use crate::domain::{Pair, PairLookup};
+use crate::domain::{Pair, PairLookup, RouteStep};
 
 fn pair_of(pair: smsops_proto::operator::v1::Pair) -> Pair {
     Pair {
@@ -21,6 +21,15 @@ fn pair_of(pair: smsops_proto::operator::v1::Pair) -> Pair {
         country: pair.country,
         operator: pair.operator,
         is_high_priority: pair.is_high_priority,
+        route: pair
+            .route
+            .into_iter()
+            .map(|step| RouteStep {
+                provider: step.provider,
+                priority: step.priority,
+                weight: step.weight,
+            })
+            .collect(),
     }
 }
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
 use super::{
-    SmsCore, SmsError, Status,
-    providers::{CallbackUpdate, Lookup, codes},
+    Account, SmsCore, SmsError, Status,
+    providers::{Lookup, codes},
 };
 use crate::{
     domain::{Applied, Change, MessageRepository, Origin, Target},
@@ -182,6 +182,7 @@ fn change(status: Status, provider_status: &str, code: Option<&str>, why: Option
         error_code: code.map(Into::into),
         error_message: why.map(Into::into),
         parts: Vec::new(),
+        routed: None,
     }
 }
 
@@ -199,8 +200,27 @@ impl SmsCore {
     /// publishes its event, marked `reconciled`. All it keeps between
     /// rounds is in MySQL, so it resumes where it was after a crash.
     pub async fn reconcile_round(&self, config: &ReconcileConfig) -> Result<Round, SmsError> {
+        let mut round = Round::default();
+        for account in self.accounts().iter() {
+            let one = self.reconcile_account(account, config).await?;
+            round.looked_up += one.looked_up;
+            round.moved += one.moved;
+            round.ended += one.ended;
+            round.failed += one.failed;
+        }
+        Ok(round)
+    }
+
+    /// One round for the messages of one provider account, within the
+    /// budget every account gets.
+    async fn reconcile_account(
+        &self,
+        account: &Account,
+        config: &ReconcileConfig,
+    ) -> Result<Round, SmsError> {
         let now = Utc::now();
-        let provider = self.dispatcher.name();
+        let dispatcher = &account.dispatcher;
+        let provider = dispatcher.name();
         let budget = config.rate_per_second.max(1);
         let mut due = self
             .store
@@ -219,7 +239,7 @@ impl SmsCore {
         };
         let looked: Vec<(AwaitingReceipt, Lookup)> = futures::stream::iter(due)
             .map(|message| async move {
-                let lookup = self.dispatcher.lookup(&message.provider_sid).await;
+                let lookup = dispatcher.lookup(&message.provider_sid).await;
                 (message, lookup)
             })
             .buffer_unordered(CONCURRENCY)
@@ -273,6 +293,7 @@ impl SmsCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::providers::CallbackUpdate;
 
     fn waiting(age: TimeDelta, checks: u64) -> (AwaitingReceipt, DateTime<Utc>) {
         let now = Utc::now();

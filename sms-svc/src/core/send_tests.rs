@@ -21,15 +21,22 @@ use crate::{
     },
 };
 
-/// Answers each number as its last digit says, and keeps what it was sent.
+/// Answers each number as its last digit says (or, as a spare account,
+/// takes every one), and keeps what it was sent.
 #[derive(Default)]
 struct Scripted {
     submitted: Mutex<Vec<String>>,
+    takes_all: bool,
 }
 
 impl Scripted {
-    fn answer(to: &str) -> Attempt {
-        match to.chars().last() {
+    fn answer(&self, to: &str) -> Attempt {
+        let last = if self.takes_all {
+            None
+        } else {
+            to.chars().last()
+        };
+        match last {
             Some('1') => Attempt::Answered(ProviderReply::Rejected {
                 code: "21211".into(),
                 message: "invalid 'To' number".into(),
@@ -60,7 +67,7 @@ impl Connector for Scripted {
         if let Ok(mut submitted) = self.submitted.lock() {
             submitted.push(sms.to.to_string());
         }
-        Box::pin(async move { Self::answer(sms.to) })
+        Box::pin(async move { self.answer(sms.to) })
     }
 
     fn lookup<'a>(&'a self, _sid: &'a str) -> BoxFuture<'a, Lookup> {
@@ -79,6 +86,11 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(None)
+}
+
+/// With `spare`, a second account behind the scripted one.
+fn harness_with(spare: Option<Arc<Scripted>>) -> Harness {
     let store = MemoryStore::default();
     let provider = Arc::new(Scripted::default());
     let config = DeliveryConfig {
@@ -86,14 +98,19 @@ fn harness() -> Harness {
         max_attempts: 3,
         ..DeliveryConfig::default()
     };
-    let dispatcher = Dispatcher::new(provider.clone(), config);
+    let dispatcher = Dispatcher::new("scripted", provider.clone(), config);
     let pairs = MemoryPairs(vec![Pair {
         id: "p-gb".into(),
         country: "GB".into(),
         operator: "Vodafone".into(),
         is_high_priority: false,
+        route: Vec::new(),
     }]);
-    let core = SmsCore::new(store.clone(), pairs, dispatcher, None);
+    let mut dispatchers = vec![dispatcher];
+    if let Some(spare) = spare {
+        dispatchers.push(Dispatcher::new("spare", spare, config));
+    }
+    let core = SmsCore::new(store.clone(), pairs, dispatchers, None);
     Harness {
         core,
         store,
@@ -164,6 +181,55 @@ async fn each_message_is_kept_sent_and_its_answer_recorded() {
     let events: Vec<&str> = state.outbox.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(events.iter().filter(|t| **t == "sms.accepted").count(), 2);
     assert_eq!(events.iter().filter(|t| **t == "sms.queued").count(), 2);
+}
+
+#[tokio::test]
+async fn a_message_not_taken_goes_to_the_next_account_an_uncertain_one_never() {
+    let spare = Arc::new(Scripted {
+        takes_all: true,
+        ..Scripted::default()
+    });
+    let h = harness_with(Some(spare.clone()));
+    let caller = operator(Quota::UNLIMITED);
+    // Unreachable at the first account; lost at it; taken by it.
+    let batch = vec![
+        sms("+447700900102", ""),
+        sms("+447700900103", ""),
+        sms("+447700900100", ""),
+    ];
+    let results = h.core.send_batch(&caller, batch).await.expect("batch");
+    assert_eq!(statuses(&results), ["queued", "failed", "queued"]);
+    let routed: Vec<(&str, Option<&str>)> = results
+        .iter()
+        .map(|r| {
+            let m = r.as_ref().expect("kept");
+            (m.provider.as_str(), m.route_reason.map(|why| why.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            ("spare", Some("failover_not_taken")),
+            ("scripted", Some("default")),
+            ("scripted", Some("default")),
+        ]
+    );
+    assert_eq!(spare.submitted(), ["+447700900102"]);
+    // Its events say where it went, from the first answer on.
+    let state = h.store.state();
+    let moved = results[0].as_ref().expect("kept");
+    let kept = &state.messages[&moved.id];
+    assert_eq!(kept.provider, "spare");
+    let queued = state
+        .outbox
+        .iter()
+        .find(|e| e.event_type == "sms.queued" && e.payload.contains(&moved.id))
+        .expect("queued event");
+    assert!(
+        queued.payload.contains("\"provider\":\"spare\""),
+        "{}",
+        queued.payload
+    );
 }
 
 #[tokio::test]

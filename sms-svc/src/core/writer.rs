@@ -71,7 +71,7 @@ impl StatusWriter {
     /// whenever new events are in the outbox. It ends with the last handle.
     pub fn start<R: MessageRepository>(
         messages: R,
-        provider: &'static str,
+        provider: String,
         applied: Arc<tokio::sync::Notify>,
     ) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
@@ -117,7 +117,7 @@ impl StatusWriter {
 
 async fn run<R: MessageRepository>(
     messages: R,
-    provider: &'static str,
+    provider: String,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     applied: Arc<tokio::sync::Notify>,
     load: Arc<Load>,
@@ -152,7 +152,7 @@ async fn run<R: MessageRepository>(
         }
         batch.append(&mut waiting);
         let taken = batch.len();
-        waiting = apply(&messages, provider, batch, &applied).await;
+        waiting = apply(&messages, &provider, batch, &applied).await;
         load.waiting
             .fetch_sub(taken - waiting.len(), Ordering::AcqRel);
         load.fell.notify_waiters();

@@ -146,6 +146,7 @@ mod tests {
             error_code: None,
             error_message: None,
             parts: Vec::new(),
+            routed: None,
         }
     }
 

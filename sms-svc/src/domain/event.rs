@@ -24,6 +24,9 @@ struct SmsEvent<'a> {
     pub status: &'a str,
     pub error_code: Option<&'a str>,
     pub provider: &'a str,
+    /// Why that provider (see `RouteReason`); absent for reported results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_reason: Option<&'a str>,
     pub provider_sid: Option<&'a str>,
     /// The status was read from the provider by reconciliation, its
     /// receipt having never come; absent otherwise.
@@ -62,6 +65,7 @@ impl OutboxEvent {
             status: message.status.as_str(),
             error_code: message.error_code.as_deref(),
             provider: &message.provider,
+            route_reason: message.route_reason.map(super::RouteReason::as_str),
             provider_sid: message.provider_sid.as_deref(),
             reconciled: origin == Origin::Reconciled,
         };

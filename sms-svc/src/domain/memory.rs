@@ -4,14 +4,15 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
 use smsops_common::{ApiError, auth::Caller};
 
 use super::{
-    Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, Pair, PairLookup,
-    Part, QuotaLedger, RepoError, Status, StatusChange, Target, Working, apply_all,
+    Applied, Change, ListFilter, Message, MessageRepository, Origin, OutboxEvent, PaceLedger, Pair,
+    PairLookup, Part, QuotaLedger, RepoError, Status, StatusChange, Target, Working, apply_all,
     quota::{Granted, Window, grant},
 };
 
@@ -23,6 +24,8 @@ pub struct State {
     /// By the provider's id for the part.
     pub parts: HashMap<String, Part>,
     quota_used: HashMap<(String, char, DateTime<Utc>), u64>,
+    /// Each account's next free turn.
+    pace: HashMap<String, Instant>,
     /// While set, every write and every `get` fails as a database outage
     /// would.
     pub down: bool,
@@ -219,6 +222,27 @@ impl QuotaLedger for MemoryStore {
 
     async fn prune_quota_windows(&self) -> Result<u64, RepoError> {
         Ok(0)
+    }
+}
+
+impl PaceLedger for MemoryStore {
+    async fn book(
+        &self,
+        provider: &str,
+        count: u32,
+        spacing: Duration,
+        ahead: Duration,
+    ) -> Result<Option<Duration>, RepoError> {
+        let mut state = self.reachable()?;
+        let now = Instant::now();
+        let next = state.pace.get(provider).copied().unwrap_or(now).max(now);
+        if next - now > ahead {
+            return Ok(None);
+        }
+        state
+            .pace
+            .insert(provider.to_string(), next + spacing * count);
+        Ok(Some(next - now))
     }
 }
 

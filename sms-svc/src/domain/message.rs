@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{OutboxEvent, Status};
+use super::{OutboxEvent, RouteReason, RouteStep, Status};
 
 /// The country-operator pair a message is for, as operator-svc knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub struct Pair {
     pub country: String,
     pub operator: String,
     pub is_high_priority: bool,
+    /// Empty: the accounts in their configured order.
+    pub route: Vec<RouteStep>,
 }
 
 /// One SMS as smsops keeps it.
@@ -25,7 +27,11 @@ pub struct Message {
     pub body_length: u32,
     pub segments: u32,
     pub status: Status,
+    /// The provider account it went (or is going) to.
     pub provider: String,
+    /// Why that account; `None` for messages older than routes and for
+    /// reported results.
+    pub route_reason: Option<RouteReason>,
     pub provider_sid: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -49,6 +55,9 @@ pub struct Change {
     /// The provider's ids for the parts it took the message in, in order,
     /// when it sends each part a receipt of its own; empty otherwise.
     pub parts: Vec<String>,
+    /// Another account than the one chosen at acceptance took (or
+    /// refused) the message, and why it came to it.
+    pub routed: Option<(String, RouteReason)>,
 }
 
 impl Change {
@@ -61,6 +70,7 @@ impl Change {
             error_code: Some(code.into()),
             error_message: Some(message.chars().take(250).collect()),
             parts: Vec::new(),
+            routed: None,
         }
     }
 }
@@ -125,6 +135,14 @@ impl Message {
         if change.status.rank() <= self.status.rank() {
             return None;
         }
+        // Only the first answer to a send names another account: once a
+        // provider answered, the message is that provider's for good.
+        if let Some((provider, reason)) = &change.routed
+            && self.status == Status::Accepted
+        {
+            self.provider.clone_from(provider);
+            self.route_reason = Some(*reason);
+        }
         self.status = change.status;
         self.updated_at = at;
         if let Some(sid) = &change.provider_sid {
@@ -175,6 +193,7 @@ pub(super) mod tests {
                 country: "GB".into(),
                 operator: "Vodafone".into(),
                 is_high_priority: false,
+                route: Vec::new(),
             },
             session_id: None,
             to: "+447700900123".into(),
@@ -182,6 +201,7 @@ pub(super) mod tests {
             segments: 1,
             status: Status::Accepted,
             provider: "twilio".into(),
+            route_reason: Some(RouteReason::Default),
             provider_sid: None,
             error_code: None,
             error_message: None,
@@ -200,6 +220,7 @@ pub(super) mod tests {
             error_code: None,
             error_message: None,
             parts: Vec::new(),
+            routed: None,
         }
     }
 
@@ -225,6 +246,33 @@ pub(super) mod tests {
             assert!(message.apply(&to(late), at, Origin::Live).is_none());
         }
         assert_eq!(message.status, Status::Delivered);
+    }
+
+    #[test]
+    fn only_the_first_answer_moves_a_message_to_another_account() {
+        let mut message = message();
+        let routed = Some(("smsc".to_string(), RouteReason::FailoverNotTaken));
+        let queued = Change {
+            routed: routed.clone(),
+            ..to(Status::Queued)
+        };
+        let moved = message.apply(&queued, Utc::now(), Origin::Live);
+        assert!(moved.is_some_and(|t| {
+            t.event
+                .payload
+                .contains("\"route_reason\":\"failover_not_taken\"")
+        }));
+        assert_eq!(message.provider, "smsc");
+        let later = Change {
+            routed: Some(("spare".into(), RouteReason::FailoverOutage)),
+            ..to(Status::Sent)
+        };
+        message.apply(&later, Utc::now(), Origin::Live);
+        assert_eq!(message.status, Status::Sent);
+        assert_eq!(
+            (message.provider.as_str(), message.route_reason),
+            ("smsc", Some(RouteReason::FailoverNotTaken))
+        );
     }
 
     #[test]

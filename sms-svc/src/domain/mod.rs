@@ -8,13 +8,17 @@ mod message;
 mod part;
 pub mod quota;
 mod repository;
+pub mod route;
 mod status;
 
 pub use batch::{AppliedBatch, Working, apply_all};
 pub use event::OutboxEvent;
 pub use message::{Applied, Change, Message, Origin, Pair, StatusChange, Target, Transition};
 pub use part::{Part, combined};
-pub use repository::{ListFilter, MessageRepository, PairLookup, QuotaLedger, RepoError};
+pub use repository::{
+    ListFilter, MessageRepository, PaceLedger, PairLookup, QuotaLedger, RepoError,
+};
+pub use route::{RouteReason, RouteStep};
 pub use status::Status;
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub fn combined(parts: &[&Part]) -> Option<Change> {
             error_code: None,
             error_message: None,
             parts: Vec::new(),
+            routed: None,
         },
         Some(part) => Change {
             status: part.status.unwrap_or(Status::Undelivered),
@@ -78,6 +79,7 @@ pub fn combined(parts: &[&Part]) -> Option<Change> {
                 parts.len()
             )),
             parts: Vec::new(),
+            routed: None,
         },
     })
 }
@@ -94,6 +96,7 @@ mod tests {
             error_code: code.map(String::from),
             error_message: None,
             parts: Vec::new(),
+            routed: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! store implements them in production, and the unit tests implement them
 //! in memory.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use chrono::{DateTime, Utc};
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
@@ -156,6 +156,21 @@ pub trait QuotaLedger: Clone + Send + Sync + 'static {
 
     /// Drops windows long over; says how many.
     fn prune_quota_windows(&self) -> impl Future<Output = Result<u64, RepoError>> + Send;
+}
+
+/// Each provider account's send schedule, shared by every replica: turns
+/// `spacing` apart, booked a few at a time.
+pub trait PaceLedger: Clone + Send + Sync + 'static {
+    /// Books `count` turns on `provider`'s schedule after those already
+    /// booked; answers how long from now the first is, or `None` (booking
+    /// nothing) when the schedule is already booked more than `ahead`.
+    fn book(
+        &self,
+        provider: &str,
+        count: u32,
+        spacing: Duration,
+        ahead: Duration,
+    ) -> impl Future<Output = Result<Option<Duration>, RepoError>> + Send;
 }
 
 /// The pairs messages name, looked up as `caller`.

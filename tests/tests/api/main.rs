@@ -27,6 +27,7 @@ mod readiness;
 mod receipts;
 mod retention;
 mod roles;
+mod routing;
 mod sandbox;
 mod segments;
 mod sessions;

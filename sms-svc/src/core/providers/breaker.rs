@@ -15,7 +15,7 @@ struct State {
 }
 
 pub struct Breaker {
-    name: &'static str,
+    name: String,
     threshold: u32,
     cooldown: Duration,
     state: Mutex<State>,
@@ -23,9 +23,9 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(name: &'static str, threshold: u32, cooldown: Duration) -> Self {
+    pub fn new(name: &str, threshold: u32, cooldown: Duration) -> Self {
         Self {
-            name,
+            name: name.to_string(),
             threshold: threshold.max(1),
             cooldown,
             state: Mutex::new(State {
@@ -45,6 +45,19 @@ impl Breaker {
     #[cfg(test)]
     fn is_open(&self) -> bool {
         *self.open.borrow()
+    }
+
+    /// Whether [`Self::allow`] would let a call out now, without taking
+    /// the trial: routing sends to a provider whose cool-down is over, so
+    /// the trial happens and traffic can come back.
+    pub fn available(&self) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return true;
+        };
+        match state.open_until {
+            None => true,
+            Some(until) => Instant::now() >= until && !state.trial_in_flight,
+        }
     }
 
     /// Whether a call may go out now.
@@ -70,7 +83,7 @@ impl Breaker {
         state.failures = 0;
         state.trial_in_flight = false;
         if state.open_until.take().is_some() {
-            tracing::info!(provider = self.name, "circuit breaker closed");
+            tracing::info!(provider = %self.name, "circuit breaker closed");
             self.open.send_replace(false);
         }
     }
@@ -86,7 +99,7 @@ impl Breaker {
             state.trial_in_flight = false;
             if !was_open {
                 tracing::warn!(
-                    provider = self.name,
+                    provider = %self.name,
                     failures = state.failures,
                     cooldown_secs = self.cooldown.as_secs(),
                     "circuit breaker opened"
@@ -109,9 +122,11 @@ mod tests {
         }
         assert!(breaker.allow() && !breaker.is_open());
         breaker.failure();
-        assert!(breaker.is_open() && !breaker.allow());
+        assert!(breaker.is_open() && !breaker.available() && !breaker.allow());
         std::thread::sleep(Duration::from_millis(25));
+        assert!(breaker.available());
         assert!(breaker.allow(), "one trial after the cool-down");
+        assert!(!breaker.available(), "the trial is out");
         assert!(!breaker.allow(), "only one");
         breaker.success();
         assert!(!breaker.is_open() && breaker.allow());

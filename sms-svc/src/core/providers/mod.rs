@@ -77,6 +77,7 @@ impl CallbackUpdate {
             error_code: self.error_code,
             error_message: None,
             parts: Vec::new(),
+            routed: None,
         }
     }
 }
@@ -127,6 +128,11 @@ pub trait Connector: Send + Sync + 'static {
     fn take_receipts(&self) -> Option<tokio::sync::mpsc::Receiver<PushedReceipt>> {
         None
     }
+    /// Whether it can take messages now as far as it knows (SMPP: bound);
+    /// routing sends elsewhere while it cannot.
+    fn is_up(&self) -> bool {
+        true
+    }
     /// `text` without the account's identifiers and credentials, wherever
     /// they appear: what the provider answers may quote them, and every
     /// message of a [`SendOutcome`] is shown to users and logged.
@@ -143,6 +149,8 @@ pub mod codes {
     pub const UNREACHABLE: &str = "provider_unreachable";
     /// The circuit breaker is open: the provider has been failing.
     pub const CIRCUIT_OPEN: &str = "provider_unavailable";
+    /// A route names no account this service has (logged, not stored).
+    pub const UNKNOWN_ROUTE: &str = "route_unknown_providers";
     /// Reconciliation: the provider did not know the message by the last deadline.
     pub const RECEIPT_UNKNOWN: &str = "receipt_unknown";
     /// Reconciliation: the provider still had it short of final by the last deadline.
@@ -173,34 +181,68 @@ pub enum SendOutcome {
     },
 }
 
+/// Keeps an account's sends under its rate, across every replica.
+pub trait Pace: Send + Sync {
+    /// Waits for this replica's next turn; `Err` (why) when the account's
+    /// turns are taken too far ahead, or cannot be booked.
+    fn wait(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// One provider account: its connector, breaker, concurrency and rate.
 pub struct Dispatcher {
+    name: String,
     connector: Arc<dyn Connector>,
     config: DeliveryConfig,
     breaker: Breaker,
     in_flight: tokio::sync::Semaphore,
+    pace: Option<Arc<dyn Pace>>,
+    /// What `pace` keeps it to, for those who ask; 0 without one.
+    rate_per_second: u32,
 }
 
 impl Dispatcher {
-    pub fn new(connector: Arc<dyn Connector>, config: DeliveryConfig) -> Self {
-        let breaker = Breaker::new(
-            connector.name(),
-            config.breaker_threshold,
-            config.breaker_cooldown,
-        );
+    /// `name` is the account's, as routes and messages name it.
+    pub fn new(name: &str, connector: Arc<dyn Connector>, config: DeliveryConfig) -> Self {
+        let breaker = Breaker::new(name, config.breaker_threshold, config.breaker_cooldown);
         Self {
+            name: name.to_string(),
             connector,
             in_flight: tokio::sync::Semaphore::new(config.concurrency),
             config,
             breaker,
+            pace: None,
+            rate_per_second: 0,
         }
+    }
+
+    /// Every try waits its turn at `pace` first, which keeps the account
+    /// to `rate_per_second`.
+    pub fn paced(mut self, pace: Arc<dyn Pace>, rate_per_second: u32) -> Self {
+        self.pace = Some(pace);
+        self.rate_per_second = rate_per_second;
+        self
+    }
+
+    pub fn rate_per_second(&self) -> u32 {
+        self.rate_per_second
     }
 
     pub fn connector(&self) -> &dyn Connector {
         self.connector.as_ref()
     }
 
-    pub fn name(&self) -> &'static str {
-        self.connector.name()
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.config
+    }
+
+    /// Worth sending to now: bound (as far as the connector knows) and
+    /// its breaker not refusing.
+    pub fn is_up(&self) -> bool {
+        self.connector.is_up() && self.breaker.available()
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -233,7 +275,7 @@ impl Dispatcher {
             code: codes::UNREACHABLE,
             message: "not attempted".into(),
         };
-        let name = self.connector.name();
+        let name = &self.name;
         for attempt in 1..=self.config.max_attempts.max(1) {
             if attempt > 1 {
                 tokio::time::sleep(self.backoff(attempt)).await;
@@ -248,10 +290,25 @@ impl Dispatcher {
             let Ok(_slot) = self.in_flight.acquire().await else {
                 return last;
             };
+            // Its turn once it holds a slot: a turn taken first and then
+            // spent waiting for a slot would go out with the next ones.
+            if let Some(pace) = &self.pace
+                && let Err(why) = pace.wait().await
+            {
+                return SendOutcome::NotTaken {
+                    code: codes::RATE_LIMITED,
+                    message: why,
+                };
+            }
             let reply = match self.connector.submit(&sms).await {
                 Attempt::Answered(reply) => reply,
                 Attempt::Unreachable => {
-                    self.breaker.failure();
+                    // A connector that knows it is down (SMPP, unbound)
+                    // says so itself, and is back the moment it binds: the
+                    // breaker is for failures nothing else reports.
+                    if self.connector.is_up() {
+                        self.breaker.failure();
+                    }
                     last = SendOutcome::NotTaken {
                         code: codes::UNREACHABLE,
                         message: "provider connection failed".into(),

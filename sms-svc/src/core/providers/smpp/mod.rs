@@ -217,6 +217,10 @@ impl Connector for Smpp {
             .take()
     }
 
+    fn is_up(&self) -> bool {
+        self.link.sender().is_some()
+    }
+
     fn redact(&self, text: &str) -> String {
         let mut text = text.to_string();
         for secret in [&self.config.password, &self.config.system_id] {
