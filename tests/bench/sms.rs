@@ -3,7 +3,14 @@
 //! every message is on RabbitMQ, then prints the figures.
 //!
 //! `bench-sms [--messages N] [--concurrency C] [--batch B] [--with-consumers]
-//! [--sms-in-process] [--traces]`
+//! [--sms-in-process] [--traces] [--smpp | --route [--failover]]`
+//!
+//! `--smpp` sends through the sandbox's SMSC alone. `--route` runs two
+//! accounts, `twilio` and `smsc`, and sends on a pair routed to both at one
+//! priority, half each by weight; with `--failover` the route is the SMSC
+//! first and Twilio second, and a third of the way in the SMSC unbinds and
+//! refuses binds until the last batch is sent: the time from then until
+//! every batch goes at least 95 % to Twilio is printed.
 //!
 //! `--traces` runs four rounds, A B A B: sms-svc with traces off, then
 //! exporting over OTLP to a receiver in this process with 10 % of traces
@@ -103,6 +110,8 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let sms_apart = !std::env::args().any(|a| a == "--sms-in-process");
     // Over SMPP to the sandbox's SMSC instead of its Twilio.
     let smpp = std::env::args().any(|a| a == "--smpp");
+    let failover = std::env::args().any(|a| a == "--failover");
+    let routed = failover || std::env::args().any(|a| a == "--route");
     let child_env = traces.map_or_else(Vec::new, |receiver| {
         vec![
             (
@@ -121,7 +130,8 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         consumers,
         sms_apart,
         provider_concurrency: arg("--provider-concurrency", 64),
-        smpp_addr: smpp.then(|| sandbox.smsc_addr.clone()),
+        smpp_addr: (smpp || routed).then(|| sandbox.smsc_addr.clone()),
+        twilio_beside_smpp: routed,
         child_env,
         ..Options::default()
     };
@@ -135,6 +145,26 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         )
         .await
         .id();
+    if routed {
+        let route = if failover {
+            json!([{"provider": "smsc"}, {"provider": "twilio", "priority": 1}])
+        } else {
+            json!([{"provider": "smsc", "weight": 50}, {"provider": "twilio", "weight": 50}])
+        };
+        let path = format!("/api/v1/country-operators/{pair}");
+        let reply = app
+            .call(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&admin),
+                Some(json!({ "route": route })),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+        while sandbox.smsc_messages().await["bound"] != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let tally = EventQueue::tally(&app.exchange).await;
     let client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
         .await
@@ -143,7 +173,12 @@ async fn round(traces: Option<&Receiver>) -> f64 {
 
     println!(
         "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, provider {}, consumers {}, sms-svc {}, traces {}",
-        if smpp { "smpp" } else { "twilio" },
+        match (smpp, routed, failover) {
+            (true, _, _) => "smpp",
+            (_, true, false) => "route smsc 50 % + twilio 50 %",
+            (_, true, true) => "route smsc, then twilio (failover)",
+            _ => "twilio",
+        },
         if consumers { "running" } else { "off" },
         if sms_apart {
             "apart"
@@ -156,8 +191,14 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let started = Instant::now();
     let busy_before = smsops_tests::host::busy_cpu();
     let mut tasks = Vec::new();
+    let mut went_away = None;
     for first in (0..total).step_by(batch) {
         let permit = limit.clone().acquire_owned().await.unwrap();
+        if failover && went_away.is_none() && first >= total / 3 {
+            sandbox.set_faults(json!({"smsc_refuse_binds": true})).await;
+            sandbox.smsc_unbind().await;
+            went_away = Some(started.elapsed());
+        }
         let (mut client, token, pair) = (client.clone(), token.clone(), pair.clone());
         tasks.push(tokio::spawn(async move {
             let messages = (first..(first + batch).min(total))
@@ -173,32 +214,62 @@ async fn round(traces: Option<&Receiver>) -> f64 {
             let mut request = tonic::Request::new(SendSmsBatchRequest { messages });
             request.metadata_mut().insert("authorization", token);
             let at = Instant::now();
+            let begun = at - started;
             let reply = client.send_sms_batch(request).await.unwrap().into_inner();
             drop(permit);
             // A message Twilio took has four events (accepted, queued,
             // sent, delivered), one an SMSC took three (its receipt is the
             // final status); one that failed at once has two.
-            let taken = if smpp { 3 } else { 4 };
-            let (mut ok, mut events) = (0, 0);
+            let (mut ok, mut events, mut to_twilio) = (0, 0, 0);
             for result in &reply.results {
                 if let Some(send_sms_result::Result::Sms(sms)) = &result.result {
                     ok += 1;
+                    let taken = if sms.provider == "twilio" { 4 } else { 3 };
+                    to_twilio += usize::from(sms.provider == "twilio");
                     events += if sms.status == "failed" { 2 } else { taken };
                 }
             }
-            (ok, events, reply.results.len(), at.elapsed())
+            let share = to_twilio as f64 / reply.results.len().max(1) as f64;
+            (
+                ok,
+                events,
+                reply.results.len(),
+                at.elapsed(),
+                (begun, share),
+            )
         }));
     }
     let (mut accepted, mut expected_events) = (0, 0);
     let mut latencies = Vec::new();
+    let mut shares = Vec::new();
     for task in tasks {
-        let (ok, events, n, latency) = task.await.unwrap();
+        let (ok, events, n, latency, share) = task.await.unwrap();
         accepted += ok;
         expected_events += events;
         // A batch's latency is each of its messages' latency.
         latencies.extend(std::iter::repeat_n(latency, n));
+        shares.push(share);
     }
     let send_secs = started.elapsed().as_secs_f64();
+    if let Some(away) = went_away {
+        // Receipts of what the SMSC took wait for its next bind.
+        sandbox.set_faults(json!({})).await;
+        shares.sort_by_key(|share| share.0);
+        let after: Vec<&(Duration, f64)> = shares.iter().filter(|(at, _)| *at >= away).collect();
+        // The first batch from which on every one went ≥ 95 % to Twilio.
+        let moved = after
+            .iter()
+            .rposition(|(_, share)| *share < 0.95)
+            .map_or(after.first(), |last_short| after.get(last_short + 1));
+        match moved {
+            Some((at, _)) => println!(
+                "failover:            95 % of new sends at twilio {:.0} ms after the SMSC went away ({} batches after it)",
+                (*at - away).as_secs_f64() * 1000.0,
+                after.len()
+            ),
+            None => println!("failover:            never reached 95 % at twilio"),
+        }
+    }
     // Done once every event is in the test queue and the relay has had
     // them all confirmed (it empties the outbox only then). Callbacks can
     // cross (a `delivered` before its `sent` leaves no `sent` event), so
@@ -250,7 +321,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let queued = events.len();
     let unique: std::collections::HashSet<&str> = events.iter().map(String::as_str).collect();
     latencies.sort();
-    let received = if smpp {
+    let received = if smpp || routed {
         let smsc = sandbox.smsc_messages().await;
         println!(
             "smsc receipts sent:  {} in {all_secs:.1} s = {:.0} receipts/s ({} throttled)",
@@ -258,7 +329,17 @@ async fn round(traces: Option<&Receiver>) -> f64 {
             smsc["receipts_sent"].as_f64().unwrap_or(0.0) / all_secs,
             smsc["throttled"]
         );
-        json!({"count": smsc["count"], "duplicates": "n/a"})
+        if routed {
+            let twilio = sandbox.twilio_messages().await;
+            println!(
+                "split:               smsc {} parts, twilio {} messages (duplicates {})",
+                smsc["count"], twilio["count"], twilio["duplicates"]
+            );
+            let count = smsc["count"].as_u64().unwrap_or(0) + twilio["count"].as_u64().unwrap_or(0);
+            json!({"count": count, "duplicates": twilio["duplicates"]})
+        } else {
+            json!({"count": smsc["count"], "duplicates": "n/a"})
+        }
     } else {
         sandbox.twilio_messages().await
     };

@@ -279,7 +279,7 @@ async fn every_write_is_recorded_once_with_its_actor_target_and_change() {
     by(record, &admin_id, &admin_email, "admin");
     assert_eq!(
         record["after"],
-        json!({"country": "GB", "operator": name, "is_high_priority": false})
+        json!({"country": "GB", "operator": name, "is_high_priority": false, "route": []})
     );
     let record = one(&all, "pair.updated", &pair);
     assert_eq!(record["before"], json!({"operator": name}));
@@ -287,7 +287,7 @@ async fn every_write_is_recorded_once_with_its_actor_target_and_change() {
     let record = one(&all, "pair.deleted", &pair);
     assert_eq!(
         record["before"],
-        json!({"country": "GB", "operator": renamed, "is_high_priority": false})
+        json!({"country": "GB", "operator": renamed, "is_high_priority": false, "route": []})
     );
     assert!(record["after"].is_null());
     one(&all, "pair.created", &session_pair);
