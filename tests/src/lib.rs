@@ -945,6 +945,24 @@ impl TestApp {
         Reply::from_response(request.send().await.unwrap()).await
     }
 
+    /// `GET /sms/{id}` until the message is final, for at most `within`.
+    pub async fn wait_final(&self, token: &str, id: &str, within: Duration) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = self.get(&format!("/api/v1/sms/{id}"), token).await;
+            let status = reply.body["status"].as_str().unwrap_or("");
+            if ["delivered", "undelivered", "failed"].contains(&status) {
+                return reply.body;
+            }
+            assert!(
+                started.elapsed() < within,
+                "message {id} never became final: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }

@@ -103,6 +103,25 @@ impl Sandbox {
         self.inspect("smsc/messages").await
     }
 
+    /// Waits until the SMSC has `bound` sessions, for at most `within`.
+    pub async fn wait_smsc_bound(&self, bound: u64, within: std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let smsc = self.smsc_messages().await;
+            if smsc["bound"].as_u64() == Some(bound) {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "not {bound} bound: binds {} refused {} bound {}",
+                smsc["binds"],
+                smsc["refused_binds"],
+                smsc["bound"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Has the SMSC unbind every session bound to it.
     pub async fn smsc_unbind(&self) {
         let url = format!("{}/_sandbox/smsc/unbind", self.url);

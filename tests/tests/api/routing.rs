@@ -62,41 +62,6 @@ async fn send(app: &TestApp, token: &str, pair: &str, to: &str) -> Value {
     reply.body
 }
 
-async fn wait_final(app: &TestApp, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let reply = app.get(&format!("/api/v1/sms/{id}"), token).await;
-        let status = reply.body["status"].as_str().unwrap_or("");
-        if ["delivered", "undelivered", "failed"].contains(&status) {
-            return reply.body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "message {id} never became final: {}",
-            reply.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_bound(sandbox: &Sandbox, bound: u64) {
-    let started = Instant::now();
-    while sandbox.smsc_messages().await["bound"].as_u64() != Some(bound) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "not {bound} bound: {}",
-            {
-                let m = sandbox.smsc_messages().await;
-                format!(
-                    "binds {} refused {} bound {}",
-                    m["binds"], m["refused_binds"], m["bound"]
-                )
-            }
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pairs_route_chooses_its_provider_and_says_why() {
     let sandbox = sandbox(json!({}));
@@ -104,7 +69,7 @@ async fn a_pairs_route_chooses_its_provider_and_says_why() {
     let admin = app.admin_tokens().await.access;
     let (_, viewer) = app.new_user_as("viewer").await;
     let mut queue = EventQueue::bind(&app.exchange).await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(20)).await;
 
     let providers = app.get("/api/v1/providers", &viewer.access).await;
     assert_eq!(providers.status, StatusCode::OK, "{}", providers.body);
@@ -172,7 +137,13 @@ async fn a_pairs_route_chooses_its_provider_and_says_why() {
         "{via_twilio}"
     );
     for sent in [&via_smsc, &via_twilio] {
-        let detail = wait_final(&app, &admin, sent["id"].as_str().unwrap()).await;
+        let detail = app
+            .wait_final(
+                &admin,
+                sent["id"].as_str().unwrap(),
+                Duration::from_secs(20),
+            )
+            .await;
         assert_eq!(detail["status"], "delivered", "{detail}");
         assert_eq!(detail["provider"], sent["provider"]);
     }
@@ -236,7 +207,7 @@ async fn an_smsc_that_goes_away_hands_its_share_to_twilio_and_takes_it_back() {
         json!([{"provider": "smsc"}, {"provider": "twilio", "priority": 1}]),
     )
     .await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(20)).await;
 
     let started = Instant::now();
     let mut sent: Vec<Sent> = Vec::new();
@@ -253,7 +224,7 @@ async fn an_smsc_that_goes_away_hands_its_share_to_twilio_and_takes_it_back() {
         }
         if came_back.is_none() && at > Duration::from_secs(4) {
             sandbox.set_faults(json!({})).await;
-            wait_bound(&sandbox, 1).await;
+            sandbox.wait_smsc_bound(1, Duration::from_secs(20)).await;
             came_back = Some(started.elapsed());
         }
         if came_back.is_some_and(|back| at > back + Duration::from_secs(2)) {
@@ -307,7 +278,7 @@ async fn an_smsc_that_goes_away_hands_its_share_to_twilio_and_takes_it_back() {
     // fails provider_uncertain and is not sent again.
     let mut uncertain = 0;
     for s in &sent {
-        let detail = wait_final(&app, &admin, &s.id).await;
+        let detail = app.wait_final(&admin, &s.id, Duration::from_secs(20)).await;
         match detail["status"].as_str() {
             Some("delivered") => {}
             Some("failed") if detail["error_code"] == "provider_uncertain" => uncertain += 1,
@@ -394,7 +365,7 @@ async fn a_rate_holds_across_two_replicas() {
     let pair = pair(&app, &admin).await;
     route(&app, &admin, &pair, json!([{"provider": "smsc"}])).await;
     let second = app.spawn_sms_replica(smsops_tests::free_addr()).await;
-    wait_bound(&sandbox, 2).await;
+    sandbox.wait_smsc_bound(2, Duration::from_secs(20)).await;
 
     // 200 messages, half through each replica, all at once: four seconds
     // of the account's rate.

@@ -41,23 +41,6 @@ async fn send(app: &TestApp, token: &str, pair: &str, to: &str, body: &str) -> V
     reply.body
 }
 
-async fn wait_final(app: &TestApp, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let reply = app.get(&format!("/api/v1/sms/{id}"), token).await;
-        let status = reply.body["status"].as_str().unwrap_or("");
-        if ["delivered", "undelivered", "failed"].contains(&status) {
-            return reply.body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "message {id} never became final: {}",
-            reply.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn history(detail: &Value) -> Vec<String> {
     detail["history"]
         .as_array()
@@ -75,18 +58,6 @@ fn statuses_of(events: &[Event], id: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the SMSC has `bound` sessions.
-async fn wait_bound(sandbox: &Sandbox, bound: u64) {
-    let started = Instant::now();
-    while sandbox.smsc_messages().await["bound"].as_u64() != Some(bound) {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not {bound} bound"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_ucs2_text_goes_in_five_parts_and_ends_in_one_status() {
     let sandbox = smsc(json!([
@@ -98,7 +69,7 @@ async fn a_long_ucs2_text_goes_in_five_parts_and_ends_in_one_status() {
     let (_, user) = app.new_user().await;
     let pair = pair(&app, &admin).await;
     let mut queue = EventQueue::bind(&app.exchange).await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(10)).await;
 
     // 300 Cyrillic characters: UCS-2, 67 to a headed part, five parts.
     let text: String = "Привет, мир! ".chars().cycle().take(300).collect();
@@ -107,7 +78,9 @@ async fn a_long_ucs2_text_goes_in_five_parts_and_ends_in_one_status() {
     assert_eq!(sent["provider"], "smpp");
     assert_eq!(sent["segments"], 5);
     let id = sent["id"].as_str().unwrap().to_string();
-    let detail = wait_final(&app, &user.access, &id).await;
+    let detail = app
+        .wait_final(&user.access, &id, Duration::from_secs(15))
+        .await;
     assert_eq!(detail["status"], "delivered", "{detail}");
     assert_eq!(history(&detail), ["accepted", "queued", "delivered"]);
 
@@ -132,7 +105,9 @@ async fn a_long_ucs2_text_goes_in_five_parts_and_ends_in_one_status() {
     // SMSC's error; a short text is one part without a header.
     let bad = send(&app, &user.access, &pair, "+447700900201", "short one").await;
     let bad_id = bad["id"].as_str().unwrap().to_string();
-    let detail = wait_final(&app, &user.access, &bad_id).await;
+    let detail = app
+        .wait_final(&user.access, &bad_id, Duration::from_secs(15))
+        .await;
     assert_eq!(detail["status"], "undelivered", "{detail}");
     assert_eq!(detail["error_code"], "smpp_003", "{detail}");
     let smsc = sandbox.smsc_messages().await;
@@ -166,21 +141,27 @@ async fn an_unbound_or_throttled_bind_loses_no_message() {
     let app = app_over(&sandbox).await;
     let admin = app.admin_tokens().await.access;
     let pair = pair(&app, &admin).await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(10)).await;
 
     // Sent, then the SMSC unbinds before the receipt is due: the receipt
     // waits for the next bind, which comes on its own.
     let first = send(&app, &admin, &pair, "+447700900301", "before the unbind").await;
     sandbox.smsc_unbind().await;
     let started = Instant::now();
-    wait_bound(&sandbox, 0).await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(0, Duration::from_secs(10)).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(10)).await;
     let rebound = started.elapsed();
     assert!(
         sandbox.smsc_messages().await["binds"].as_u64() >= Some(2),
         "bound again after {rebound:?}"
     );
-    let detail = wait_final(&app, &admin, first["id"].as_str().unwrap()).await;
+    let detail = app
+        .wait_final(
+            &admin,
+            first["id"].as_str().unwrap(),
+            Duration::from_secs(15),
+        )
+        .await;
     assert_eq!(detail["status"], "delivered", "{detail}");
 
     // Throttled: tried again, not failed, and sent once.
@@ -191,7 +172,9 @@ async fn an_unbound_or_throttled_bind_loses_no_message() {
     let body = send(&app, &admin, &pair, "+447700900303", &long).await;
     assert_eq!(body["status"], "queued", "{body}");
     for id in [&throttled["id"], &body["id"]] {
-        let detail = wait_final(&app, &admin, id.as_str().unwrap()).await;
+        let detail = app
+            .wait_final(&admin, id.as_str().unwrap(), Duration::from_secs(15))
+            .await;
         assert_eq!(detail["status"], "delivered", "{detail}");
     }
     let smsc = sandbox.smsc_messages().await;
@@ -227,7 +210,7 @@ async fn receipts_for_one_replicas_parts_are_kept_by_another() {
     let admin = app.admin_tokens().await.access;
     let pair = pair(&app, &admin).await;
     let second = app.spawn_sms_replica(smsops_tests::free_addr()).await;
-    wait_bound(&sandbox, 2).await;
+    sandbox.wait_smsc_bound(2, Duration::from_secs(10)).await;
 
     // Three GSM parts, sent through the gateway's replica, which then goes.
     let text = "a".repeat(400);
@@ -235,7 +218,7 @@ async fn receipts_for_one_replicas_parts_are_kept_by_another() {
     assert_eq!(sent["segments"], 3, "{sent}");
     let id = sent["id"].as_str().unwrap().to_string();
     app.stop_sms().await;
-    wait_bound(&sandbox, 1).await;
+    sandbox.wait_smsc_bound(1, Duration::from_secs(10)).await;
 
     let started = Instant::now();
     loop {
