@@ -26,6 +26,8 @@ pub struct AuthConfig {
     /// process-svc's service account, created (or reset) at start-up with
     /// the same email and password process-svc signs in with.
     pub service_account: Option<AccountSeed>,
+    /// notify-svc's, likewise: it records the route switches it makes.
+    pub notify_account: Option<AccountSeed>,
     /// Who may sign up: `invite` (default), `open` (as viewers) or `closed`.
     pub signup: SignupPolicy,
     /// What each role may send unless a user has a quota of its own.
@@ -78,13 +80,8 @@ impl AuthConfig {
                 ));
             }
         };
-        let service_account = match config::optional::<String>("SMSOPS_PROCESS_PASSWORD")? {
-            Some(password) => Some(AccountSeed {
-                email: config::string_or("SMSOPS_PROCESS_EMAIL", "process-svc@smsops.local")?,
-                password,
-            }),
-            None => None,
-        };
+        let service_account = seed("SMSOPS_PROCESS", "process-svc@smsops.local")?;
+        let notify_account = seed("SMSOPS_NOTIFY", "notify-svc@smsops.local")?;
         Ok(Self {
             prometheus_addr: config::or(
                 "SMSOPS_AUTH_PROMETHEUS_ADDR",
@@ -109,6 +106,7 @@ impl AuthConfig {
             refresh_ttl: config::secs_or("SMSOPS_AUTH_REFRESH_TTL_SECS", 30 * 24 * 3600)?,
             admin,
             service_account,
+            notify_account,
             changes: Some(ChangesConfig {
                 amqp_url: config::amqp_url()?,
                 exchange: config::string_or("SMSOPS_CHANGES_EXCHANGE", "changes.events")?,
@@ -137,4 +135,16 @@ fn quota(per_minute: (&str, u64), per_day: (&str, u64)) -> Result<Quota, ConfigE
         per_minute: cap(per_minute)?,
         per_day: cap(per_day)?,
     })
+}
+
+/// A service account from `<settings>_PASSWORD` and `<settings>_EMAIL`;
+/// none without the password.
+fn seed(settings: &str, email: &str) -> Result<Option<AccountSeed>, ConfigError> {
+    let Some(password) = config::optional::<String>(&format!("{settings}_PASSWORD"))? else {
+        return Ok(None);
+    };
+    Ok(Some(AccountSeed {
+        email: config::string_or(&format!("{settings}_EMAIL"), email)?,
+        password,
+    }))
 }

@@ -73,10 +73,10 @@ impl Application {
                 .await
                 .map_err(|err| StartupError::Setup(format!("seeding the admin: {err}")))?;
         }
-        if let Some(account) = &config.service_account {
+        for account in config.service_account.iter().chain(&config.notify_account) {
             core.ensure_service_account(&account.email, &account.password)
                 .await
-                .map_err(|err| StartupError::Setup(format!("the service account: {err}")))?;
+                .map_err(|err| StartupError::Setup(format!("a service account: {err}")))?;
         }
         let verifier = TokenVerifier::following(
             config.tokens.clone(),

@@ -64,6 +64,10 @@ pub mod kind {
     pub const ALERT_RULES_UPDATED: &str = "alert_rules.updated";
     /// A manual alert (`POST /alerts`).
     pub const ALERT_RAISED: &str = "alert.raised";
+    /// A pair's traffic moved off a provider that stopped delivering it.
+    pub const ROUTE_FAILED_OVER: &str = "route.failed_over";
+    /// It came back once that provider delivered again.
+    pub const ROUTE_RESTORED: &str = "route.restored";
 }
 
 /// How long `record` waits for auth-svc before leaving the entry to the

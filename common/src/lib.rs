@@ -1,6 +1,7 @@
 //! What every smsops service shares. Nothing here knows about a particular
 //! service's domain; it is the common shape they all stand on.
 
+pub mod account;
 pub mod amqp;
 pub mod audit;
 pub mod auth;

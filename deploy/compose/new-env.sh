@@ -18,6 +18,7 @@ random() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
 {
   echo "SMSOPS_ADMIN_PASSWORD=$(random)"
   echo "SMSOPS_PROCESS_PASSWORD=$(random)"
+  echo "SMSOPS_NOTIFY_PASSWORD=$(random)"
   echo "SMSOPS_MYSQL_PASSWORD=$(random)"
   echo "SMSOPS_AMQP_PASSWORD=$(random)"
 } > .env

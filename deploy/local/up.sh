@@ -29,7 +29,8 @@ if [ -z "${SMSOPS_ADMIN_PASSWORD:-}" ]; then
   SMSOPS_ADMIN_PASSWORD="$(cat "$DATA_DIR/admin-password")"
 fi
 export SMSOPS_ADMIN_PASSWORD
-# process-svc sends as its own service account, created on its first sign-in.
+# process-svc sends as its own service account and notify-svc records its
+# route switches as its own; auth-svc creates both at start-up.
 if [ -z "${SMSOPS_PROCESS_PASSWORD:-}" ]; then
   if [ ! -s "$DATA_DIR/process-password" ]; then
     head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/process-password"
@@ -37,6 +38,13 @@ if [ -z "${SMSOPS_PROCESS_PASSWORD:-}" ]; then
   SMSOPS_PROCESS_PASSWORD="$(cat "$DATA_DIR/process-password")"
 fi
 export SMSOPS_PROCESS_PASSWORD
+if [ -z "${SMSOPS_NOTIFY_PASSWORD:-}" ]; then
+  if [ ! -s "$DATA_DIR/notify-password" ]; then
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$DATA_DIR/notify-password"
+  fi
+  SMSOPS_NOTIFY_PASSWORD="$(cat "$DATA_DIR/notify-password")"
+fi
+export SMSOPS_NOTIFY_PASSWORD
 
 # Without real Twilio credentials, the sandbox stands in for Twilio and Telegram.
 USE_SANDBOX=""

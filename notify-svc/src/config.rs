@@ -1,6 +1,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use smsops_common::{
+    account::ServiceAccount,
     config::{self, ConfigError, TokenSettings},
     grpc::ClientTimeouts,
 };
@@ -21,10 +22,17 @@ pub struct NotifyConfig {
     /// `<queue>.dlq` takes what cannot be read.
     pub queue: String,
     pub prefetch: u16,
-    /// How often the rules are evaluated.
+    /// How often the rules are evaluated, and the sick routes published.
     pub evaluate_every: Duration,
+    /// Durable topic exchange the sick routes go to, for sms-svc.
+    pub route_health_exchange: String,
+    /// The account notify-svc records its route switches as; without
+    /// one the switches are made and alerted but not in the audit log.
+    pub account: Option<ServiceAccount>,
     pub telegram: TelegramConfig,
     pub auth_url: String,
+    /// sms-svc, asked how many provider accounts it has.
+    pub sms_url: String,
     pub tokens: TokenSettings,
     pub timeouts: ClientTimeouts,
     /// How long a taken-in event's id is kept to recognise a redelivery.
@@ -73,6 +81,11 @@ impl NotifyConfig {
             queue: config::string_or("SMSOPS_NOTIFY_QUEUE", "notify-svc.events")?,
             prefetch: config::or("SMSOPS_NOTIFY_PREFETCH", 500)?,
             evaluate_every: config::millis_or("SMSOPS_NOTIFY_EVALUATE_MS", 1000)?,
+            route_health_exchange: config::string_or(
+                "SMSOPS_ROUTE_HEALTH_EXCHANGE",
+                "route.health",
+            )?,
+            account: account()?,
             telegram: TelegramConfig {
                 base_url: config::string_or("SMSOPS_TELEGRAM_URL", "https://api.telegram.org")?,
                 bot_token: config::optional("SMSOPS_TELEGRAM_BOT_TOKEN")?,
@@ -80,10 +93,28 @@ impl NotifyConfig {
                 request_timeout: config::secs_or("SMSOPS_TELEGRAM_TIMEOUT_SECS", 10)?,
             },
             auth_url: config::auth_url()?,
+            sms_url: config::string_or("SMSOPS_SMS_URL", "http://127.0.0.1:50053")?,
             dedupe_keep: config::secs_or("SMSOPS_NOTIFY_DEDUPE_SECS", 3 * 86_400)?,
             retention_every: config::secs_or("SMSOPS_RETENTION_EVERY_SECS", 60)?,
             tokens: TokenSettings::from_env()?,
             timeouts: ClientTimeouts::from_env()?,
         })
     }
+}
+
+fn account() -> Result<Option<ServiceAccount>, ConfigError> {
+    let Some(password) = config::optional::<String>("SMSOPS_NOTIFY_PASSWORD")? else {
+        return Ok(None);
+    };
+    if password.len() < 12 {
+        return Err(ConfigError::new(
+            "SMSOPS_NOTIFY_PASSWORD",
+            "the service account's password, at least 12 characters",
+        ));
+    }
+    Ok(Some(ServiceAccount {
+        email: config::string_or("SMSOPS_NOTIFY_EMAIL", "notify-svc@smsops.local")?,
+        password,
+        settings: "SMSOPS_NOTIFY",
+    }))
 }

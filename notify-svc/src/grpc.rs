@@ -8,7 +8,7 @@ use smsops_proto::notify::v1::{self as pb, notify_service_server::NotifyService}
 use tonic::{Request, Response, Status};
 
 use crate::{
-    core::{NotifyCore, rules},
+    core::{NotifyCore, route_health::RouteHealthRule, rules},
     store::AlertRow,
 };
 
@@ -71,9 +71,13 @@ impl NotifyService for NotifyGrpc {
         // A caller from before the receipt-gap or slow-delivery rule leaves
         // it as stored.
         let request = request.into_inner();
-        let current = match (&request.receipt_gap, &request.slow_delivery) {
-            (Some(_), Some(_)) => rules::Rules::default(),
-            _ => self.core.get_rules(&caller).await?,
+        let every_rule = request.receipt_gap.is_some()
+            && request.slow_delivery.is_some()
+            && request.route_health.is_some();
+        let current = if every_rule {
+            rules::Rules::default()
+        } else {
+            self.core.get_rules(&caller).await?
         };
         let rules = rules_from_pb(request, current)?;
         Ok(Response::new(rules_to_pb(
@@ -129,6 +133,7 @@ pub fn alert_of(a: AlertRow) -> pb::Alert {
         resolved_at: a.resolved_at.map(time).unwrap_or_default(),
         message: a.message,
         delivery: a.delivery,
+        provider: a.provider.unwrap_or_default(),
     }
 }
 
@@ -163,6 +168,16 @@ fn rules_to_pb(r: rules::Rules) -> pb::Rules {
             window_seconds: r.slow_delivery.window_seconds,
             min_delivered: r.slow_delivery.min_delivered,
             hysteresis_seconds: r.slow_delivery.hysteresis_seconds,
+        }),
+        route_health: Some(pb::RouteHealthRule {
+            enabled: r.route_health.enabled,
+            threshold: r.route_health.threshold,
+            high_priority_threshold: r.route_health.high_priority_threshold,
+            window_seconds: r.route_health.window_seconds,
+            min_finished: r.route_health.min_finished,
+            hysteresis: r.route_health.hysteresis,
+            probe_share: r.route_health.probe_share,
+            min_probes: r.route_health.min_probes,
         }),
         cooldown_seconds: r.cooldown_seconds,
     }
@@ -213,6 +228,18 @@ fn rules_from_pb(r: pb::Rules, current: rules::Rules) -> Result<rules::Rules, St
                 hysteresis_seconds: slow.hysteresis_seconds,
             }
         }),
+        route_health: r
+            .route_health
+            .map_or(current.route_health, |route| RouteHealthRule {
+                enabled: route.enabled,
+                threshold: route.threshold,
+                high_priority_threshold: route.high_priority_threshold,
+                window_seconds: route.window_seconds,
+                min_finished: route.min_finished,
+                hysteresis: route.hysteresis,
+                probe_share: route.probe_share,
+                min_probes: route.min_probes,
+            }),
         cooldown_seconds: r.cooldown_seconds,
     })
 }

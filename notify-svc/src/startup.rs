@@ -5,8 +5,10 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use smsops_common::retention::{Horizon, Retention};
 use smsops_common::{
-    audit::Recorder,
+    account::AccountToken,
+    audit::{Recorder, ServiceToken},
     auth::{AuthServiceKeys, TokenVerifier},
+    changes::Changes,
     grpc::lazy_channel,
     service::{Bootstrap, Service},
     startup::StartupError,
@@ -15,8 +17,12 @@ use smsops_proto::notify::v1::notify_service_server::{NotifyServiceServer, SERVI
 use tokio::sync::watch;
 
 use crate::{
-    config::NotifyConfig, consumer::EventConsumer, core::NotifyCore, grpc::NotifyGrpc,
-    store::Store, telegram::Sender,
+    config::NotifyConfig,
+    consumer::EventConsumer,
+    core::{NotifyCore, RouteHealthFeed, providers::ProviderCount},
+    grpc::NotifyGrpc,
+    store::Store,
+    telegram::Sender,
 };
 
 /// How often watchers' alert changes are looked for.
@@ -52,8 +58,29 @@ impl Application {
             Vec::new()
         };
         let auth = lazy_channel("SMSOPS_AUTH_URL", &config.auth_url, config.timeouts)?;
-        let audit = Recorder::auth_service(auth.clone(), None);
-        let core = NotifyCore::new(store, chats, audit.clone())
+        let account = config
+            .account
+            .clone()
+            .map(|account| Arc::new(AccountToken::new(auth.clone(), account)));
+        if account.is_none() {
+            tracing::warn!(
+                "no SMSOPS_NOTIFY_PASSWORD: route switches are made and alerted, not audited"
+            );
+        }
+        let audit = Recorder::auth_service(
+            auth.clone(),
+            account.clone().map(|a| a as Arc<dyn ServiceToken>),
+        );
+        let sms = lazy_channel("SMSOPS_SMS_URL", &config.sms_url, config.timeouts)?;
+        let route_health = RouteHealthFeed {
+            changes: Changes::start(
+                config.amqp_url.clone(),
+                config.route_health_exchange.clone(),
+            ),
+            every: config.evaluate_every,
+            providers: ProviderCount::new(sms, account),
+        };
+        let core = NotifyCore::new(store, chats, audit.clone(), route_health)
             .await
             .map_err(|err| StartupError::Database(err.to_string()))?;
         let verifier =
@@ -93,11 +120,15 @@ impl Application {
     }
 }
 
-/// Runs the rules once over every pair.
+/// Runs the rules once over every pair, then tells sms-svc which routes
+/// are sick (even when evaluating failed: the routes are as stored).
 async fn evaluate(core: Arc<NotifyCore>) {
     match core.evaluate().await {
         Ok(()) => core.exported().evaluated(),
         Err(err) => tracing::warn!(error = %err, "evaluating alert rules failed"),
+    }
+    if let Err(err) = core.publish_route_health().await {
+        tracing::warn!(error = %err, "reading the sick routes failed");
     }
 }
 

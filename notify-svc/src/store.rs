@@ -37,6 +37,8 @@ pub struct NewAlert {
     pub pair_id: Option<String>,
     pub country: Option<String>,
     pub operator: Option<String>,
+    /// The provider account of a route_health alert.
+    pub provider: Option<String>,
     pub message: String,
     /// A manual alert is a notice: recorded resolved at once.
     pub notice: bool,
@@ -72,6 +74,7 @@ pub struct AlertRow {
     pub message: String,
     pub updated_at: DateTime<Utc>,
     pub delivery: String,
+    pub provider: Option<String>,
 }
 
 /// One pair's finished messages over a window.
@@ -87,6 +90,18 @@ pub struct PairWindow {
     pub failed: i64,
     /// Finished through receipt reconciliation, their callback never having come.
     pub reconciled: i64,
+}
+
+/// What one provider account finished of one pair's messages over a window.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RouteWindow {
+    pub pair_id: String,
+    pub provider: String,
+    pub country: String,
+    pub operator: String,
+    pub is_high_priority: i64,
+    pub delivered: i64,
+    pub finished: i64,
 }
 
 /// How long a pair's delivered messages took over a window.
@@ -115,7 +130,7 @@ pub struct Notification {
 }
 
 const ALERT_COLUMNS: &str = "a.id, a.rule, a.pair_id, a.country, a.operator, a.state, a.opened_at, \
-     a.resolved_at, a.message, a.updated_at, \
+     a.resolved_at, a.message, a.updated_at, a.provider, \
      (SELECT CASE WHEN COUNT(*) = 0 THEN 'not_configured' \
              WHEN SUM(n.status <> 'sent') = 0 THEN 'sent' \
              WHEN SUM(n.status <> 'sent' AND n.attempts > 0) > 0 THEN 'retrying' \
@@ -222,7 +237,7 @@ impl Store {
                 }) => {
                     let open: Option<String> =
                         sqlx::query_scalar("SELECT id FROM alerts WHERE open_key = ? FOR UPDATE")
-                            .bind(open_key(rule, Some(pair_id)))
+                            .bind(open_key(rule, Some(pair_id), None))
                             .fetch_optional(&mut *tx)
                             .await?;
                     if let Some(id) = open {
@@ -311,6 +326,38 @@ impl Store {
             entry.delivered.add(bin, count.max(0) as u64);
         }
         Ok(pairs)
+    }
+
+    /// What each provider finished of each pair's messages since `since`,
+    /// high-priority pairs first: they move first.
+    pub async fn route_windows(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RouteWindow>, StoreError> {
+        // Every provider bucket has its outcome bucket: one transaction writes both.
+        Ok(sqlx::query_as(
+            "SELECT p.pair_id, p.provider, MAX(o.country) AS country, MAX(o.operator) AS operator, \
+             CAST(MAX(o.is_high_priority) AS SIGNED) AS is_high_priority, \
+             CAST(SUM(p.delivered) AS SIGNED) AS delivered, \
+             CAST(SUM(p.finished) AS SIGNED) AS finished \
+             FROM provider_outcomes p JOIN pair_outcomes o \
+             ON o.pair_id = p.pair_id AND o.bucket_at = p.bucket_at \
+             WHERE p.bucket_at >= ? GROUP BY p.pair_id, p.provider \
+             ORDER BY is_high_priority DESC, p.pair_id, p.provider",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The routes whose route_health alert is open: (pair, provider).
+    pub async fn sick_routes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT pair_id, provider FROM alerts WHERE rule = 'route_health' AND state = 'open' \
+             AND pair_id IS NOT NULL AND provider IS NOT NULL ORDER BY pair_id, provider",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
@@ -450,7 +497,12 @@ impl Store {
 
     /// Forgets outcomes older than the rules can look at.
     pub async fn prune(&self, outcomes_before: DateTime<Utc>) -> Result<(), StoreError> {
-        for table in ["pair_outcomes", "pair_errors", "pair_latency"] {
+        for table in [
+            "pair_outcomes",
+            "pair_errors",
+            "pair_latency",
+            "provider_outcomes",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE bucket_at < ? LIMIT 10000"
             ))
@@ -463,8 +515,12 @@ impl Store {
     }
 }
 
-fn open_key(rule: &str, pair: Option<&String>) -> String {
-    format!("{rule}|{}", pair.map(String::as_str).unwrap_or(""))
+fn open_key(rule: &str, pair: Option<&String>, provider: Option<&String>) -> String {
+    let pair = pair.map(String::as_str).unwrap_or("");
+    match provider {
+        Some(provider) => format!("{rule}|{pair}|{provider}"),
+        None => format!("{rule}|{pair}"),
+    }
 }
 
 async fn open_in(
@@ -490,19 +546,25 @@ async fn open_in(
     } else {
         (
             "open",
-            Some(open_key(&alert.rule, alert.pair_id.as_ref())),
+            Some(open_key(
+                &alert.rule,
+                alert.pair_id.as_ref(),
+                alert.provider.as_ref(),
+            )),
             None,
         )
     };
     let inserted = sqlx::query(
-        "INSERT IGNORE INTO alerts (id, rule, pair_id, country, operator, state, open_key, \
-         opened_at, resolved_at, message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT IGNORE INTO alerts (id, rule, pair_id, country, operator, provider, state, \
+         open_key, opened_at, resolved_at, message, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&alert.id)
     .bind(&alert.rule)
     .bind(&alert.pair_id)
     .bind(&alert.country)
     .bind(&alert.operator)
+    .bind(&alert.provider)
     .bind(state)
     .bind(key)
     .bind(now)
@@ -581,8 +643,21 @@ async fn add_outcomes(
     let mut counts: BTreeMap<(String, DateTime<Utc>), Counts> = BTreeMap::new();
     let mut errors: BTreeMap<(String, DateTime<Utc>, String), i64> = BTreeMap::new();
     let mut latency: BTreeMap<(String, DateTime<Utc>, u16), i64> = BTreeMap::new();
+    // (pair, provider, bucket) → (delivered, finished)
+    let mut routes: BTreeMap<(String, String, DateTime<Utc>), (i64, i64)> = BTreeMap::new();
     for outcome in outcomes {
         let at = bucket(outcome.occurred_at);
+        if let Some((provider, delivered)) = outcome.route_outcome() {
+            let entry = routes
+                .entry((
+                    outcome.country_operator_id.clone(),
+                    provider.to_string(),
+                    at,
+                ))
+                .or_insert((0, 0));
+            entry.0 += i64::from(delivered);
+            entry.1 += 1;
+        }
         if let Some(ms) = outcome.delivery_ms() {
             let bin = smsops_common::latency::bin(ms);
             *latency
@@ -655,6 +730,27 @@ async fn add_outcomes(
                 .push_bind(count);
         });
         insert.push(" ON DUPLICATE KEY UPDATE count = count + VALUES(count)");
+        insert.build().execute(&mut **tx).await?;
+    }
+    if !routes.is_empty() {
+        let mut insert = QueryBuilder::<MySql>::new(
+            "INSERT INTO provider_outcomes (pair_id, provider, bucket_at, delivered, finished) ",
+        );
+        insert.push_values(
+            &routes,
+            |mut values, ((pair, provider, at), (delivered, finished))| {
+                values
+                    .push_bind(pair)
+                    .push_bind(provider)
+                    .push_bind(at)
+                    .push_bind(delivered)
+                    .push_bind(finished);
+            },
+        );
+        insert.push(
+            " ON DUPLICATE KEY UPDATE delivered = delivered + VALUES(delivered), \
+             finished = finished + VALUES(finished)",
+        );
         insert.build().execute(&mut **tx).await?;
     }
     if !latency.is_empty() {

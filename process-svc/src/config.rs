@@ -1,6 +1,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use smsops_common::{
+    account::ServiceAccount,
     config::{self, ConfigError, TokenSettings},
     grpc::ClientTimeouts,
 };
@@ -30,20 +31,6 @@ pub struct ProcessConfig {
     /// Messages per minute per country (upper case), shared by all of that
     /// country's sessions. A country not named has no cap.
     pub country_budgets: HashMap<String, f64>,
-}
-
-#[derive(Clone)]
-pub struct ServiceAccount {
-    pub email: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for ServiceAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceAccount")
-            .field("email", &self.email)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How sessions are held and kept alive.
@@ -119,6 +106,7 @@ impl ProcessConfig {
             account: ServiceAccount {
                 email: config::string_or("SMSOPS_PROCESS_EMAIL", "process-svc@smsops.local")?,
                 password,
+                settings: "SMSOPS_PROCESS",
             },
             supervision,
             country_budgets: budgets(&config::list("SMSOPS_COUNTRY_BUDGETS")?)?,

@@ -22,6 +22,8 @@ pub struct SmsConfig {
     pub amqp_url: String,
     /// Durable topic exchange the events go to.
     pub exchange: String,
+    /// Where notify-svc publishes the routes that stopped delivering.
+    pub route_health_exchange: String,
     pub auth_url: String,
     pub operator_url: String,
     pub tokens: TokenSettings,
@@ -102,6 +104,10 @@ impl SmsConfig {
             database: config::string_or("SMSOPS_SMS_DB", "smsops_sms")?,
             amqp_url: config::amqp_url()?,
             exchange: config::string_or("SMSOPS_SMS_EXCHANGE", "sms.events")?,
+            route_health_exchange: config::string_or(
+                "SMSOPS_ROUTE_HEALTH_EXCHANGE",
+                "route.health",
+            )?,
             auth_url: config::auth_url()?,
             operator_url: config::string_or("SMSOPS_OPERATOR_URL", "http://127.0.0.1:50052")?,
             tokens: TokenSettings::from_env()?,

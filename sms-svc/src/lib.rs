@@ -9,5 +9,6 @@ pub mod grpc;
 mod quota_store;
 pub mod reconciler;
 pub mod relay;
+pub mod route_health;
 pub mod startup;
 pub mod store;

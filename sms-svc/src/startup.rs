@@ -23,6 +23,7 @@ use crate::{
     grpc::SmsGrpc,
     reconciler::Reconciler,
     relay::Relay,
+    route_health::HealthFollower,
     store::Store,
 };
 
@@ -113,6 +114,12 @@ impl Application {
         relay.register(bootstrap.registry());
         reconciler.register(bootstrap.registry());
         retention.register(bootstrap.registry());
+        let follower = HealthFollower::new(
+            core.accounts().health().clone(),
+            config.amqp_url.clone(),
+            config.route_health_exchange.clone(),
+        );
+        bootstrap.task(|stop| follower.run(stop));
         bootstrap.task(|stop| relay.run(stop));
         bootstrap.task(|stop| reconciler.run(stop));
         bootstrap.task(|stop| retention.run(stop));

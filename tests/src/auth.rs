@@ -83,6 +83,11 @@ impl AuthProcess {
                 .env("SMSOPS_PROCESS_EMAIL", &account.email)
                 .env("SMSOPS_PROCESS_PASSWORD", &account.password);
         }
+        if let Some(account) = &config.notify_account {
+            command
+                .env("SMSOPS_NOTIFY_EMAIL", &account.email)
+                .env("SMSOPS_NOTIFY_PASSWORD", &account.password);
+        }
         if let Some(changes) = &config.changes {
             command
                 .env("SMSOPS_AMQP_URL", &changes.amqp_url)

@@ -224,6 +224,15 @@ pub fn notify_env(config: &NotifyConfig) -> Vec<(&'static str, String)> {
             "SMSOPS_RETENTION_EVERY_SECS",
             config.retention_every.as_secs().to_string(),
         ),
+        (
+            "SMSOPS_ROUTE_HEALTH_EXCHANGE",
+            config.route_health_exchange.clone(),
+        ),
+        ("SMSOPS_SMS_URL", config.sms_url.clone()),
     ]);
+    if let Some(account) = &config.account {
+        env.push(("SMSOPS_NOTIFY_EMAIL", account.email.clone()));
+        env.push(("SMSOPS_NOTIFY_PASSWORD", account.password.clone()));
+    }
     env
 }

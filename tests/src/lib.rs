@@ -30,6 +30,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-0123";
 pub const USER_PASSWORD: &str = "user-password-0123";
 pub const SERVICE_PASSWORD: &str = "process-svc-password-0123";
 pub const SERVICE_EMAIL: &str = "process-svc@smsops.test";
+/// notify-svc's service account, which records its route switches.
+pub const NOTIFY_EMAIL: &str = "notify-svc@smsops.test";
 
 /// Knobs a test may turn before the stack starts.
 #[derive(Clone)]
@@ -254,6 +256,8 @@ pub struct TestApp {
     pub session_exchange: String,
     /// This test's own `changes.events` exchange (auth-svc's notices).
     pub changes_exchange: String,
+    /// Where notify-svc publishes the sick routes sms-svc moves traffic off.
+    pub route_health_exchange: String,
     pub notify_addr: SocketAddr,
     pub notify_db: String,
     /// notify-svc's own queue on this test's exchanges.
@@ -312,6 +316,7 @@ impl TestApp {
             metrics_queue: format!("metrics.test.{run_id}"),
             session_exchange: format!("session.events.test.{run_id}"),
             changes_exchange: format!("changes.events.test.{run_id}"),
+            route_health_exchange: format!("route.health.test.{run_id}"),
             notify_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             notify_db: format!("test_notify_{run_id}"),
             notify_queue: format!("notify.test.{run_id}"),
@@ -379,6 +384,10 @@ impl TestApp {
             }),
             service_account: Some(auth_svc::config::AccountSeed {
                 email: SERVICE_EMAIL.into(),
+                password: SERVICE_PASSWORD.into(),
+            }),
+            notify_account: Some(auth_svc::config::AccountSeed {
+                email: NOTIFY_EMAIL.into(),
                 password: SERVICE_PASSWORD.into(),
             }),
             signup: self.options.signup,
@@ -501,6 +510,7 @@ impl TestApp {
             database: self.sms_db.clone(),
             amqp_url: self.options.amqp_url.clone(),
             exchange: self.exchange.clone(),
+            route_health_exchange: self.route_health_exchange.clone(),
             auth_url: format!("http://{}", self.auth_addr),
             operator_url: format!("http://{}", self.operator_addr),
             tokens: Self::tokens(),
@@ -598,9 +608,10 @@ impl TestApp {
             sms_url: format!("http://{}", self.sms_addr),
             tokens: Self::tokens(),
             timeouts: self.timeouts(),
-            account: process_svc::config::ServiceAccount {
+            account: smsops_common::account::ServiceAccount {
                 email: SERVICE_EMAIL.into(),
                 password: SERVICE_PASSWORD.into(),
+                settings: "SMSOPS_PROCESS",
             },
             supervision: process_svc::config::Supervision {
                 replica: replica.into(),
@@ -714,6 +725,13 @@ impl TestApp {
             queue: self.notify_queue.clone(),
             prefetch: 500,
             evaluate_every: Duration::from_millis(250),
+            route_health_exchange: self.route_health_exchange.clone(),
+            sms_url: format!("http://{}", self.sms_addr),
+            account: Some(smsops_common::account::ServiceAccount {
+                email: NOTIFY_EMAIL.into(),
+                password: SERVICE_PASSWORD.into(),
+                settings: "SMSOPS_NOTIFY",
+            }),
             telegram: notify_svc::config::TelegramConfig {
                 base_url: self.options.telegram_base_url.clone(),
                 bot_token: Some(sandbox::BOT_TOKEN.into()),
@@ -908,6 +926,7 @@ impl TestApp {
         amqp::delete_exchange(&self.exchange).await;
         amqp::delete_exchange(&self.session_exchange).await;
         amqp::delete_exchange(&self.changes_exchange).await;
+        amqp::delete_exchange(&self.route_health_exchange).await;
         for queue in [&self.metrics_queue, &self.notify_queue] {
             let dead = format!("{queue}.dlq");
             amqp::delete_queue(queue).await;

@@ -29,6 +29,10 @@ impl SmsProcess {
             .env("SMSOPS_SMS_DB", &config.database)
             .env("SMSOPS_AMQP_URL", &config.amqp_url)
             .env("SMSOPS_SMS_EXCHANGE", &config.exchange)
+            .env(
+                "SMSOPS_ROUTE_HEALTH_EXCHANGE",
+                &config.route_health_exchange,
+            )
             .env("SMSOPS_AUTH_URL", &config.auth_url)
             .env("SMSOPS_OPERATOR_URL", &config.operator_url)
             .env("SMSOPS_JWT_ISSUER", &config.tokens.issuer)

@@ -82,7 +82,9 @@ struct Actor<'a> {
 fn may_record(role: Role, family: &str) -> bool {
     match role {
         Role::Admin => true,
-        Role::Operator | Role::Service => family == "session",
+        Role::Operator => family == "session",
+        // notify-svc records the route switches its delivery-health rule makes.
+        Role::Service => family == "session" || family == "route",
         Role::Viewer | Role::Ingest => false,
     }
 }
@@ -399,6 +401,8 @@ mod tests {
         assert!(may_record(Role::Service, "session"));
         assert!(!may_record(Role::Operator, "user"));
         assert!(!may_record(Role::Service, "pair"));
+        assert!(may_record(Role::Service, "route"));
+        assert!(!may_record(Role::Operator, "route"));
         assert!(!may_record(Role::Viewer, "session"));
         assert!(!may_record(Role::Ingest, "session"));
     }

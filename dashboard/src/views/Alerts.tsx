@@ -14,7 +14,13 @@ import { useLoad } from "../lib/useLoad";
 const COLUMNS: Column<Alert>[] = [
   { key: "opened", label: "Opened", cell: (a) => <Time at={a.opened_at} />, sort: (a) => a.opened_at },
   { key: "state", label: "State", cell: (a) => <Chip status={a.state} />, sort: (a) => a.state },
-  { key: "rule", label: "Rule", cell: (a) => a.rule.replaceAll("_", " "), sort: (a) => a.rule },
+  {
+    key: "rule",
+    label: "Rule",
+    // A route_health alert is about one provider of the pair's route.
+    cell: (a) => a.rule.replaceAll("_", " ") + (a.provider ? ` · ${a.provider}` : ""),
+    sort: (a) => a.rule,
+  },
   {
     key: "pair",
     label: "Pair",

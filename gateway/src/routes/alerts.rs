@@ -24,11 +24,13 @@ pub struct AlertsQuery {
 pub struct AlertView {
     pub id: String,
     /// `success_rate`, `failure_burst`, `session_failed`, `receipt_gap`,
-    /// `slow_delivery` or `manual`.
+    /// `slow_delivery`, `route_health` or `manual`.
     pub rule: String,
     pub country_operator_id: Option<String>,
     pub country: Option<String>,
     pub operator: Option<String>,
+    /// The provider account a `route_health` alert moved the pair's traffic off.
+    pub provider: Option<String>,
     /// `open` or `resolved` (a manual alert is resolved when raised).
     pub state: String,
     pub opened_at: String,
@@ -68,6 +70,9 @@ pub struct RulesBody {
     /// Left out, the rule stays as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_delivery: Option<SlowDeliveryBody>,
+    /// Left out, the rule stays as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_health: Option<RouteHealthBody>,
     /// After an alert resolves, the same rule and pair stay quiet this long.
     #[schema(maximum = 86400)]
     pub cooldown_seconds: u64,
@@ -139,6 +144,33 @@ pub struct SlowDeliveryBody {
     pub hysteresis_seconds: f64,
 }
 
+/// Failover on delivery health, per pair and provider account: below
+/// `threshold` (`high_priority_threshold` for high-priority pairs, so they
+/// move first) of what the provider finished over the window delivered,
+/// with at least `min_finished`, the pair's new messages go to the route's
+/// next provider but for `probe_share` of them, an alert opens and the
+/// switch is audited (`route.failed_over`); back at threshold + hysteresis
+/// over at least `min_probes`, they return (`route.restored`).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteHealthBody {
+    pub enabled: bool,
+    #[schema(example = 0.6, minimum = 0, maximum = 1)]
+    pub threshold: f64,
+    #[schema(example = 0.8, minimum = 0, maximum = 1)]
+    pub high_priority_threshold: f64,
+    #[schema(example = 300, minimum = 10, maximum = 86400)]
+    pub window_seconds: u64,
+    #[schema(example = 50, minimum = 1)]
+    pub min_finished: u64,
+    #[schema(example = 0.1, minimum = 0, maximum = 0.5)]
+    pub hysteresis: f64,
+    #[schema(example = 0.02, minimum = 0, maximum = 0.5)]
+    pub probe_share: f64,
+    #[schema(example = 10, minimum = 1)]
+    pub min_probes: u64,
+}
+
 /// Opens when a session fails; resolves when the pair's next one starts.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +186,7 @@ pub(crate) fn view(a: pb::Alert) -> AlertView {
         country_operator_id: some(a.country_operator_id),
         country: some(a.country),
         operator: some(a.operator),
+        provider: some(a.provider),
         state: a.state,
         opened_at: a.opened_at,
         resolved_at: some(a.resolved_at),
@@ -243,6 +276,16 @@ fn rules_view(r: pb::Rules) -> RulesBody {
             min_delivered: slow.min_delivered,
             hysteresis_seconds: slow.hysteresis_seconds,
         }),
+        route_health: r.route_health.map(|route| RouteHealthBody {
+            enabled: route.enabled,
+            threshold: route.threshold,
+            high_priority_threshold: route.high_priority_threshold,
+            window_seconds: route.window_seconds,
+            min_finished: route.min_finished,
+            hysteresis: route.hysteresis,
+            probe_share: route.probe_share,
+            min_probes: route.min_probes,
+        }),
         cooldown_seconds: r.cooldown_seconds,
     }
 }
@@ -305,6 +348,16 @@ pub async fn update_rules(
             window_seconds: slow.window_seconds,
             min_delivered: slow.min_delivered,
             hysteresis_seconds: slow.hysteresis_seconds,
+        }),
+        route_health: r.route_health.map(|route| pb::RouteHealthRule {
+            enabled: route.enabled,
+            threshold: route.threshold,
+            high_priority_threshold: route.high_priority_threshold,
+            window_seconds: route.window_seconds,
+            min_finished: route.min_finished,
+            hysteresis: route.hysteresis,
+            probe_share: route.probe_share,
+            min_probes: route.min_probes,
         }),
         cooldown_seconds: r.cooldown_seconds,
     };

@@ -33,7 +33,7 @@ pub struct AuditQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditActorView {
-    /// `user`, or `service` for process-svc acting on its own.
+    /// `user`, or `service` for process-svc or notify-svc acting on its own.
     pub kind: String,
     pub id: String,
     pub email: String,
@@ -51,7 +51,8 @@ pub struct AuditRecordView {
     /// `invitation.revoked`, `api_key.created`, `api_key.revoked`,
     /// `pair.created`, `pair.updated`, `pair.deleted`, `session.started`,
     /// `session.stopped`, `session.restarted`, `session.resumed`,
-    /// `session.failed`, `alert_rules.updated`, `alert.raised`.
+    /// `session.failed`, `alert_rules.updated`, `alert.raised`,
+    /// `route.failed_over`, `route.restored` (target: the pair).
     pub kind: String,
     /// The id of what was written.
     pub target: String,

@@ -44,8 +44,10 @@ pub struct SmsView {
     pub provider: String,
     /// Why that account: default (its pair has no route), route (the
     /// route's first choice), weighted (drawn by weight among equals),
-    /// failover_outage (those before it were down) or failover_not_taken
-    /// (one before it provably did not take the message); null for
+    /// failover_outage (those before it were down), failover_not_taken
+    /// (one before it provably did not take the message), failover_health
+    /// (those before it stopped delivering the pair's messages) or probe
+    /// (one that stopped delivering, tried to see it recover); null for
     /// reported results and older messages.
     pub route_reason: Option<String>,
     pub provider_sid: Option<String>,

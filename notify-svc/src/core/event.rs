@@ -29,6 +29,9 @@ pub struct SmsOutcome {
     /// When sms-svc accepted the message; absent on reported results.
     #[serde(default)]
     pub accepted_at: Option<DateTime<Utc>>,
+    /// The provider account that carried it (`external` for reported results).
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +100,22 @@ impl SmsOutcome {
 }
 
 impl SmsOutcome {
+    /// The provider account whose delivery this outcome tells of, for the
+    /// route-health rule, and whether it was delivered. None for results
+    /// reported from outside, and for failures that never reached a
+    /// provider (our `provider_*` codes: outages are the breaker's to see).
+    pub fn route_outcome(&self) -> Option<(&str, bool)> {
+        let provider = self.provider.as_deref()?;
+        let named = (1..=32).contains(&provider.len()) && provider != "external";
+        let not_taken = self.status == "failed"
+            && self
+                .error_code
+                .as_deref()
+                .is_some_and(|code| code.starts_with("provider_"));
+        let finished = matches!(self.status.as_str(), "delivered" | "undelivered" | "failed");
+        (named && finished && !not_taken).then_some((provider, self.status == "delivered"))
+    }
+
     /// How long a delivered message took from its acceptance, in ms; none
     /// for the other outcomes, for a status reconciliation found (its
     /// time is when we asked, not when it was delivered) and without an
@@ -124,5 +143,44 @@ mod tests {
         assert!(matches!(Event::parse(session), Some(Event::Session(_))));
         assert!(Event::parse(b"{}").is_none());
         assert!(Event::parse(b"garbage").is_none());
+    }
+
+    #[test]
+    fn only_what_a_provider_carried_counts_for_its_route() {
+        let outcome = |status: &str, code: Option<&str>, provider: Option<&str>| SmsOutcome {
+            event_id: "e".into(),
+            occurred_at: Utc::now(),
+            country_operator_id: "p".into(),
+            country: "GB".into(),
+            operator: "V".into(),
+            is_high_priority: false,
+            status: status.into(),
+            error_code: code.map(Into::into),
+            reconciled: false,
+            accepted_at: None,
+            provider: provider.map(Into::into),
+        };
+        let smsc = Some("smsc");
+        assert_eq!(
+            outcome("delivered", None, smsc).route_outcome(),
+            Some(("smsc", true))
+        );
+        assert_eq!(
+            outcome("undelivered", Some("30003"), smsc).route_outcome(),
+            Some(("smsc", false))
+        );
+        assert_eq!(
+            outcome("failed", Some("receipt_unknown"), smsc).route_outcome(),
+            Some(("smsc", false))
+        );
+        assert_eq!(
+            outcome("failed", Some("provider_unreachable"), smsc).route_outcome(),
+            None
+        );
+        assert_eq!(
+            outcome("delivered", None, Some("external")).route_outcome(),
+            None
+        );
+        assert_eq!(outcome("delivered", None, None).route_outcome(), None);
     }
 }

@@ -4,6 +4,9 @@
 mod error;
 pub mod event;
 pub mod exported;
+pub mod providers;
+mod reroute;
+pub mod route_health;
 pub mod rules;
 mod text;
 
@@ -17,6 +20,7 @@ use serde_json::json;
 use smsops_common::{
     audit::{Entry, Recorder, kind},
     auth::Caller,
+    changes::Changes,
 };
 
 pub use error::NotifyError;
@@ -30,6 +34,7 @@ pub const RULE_FAILURE_BURST: &str = "failure_burst";
 pub const RULE_SESSION_FAILED: &str = "session_failed";
 pub const RULE_RECEIPT_GAP: &str = "receipt_gap";
 pub const RULE_SLOW_DELIVERY: &str = "slow_delivery";
+pub const RULE_ROUTE_HEALTH: &str = "route_health";
 pub const RULE_MANUAL: &str = "manual";
 
 const MAX_MESSAGE_CHARS: usize = 1000;
@@ -43,6 +48,14 @@ pub struct NotifyCore {
     closing: tokio::sync::watch::Sender<bool>,
     exported: exported::Exported,
     audit: Recorder,
+    route_health: RouteHealthFeed,
+}
+
+/// Where the sick routes go, and how often.
+pub struct RouteHealthFeed {
+    pub changes: Changes,
+    pub every: std::time::Duration,
+    pub providers: providers::ProviderCount,
 }
 
 impl NotifyCore {
@@ -51,6 +64,7 @@ impl NotifyCore {
         store: Store,
         chats: Vec<String>,
         audit: Recorder,
+        route_health: RouteHealthFeed,
     ) -> Result<Arc<Self>, StoreError> {
         let default = serde_json::to_string(&Rules::default()).unwrap_or_default();
         let stored = store.rules(&default).await?;
@@ -66,6 +80,7 @@ impl NotifyCore {
             closing: tokio::sync::watch::channel(false).0,
             exported: exported::Exported::default(),
             audit,
+            route_health,
         }))
     }
 
@@ -146,6 +161,7 @@ impl NotifyCore {
             pair_id: None,
             country: None,
             operator: None,
+            provider: None,
             message: message.to_string(),
             notice: true,
         };
@@ -213,6 +229,7 @@ impl NotifyCore {
                         pair_id: Some(event.country_operator_id.clone()),
                         country: Some(event.country.clone()),
                         operator: Some(event.operator.clone()),
+                        provider: None,
                         message: format!(
                             "session {} on {} / {} failed: {reason}",
                             event.session_id, event.country, event.operator
@@ -239,11 +256,12 @@ impl NotifyCore {
         self.reload_rules().await?;
         let rules = self.rules();
         let now = Utc::now();
-        let open: HashMap<(String, String), AlertRow> = self
-            .store
-            .open_alerts()
-            .await?
+        let all_open = self.store.open_alerts().await?;
+        self.evaluate_route_health(&rules, &all_open).await?;
+        // One open alert per rule and pair; route_health's are per provider too.
+        let open: HashMap<(String, String), AlertRow> = all_open
             .into_iter()
+            .filter(|a| a.rule != RULE_ROUTE_HEALTH)
             .filter_map(|a| Some(((a.rule.clone(), a.pair_id.clone()?), a)))
             .collect();
         let is_open = |rule: &str, pair: &str| open.get(&(rule.to_string(), pair.to_string()));
@@ -284,6 +302,7 @@ impl NotifyCore {
                         pair_id: Some(w.pair_id.clone()),
                         country: Some(w.country.clone()),
                         operator: Some(w.operator.clone()),
+                        provider: None,
                         message: text::rate_low_plain(&facts),
                         notice: false,
                         id,
@@ -337,6 +356,7 @@ impl NotifyCore {
                         pair_id: Some(pair.clone()),
                         country: Some(error.country.clone()),
                         operator: Some(error.operator.clone()),
+                        provider: None,
                         message: text::burst_plain(&facts),
                         notice: false,
                         id,
@@ -405,6 +425,7 @@ impl NotifyCore {
                         pair_id: Some(w.pair_id.clone()),
                         country: Some(w.country.clone()),
                         operator: Some(w.operator.clone()),
+                        provider: None,
                         message: text::gap_plain(&facts),
                         notice: false,
                         id,
@@ -459,6 +480,7 @@ impl NotifyCore {
                         pair_id: Some(pair.clone()),
                         country: Some(latency.country.clone()),
                         operator: Some(latency.operator.clone()),
+                        provider: None,
                         message: text::slow_plain(&facts),
                         notice: false,
                         id,

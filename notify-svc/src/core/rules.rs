@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::NotifyError;
+use super::{NotifyError, route_health::RouteHealthRule};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rules {
@@ -16,6 +16,9 @@ pub struct Rules {
     /// Absent from rules stored before it existed: those get its defaults.
     #[serde(default)]
     pub slow_delivery: SlowDeliveryRule,
+    /// Absent from rules stored before it existed: those get its defaults.
+    #[serde(default)]
+    pub route_health: RouteHealthRule,
     pub cooldown_seconds: u64,
 }
 
@@ -115,6 +118,7 @@ impl Default for Rules {
             session_failed: SessionFailedRule { enabled: true },
             receipt_gap: ReceiptGapRule::default(),
             slow_delivery: SlowDeliveryRule::default(),
+            route_health: RouteHealthRule::default(),
             cooldown_seconds: 600,
         }
     }
@@ -130,6 +134,7 @@ impl Rules {
             .max(self.failure_burst.window_seconds)
             .max(self.receipt_gap.window_seconds)
             .max(self.slow_delivery.window_seconds)
+            .max(self.route_health.window_seconds)
     }
 
     pub fn validate(&self) -> Result<(), NotifyError> {
@@ -169,11 +174,15 @@ impl Rules {
         if self.failure_burst.count == 0 {
             return invalid("failure_burst.count must be at least 1");
         }
+        if let Some(problem) = self.route_health.problem() {
+            return invalid(problem);
+        }
         for window in [
             rate.window_seconds,
             self.failure_burst.window_seconds,
             gap.window_seconds,
             slow.window_seconds,
+            self.route_health.window_seconds,
         ] {
             if !(10..=MAX_WINDOW_SECS).contains(&window) {
                 return invalid("windows must be 10 s to 24 h");
@@ -400,7 +409,9 @@ mod tests {
         let mut stored = serde_json::to_value(Rules::default()).unwrap();
         stored.as_object_mut().unwrap().remove("receipt_gap");
         stored.as_object_mut().unwrap().remove("slow_delivery");
+        stored.as_object_mut().unwrap().remove("route_health");
         let rules: Rules = serde_json::from_value(stored).unwrap();
+        assert_eq!(rules.route_health, RouteHealthRule::default());
         assert_eq!(rules.receipt_gap, ReceiptGapRule::default());
         assert_eq!(rules.slow_delivery, SlowDeliveryRule::default());
     }

@@ -96,6 +96,51 @@ pub fn rate_recovered(id: &str, facts: &RateFacts<'_>) -> String {
     )
 }
 
+/// A pair's delivered share through one provider account.
+pub struct RouteFacts<'a> {
+    pub rate: RateFacts<'a>,
+    pub provider: &'a str,
+}
+
+pub fn route_sick_plain(facts: &RouteFacts<'_>) -> String {
+    format!(
+        "{} / {} through {}: {} delivered of {} finished in the last {} (threshold {}{}); its traffic moves to the route's next provider",
+        facts.rate.country,
+        facts.rate.operator,
+        facts.provider,
+        percent(facts.rate.rate()),
+        facts.rate.finished,
+        window(facts.rate.window_seconds),
+        percent(facts.rate.threshold),
+        facts.rate.priority()
+    )
+}
+
+pub fn route_sick(id: &str, facts: &RouteFacts<'_>) -> String {
+    format!(
+        "🔀 <b>Route failed over</b> {} off <code>{}</code>: {} delivered of {} finished in the last {} (threshold {}{}). Alert <code>{}</code>",
+        facts.rate.pair(),
+        escape(facts.provider),
+        percent(facts.rate.rate()),
+        facts.rate.finished,
+        window(facts.rate.window_seconds),
+        percent(facts.rate.threshold),
+        facts.rate.priority(),
+        short(id)
+    )
+}
+
+pub fn route_back(id: &str, facts: &RouteFacts<'_>) -> String {
+    format!(
+        "✅ <b>Resolved</b> {}: <code>{}</code> delivers again, {} of {} finished; traffic returns to it. Alert <code>{}</code>",
+        facts.rate.pair(),
+        escape(facts.provider),
+        percent(facts.rate.rate()),
+        facts.rate.finished,
+        short(id)
+    )
+}
+
 pub struct GapFacts<'a> {
     pub country: &'a str,
     pub operator: &'a str,

@@ -2,24 +2,17 @@
 //! is created (as the caller), sms-svc for every message (as its own
 //! service account, since a session outlives the request that started it).
 
-use std::time::{Duration, Instant};
-
+use smsops_common::account::{AccountToken, ServiceAccount};
 use smsops_common::grpc::Channel;
 use smsops_common::{ApiError, ErrorCode, auth::Caller};
 use smsops_proto::{
-    auth::v1::{SignInRequest, auth_service_client::AuthServiceClient},
     operator::v1::{GetPairRequest, Pair, operator_service_client::OperatorServiceClient},
     sms::v1::{
         SendSmsBatchRequest, SendSmsRequest, SendSmsResult, sms_service_client::SmsServiceClient,
     },
 };
-use tokio::sync::Mutex;
 
 use super::ProcessError;
-use crate::config::ServiceAccount;
-
-/// Access tokens are renewed this long before they expire.
-const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct Clients {
@@ -35,11 +28,7 @@ impl Clients {
             sms: SmsServiceClient::new(sms)
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
-            account: std::sync::Arc::new(AccountToken {
-                auth: AuthServiceClient::new(auth),
-                account,
-                current: Mutex::new(None),
-            }),
+            account: std::sync::Arc::new(AccountToken::new(auth, account)),
         }
     }
 
@@ -109,54 +98,5 @@ impl smsops_common::audit::ServiceToken for Clients {
 
     fn forget(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(self.account.forget())
-    }
-}
-
-/// The service account's access token, signed in for on first use and
-/// renewed before it expires. auth-svc creates the account at its start-up.
-struct AccountToken {
-    auth: AuthServiceClient<Channel>,
-    account: ServiceAccount,
-    current: Mutex<Option<(String, Instant)>>,
-}
-
-impl AccountToken {
-    async fn token(&self) -> Result<String, ApiError> {
-        let mut current = self.current.lock().await;
-        if let Some((token, renew_at)) = current.as_ref()
-            && Instant::now() < *renew_at
-        {
-            return Ok(token.clone());
-        }
-        let (token, expires_in) = self.sign_in().await.inspect_err(|err| {
-            if err.code == ErrorCode::InvalidCredentials {
-                tracing::error!(
-                    email = %self.account.email,
-                    "service account refused: auth-svc needs the same SMSOPS_PROCESS_EMAIL and SMSOPS_PROCESS_PASSWORD"
-                );
-            }
-        })?;
-        let renew_in = Duration::from_secs(expires_in).saturating_sub(RENEW_BEFORE);
-        *current = Some((token.clone(), Instant::now() + renew_in));
-        Ok(token)
-    }
-
-    async fn forget(&self) {
-        *self.current.lock().await = None;
-    }
-
-    async fn sign_in(&self) -> Result<(String, u64), ApiError> {
-        let request = SignInRequest {
-            email: self.account.email.clone(),
-            password: self.account.password.clone(),
-        };
-        let reply = self
-            .auth
-            .clone()
-            .sign_in(request)
-            .await
-            .map_err(|status| ApiError::from_status(&status))?
-            .into_inner();
-        Ok((reply.access_token, reply.expires_in))
     }
 }

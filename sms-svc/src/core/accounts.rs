@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::{
+    health::RouteHealth,
     keep_receipts,
     providers::{Dispatcher, codes},
     writer::StatusWriter,
@@ -23,7 +24,10 @@ pub struct Account {
     pub(super) writer: StatusWriter,
 }
 
-pub struct Accounts(Vec<Account>);
+pub struct Accounts {
+    all: Vec<Account>,
+    health: Arc<RouteHealth>,
+}
 
 /// Where a message is to go: positions in [`Accounts`], in order.
 pub type Plan = Vec<(usize, RouteReason)>;
@@ -50,34 +54,49 @@ impl Accounts {
                 Account { dispatcher, writer }
             })
             .collect();
-        Self(accounts)
+        Self {
+            all: accounts,
+            health: Arc::default(),
+        }
+    }
+
+    /// Which routes stopped delivering; notify-svc's snapshots feed it.
+    pub fn health(&self) -> &Arc<RouteHealth> {
+        &self.health
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Account> {
-        self.0.iter()
+        self.all.iter()
     }
 
     pub fn at(&self, position: usize) -> &Account {
-        &self.0[position.min(self.0.len() - 1)]
+        &self.all[position.min(self.all.len() - 1)]
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Account> {
-        self.0
+        self.all
             .iter()
             .find(|account| account.dispatcher.name() == name)
     }
 
-    /// The order to try the accounts in for a pair with `route`, as they
-    /// are up or down now.
-    pub fn plan(&self, route: &[RouteStep]) -> Plan {
-        let candidates: Vec<Candidate<'_>> = self
-            .0
-            .iter()
-            .map(|account| Candidate {
-                name: account.dispatcher.name(),
-                up: account.dispatcher.is_up(),
-            })
-            .collect();
+    /// The order to try the accounts in for `pair` with `route`, as they
+    /// are up or down and deliver its messages now.
+    pub fn plan(&self, pair: &str, route: &[RouteStep]) -> Plan {
+        let (candidates, probe_share) = self.health.with_pair(pair, |sick, probe_share| {
+            let candidates: Vec<Candidate<'_>> = self
+                .all
+                .iter()
+                .map(|account| {
+                    let name = account.dispatcher.name();
+                    Candidate {
+                        name,
+                        up: account.dispatcher.is_up(),
+                        sick: sick.iter().any(|provider| provider == name),
+                    }
+                })
+                .collect();
+            (candidates, probe_share)
+        });
         let random = SystemRandom::new();
         let mut draw = || {
             let mut bytes = [0u8; 4];
@@ -86,7 +105,7 @@ impl Accounts {
                 Err(_) => 0.5,
             }
         };
-        let plan = route::plan(route, &candidates, &mut draw);
+        let plan = route::plan(route, &candidates, probe_share, &mut draw);
         if plan
             .first()
             .is_some_and(|(_, why)| *why == RouteReason::Default)

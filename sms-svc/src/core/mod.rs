@@ -3,6 +3,7 @@
 mod accounts;
 mod cut_off;
 mod error;
+pub mod health;
 pub mod ingest;
 pub mod pace;
 pub mod pairs;
@@ -379,7 +380,7 @@ where
             *slot = match pair {
                 Err(err) => Slot::Done(Err(err)),
                 Ok(pair) => {
-                    let plan = self.accounts.plan(&pair.route);
+                    let plan = self.accounts.plan(&pair.id, &pair.route);
                     let (first, reason) =
                         plan.first().copied().unwrap_or((0, RouteReason::Default));
                     Slot::New {

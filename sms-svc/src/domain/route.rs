@@ -1,6 +1,8 @@
 //! Which provider account a message goes to: its pair's route (steps by
 //! priority, equals sharing by weight), with accounts that are down moved
-//! behind those that are up. The plan is made once, when the message is
+//! behind those that are up, and those that stopped delivering the pair's
+//! messages (notify-svc's route-health rule) behind those that deliver,
+//! but for a probe share that shows when they recover. The plan is made once, when the message is
 //! accepted; the send walks it only while a provider provably did not take
 //! the message, so one whose fate is uncertain is never sent elsewhere.
 
@@ -26,6 +28,11 @@ pub enum RouteReason {
     FailoverOutage,
     /// A provider before it provably did not take the message.
     FailoverNotTaken,
+    /// The steps before it stopped delivering this pair's messages.
+    FailoverHealth,
+    /// A step that stopped delivering this pair's messages, sent a probe
+    /// to see whether it delivers again.
+    Probe,
 }
 
 impl RouteReason {
@@ -36,6 +43,8 @@ impl RouteReason {
             RouteReason::Weighted => "weighted",
             RouteReason::FailoverOutage => "failover_outage",
             RouteReason::FailoverNotTaken => "failover_not_taken",
+            RouteReason::FailoverHealth => "failover_health",
+            RouteReason::Probe => "probe",
         }
     }
 
@@ -46,25 +55,31 @@ impl RouteReason {
             RouteReason::Weighted,
             RouteReason::FailoverOutage,
             RouteReason::FailoverNotTaken,
+            RouteReason::FailoverHealth,
+            RouteReason::Probe,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == value)
     }
 }
 
-/// An account as the plan sees it: its name and whether it is up now.
+/// An account as the plan sees it: its name, whether it is up now and
+/// whether it stopped delivering the pair's messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
     pub name: &'a str,
     pub up: bool,
+    pub sick: bool,
 }
 
 /// Positions in `accounts` to try in order, each with why it would be
 /// chosen; never empty while there is an account. `draw` gives numbers in
-/// [0, 1) for the weighted picks.
+/// [0, 1) for the weighted picks and the probes; `probe_share` of the
+/// messages whose route has a sick step keep the route's order.
 pub fn plan(
     route: &[RouteStep],
     accounts: &[Candidate<'_>],
+    probe_share: f64,
     draw: &mut impl FnMut() -> f64,
 ) -> Vec<(usize, RouteReason)> {
     let position = |name: &str| accounts.iter().position(|a| a.name == name);
@@ -88,14 +103,28 @@ pub fn plan(
         (by_weight(&steps, draw), reason)
     };
     let (up, down): (Vec<usize>, Vec<usize>) = ordered.iter().partition(|&&at| accounts[at].up);
-    let first = match (up.first(), ordered.first()) {
-        (Some(a), Some(b)) if a == b => first_reason,
-        (Some(_), _) => RouteReason::FailoverOutage,
-        (None, _) => first_reason,
+    let any_sick = up.iter().any(|&at| accounts[at].sick);
+    let probing = any_sick && draw() < probe_share;
+    // Sick ones after the healthy: still before those down, as they take
+    // messages, and a last resort is better than none.
+    let (healthy, sick): (Vec<usize>, Vec<usize>) = if probing {
+        (up, Vec::new())
+    } else {
+        up.into_iter().partition(|&at| !accounts[at].sick)
+    };
+    let chosen = healthy.first().or(sick.first()).copied();
+    let first = match (chosen, ordered.first()) {
+        (Some(a), Some(&b)) if a == b && probing && accounts[a].sick => RouteReason::Probe,
+        (Some(a), Some(&b)) if a == b => first_reason,
+        (Some(_), Some(&b)) if !accounts[b].up => RouteReason::FailoverOutage,
+        (Some(_), Some(_)) => RouteReason::FailoverHealth,
+        _ => first_reason,
     };
     // Down ones last: tried only once those up did not take the message,
     // and answering at once while their breaker is open.
-    up.into_iter()
+    healthy
+        .into_iter()
+        .chain(sick)
         .chain(down)
         .enumerate()
         .map(|(i, at)| {
@@ -163,8 +192,19 @@ mod tests {
         ["twilio", "smsc", "spare"]
             .iter()
             .zip(up)
-            .map(|(name, up)| Candidate { name, up: *up })
+            .map(|(name, up)| Candidate {
+                name,
+                up: *up,
+                sick: false,
+            })
             .collect()
+    }
+
+    fn sick(mut all: Vec<Candidate<'static>>, name: &str) -> Vec<Candidate<'static>> {
+        for candidate in &mut all {
+            candidate.sick |= candidate.name == name;
+        }
+        all
     }
 
     fn names(plan: &[(usize, RouteReason)]) -> Vec<(&'static str, &'static str)> {
@@ -176,7 +216,7 @@ mod tests {
 
     #[test]
     fn no_route_is_the_configured_order() {
-        let plan = plan(&[], &accounts(&[true, true, true]), &mut || 0.5);
+        let plan = plan(&[], &accounts(&[true, true, true]), 0.0, &mut || 0.5);
         assert_eq!(
             names(&plan),
             [
@@ -190,7 +230,7 @@ mod tests {
     #[test]
     fn the_route_comes_first_and_unknown_accounts_are_skipped() {
         let route = [step("gone", 0, 1), step("smsc", 1, 1), step("twilio", 2, 1)];
-        let plan = plan(&route, &accounts(&[true, true, true]), &mut || 0.5);
+        let plan = plan(&route, &accounts(&[true, true, true]), 0.0, &mut || 0.5);
         assert_eq!(
             names(&plan),
             [("smsc", "route"), ("twilio", "failover_not_taken")]
@@ -200,7 +240,7 @@ mod tests {
     #[test]
     fn accounts_down_go_last() {
         let route = [step("smsc", 1, 1), step("twilio", 2, 1)];
-        let plan = plan(&route, &accounts(&[true, false, true]), &mut || 0.5);
+        let plan = plan(&route, &accounts(&[true, false, true]), 0.0, &mut || 0.5);
         assert_eq!(
             names(&plan),
             [
@@ -209,7 +249,7 @@ mod tests {
             ]
         );
         // All down: the route's order, its first choice as the reason.
-        let plan = super::plan(&route, &accounts(&[false, false, true]), &mut || 0.5);
+        let plan = super::plan(&route, &accounts(&[false, false, true]), 0.0, &mut || 0.5);
         assert_eq!(names(&plan)[0], ("smsc", "route"));
     }
 
@@ -224,7 +264,7 @@ mod tests {
         let mut draws = (0..1000).map(|i| f64::from(i) / 1000.0);
         let mut firsts = std::collections::HashMap::new();
         for _ in 0..1000 {
-            let plan = plan(&route, &all, &mut || draws.next().unwrap_or(0.0));
+            let plan = plan(&route, &all, 0.0, &mut || draws.next().unwrap_or(0.0));
             assert_eq!(plan.len(), 3);
             assert_eq!(plan[0].1, RouteReason::Weighted);
             assert_eq!(plan[2].0, 2, "the lower priority stays last");
@@ -235,6 +275,64 @@ mod tests {
     }
 
     #[test]
+    fn a_sick_step_goes_behind_the_healthy_but_before_those_down() {
+        let route = [
+            step("smsc", 1, 1),
+            step("twilio", 2, 1),
+            step("spare", 3, 1),
+        ];
+        let all = sick(accounts(&[true, true, false]), "smsc");
+        let plan = plan(&route, &all, 0.02, &mut || 0.5);
+        assert_eq!(
+            names(&plan),
+            [
+                ("twilio", "failover_health"),
+                ("smsc", "failover_not_taken"),
+                ("spare", "failover_not_taken")
+            ]
+        );
+        // A healthy first step is not moved for a sick one behind it.
+        let all = sick(accounts(&[true, true, true]), "twilio");
+        assert_eq!(
+            names(&super::plan(&route, &all, 0.02, &mut || 0.5))[0],
+            ("smsc", "route")
+        );
+        // Every step sick: the route as it is.
+        let mut all = sick(accounts(&[true, true, false]), "smsc");
+        all = sick(all, "twilio");
+        assert_eq!(
+            names(&super::plan(&route, &all, 0.02, &mut || 0.5))[0],
+            ("smsc", "route")
+        );
+        // The first step down and the second sick: the outage is the reason.
+        let all = sick(accounts(&[true, false, true]), "twilio");
+        assert_eq!(
+            names(&super::plan(&route, &all, 0.02, &mut || 0.5))[0],
+            ("spare", "failover_outage")
+        );
+    }
+
+    #[test]
+    fn the_probe_share_keeps_the_route() {
+        let route = [step("smsc", 1, 1), step("twilio", 2, 1)];
+        let all = sick(accounts(&[true, true, true]), "smsc");
+        let mut draws = (0..1000).map(|i| f64::from(i) / 1000.0);
+        let probes = (0..1000)
+            .filter(|_| {
+                let plan = plan(&route, &all, 0.02, &mut || draws.next().unwrap_or(0.0));
+                plan[0].1 == RouteReason::Probe
+            })
+            .count();
+        assert_eq!(probes, 20);
+        // Down, a sick step gets no probes.
+        let all = sick(accounts(&[true, false, true]), "smsc");
+        assert_eq!(
+            names(&plan(&route, &all, 1.0, &mut || 0.0))[0],
+            ("twilio", "failover_outage")
+        );
+    }
+
+    #[test]
     fn reasons_read_back() {
         for reason in [
             RouteReason::Default,
@@ -242,6 +340,8 @@ mod tests {
             RouteReason::Weighted,
             RouteReason::FailoverOutage,
             RouteReason::FailoverNotTaken,
+            RouteReason::FailoverHealth,
+            RouteReason::Probe,
         ] {
             assert_eq!(RouteReason::parse(reason.as_str()), Some(reason));
         }

@@ -543,6 +543,7 @@ async fn a_new_pairs_worst_error_comes_with_its_names() {
             error_code: Some(code.into()),
             reconciled: false,
             accepted_at: None,
+            provider: Some("twilio".into()),
         })
     };
     let events = vec![

@@ -27,6 +27,7 @@ mod readiness;
 mod receipts;
 mod retention;
 mod roles;
+mod route_health;
 mod routing;
 mod sandbox;
 mod segments;

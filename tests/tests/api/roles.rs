@@ -3,7 +3,7 @@ use serde_json::json;
 use smsops_proto::operator::v1::{
     CreatePairRequest, operator_service_client::OperatorServiceClient,
 };
-use smsops_tests::{TestApp, USER_PASSWORD};
+use smsops_tests::{NOTIFY_EMAIL, SERVICE_EMAIL, TestApp, USER_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_get_403_on_every_admin_route_and_admins_pass() {
@@ -90,7 +90,7 @@ async fn users_get_403_on_every_admin_route_and_admins_pass() {
             None => break,
         }
     }
-    emails.retain(|email| email != "process-svc@smsops.test");
+    emails.retain(|email| email != SERVICE_EMAIL && email != NOTIFY_EMAIL);
     assert_eq!(emails.len(), 3, "{emails:?}");
     for (method, path, body) in admin_routes {
         let reply = app.call(method.clone(), &path, Some(&admin), body).await;
