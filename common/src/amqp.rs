@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
+    },
     types::{AMQPValue, FieldTable, ShortString},
 };
 
@@ -245,6 +248,52 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), l
             ExchangeKind::Topic,
             ExchangeDeclareOptions {
                 durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// A feed: a queue of this channel's own, exclusive and gone with it,
+/// bound to each (exchange, routing key pattern) and consumed without acks
+/// as `tag`. For what only matters as it comes (a dashboard's live view,
+/// the newest route-health snapshot), not a ledger.
+pub async fn feed(
+    channel: &Channel,
+    bindings: &[(String, String)],
+    tag: &str,
+) -> Result<lapin::Consumer, lapin::Error> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for (exchange, key) in bindings {
+        declare_exchange(channel, exchange).await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                exclusive: true,
                 ..Default::default()
             },
             FieldTable::default(),

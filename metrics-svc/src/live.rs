@@ -8,12 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
-use smsops_common::amqp::declare_exchange;
+use lapin::{Connection, ConnectionProperties};
 
 use crate::core::MetricsCore;
 
@@ -75,42 +70,8 @@ impl LiveFeed {
         let connection =
             Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        for (exchange, key) in &self.bindings {
-            declare_exchange(&channel, exchange).await?;
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    exchange.as_str().into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        channel.basic_qos(2000, BasicQosOptions::default()).await?;
-        let mut deliveries = channel
-            .basic_consume(
-                queue.name().clone(),
-                "metrics-svc.live".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let mut deliveries =
+            smsops_common::amqp::feed(&channel, &self.bindings, "metrics-svc.live").await?;
         tracing::info!("live feed on");
         self.core.set_feed_on(true);
         let mut idle_since: Option<tokio::time::Instant> = None;

@@ -6,12 +6,8 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
-use smsops_common::amqp::{Backoff, declare_exchange};
+use lapin::{Connection, ConnectionProperties};
+use smsops_common::amqp::{Backoff, feed};
 
 use crate::core::health::{RouteHealth, Snapshot};
 
@@ -51,39 +47,8 @@ impl HealthFollower {
         let connection =
             Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        declare_exchange(&channel, &self.exchange).await?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                self.exchange.as_str().into(),
-                "route.health".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let mut deliveries = channel
-            .basic_consume(
-                queue.name().clone(),
-                "sms-svc.route-health".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let bindings = [(self.exchange.clone(), "route.health".to_string())];
+        let mut deliveries = feed(&channel, &bindings, "sms-svc.route-health").await?;
         loop {
             tokio::select! {
                 delivery = deliveries.next() => match delivery {

@@ -3,14 +3,18 @@
 //! every message is on RabbitMQ, then prints the figures.
 //!
 //! `bench-sms [--messages N] [--concurrency C] [--batch B] [--with-consumers]
-//! [--sms-in-process] [--traces] [--smpp | --route [--failover]]`
+//! [--sms-in-process] [--traces] [--smpp | --route [--failover | --health]]`
 //!
 //! `--smpp` sends through the sandbox's SMSC alone. `--route` runs two
 //! accounts, `twilio` and `smsc`, and sends on a pair routed to both at one
 //! priority, half each by weight; with `--failover` the route is the SMSC
 //! first and Twilio second, and a third of the way in the SMSC unbinds and
 //! refuses binds until the last batch is sent: the time from then until
-//! every batch goes at least 95 % to Twilio is printed.
+//! every batch goes at least 95 % to Twilio is printed. With `--health`
+//! (consumers on, 60,000 messages unless told) the SMSC stays bound but a
+//! third of the way in delivers only 10 %: notify-svc's route_health rule
+//! (a 10 s window) moves the pair, and the time from the fault until the
+//! next ten batches are at least 95 % at Twilio is printed.
 //!
 //! `--traces` runs four rounds, A B A B: sms-svc with traces off, then
 //! exporting over OTLP to a receiver in this process with 10 % of traces
@@ -101,17 +105,18 @@ async fn main() {
 /// One run on a fresh stack; `traces`: sms-svc exports to it. Prints its
 /// figures and returns the accepted msg/s.
 async fn round(traces: Option<&Receiver>) -> f64 {
-    let total = arg("--messages", 20_000);
+    let health = std::env::args().any(|a| a == "--health");
+    let total = arg("--messages", if health { 60_000 } else { 20_000 });
     let concurrency = arg("--concurrency", 8);
     let batch = arg("--batch", 100).max(1);
     let sandbox =
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
-    let consumers = std::env::args().any(|a| a == "--with-consumers");
+    let consumers = health || std::env::args().any(|a| a == "--with-consumers");
     let sms_apart = !std::env::args().any(|a| a == "--sms-in-process");
     // Over SMPP to the sandbox's SMSC instead of its Twilio.
     let smpp = std::env::args().any(|a| a == "--smpp");
     let failover = std::env::args().any(|a| a == "--failover");
-    let routed = failover || std::env::args().any(|a| a == "--route");
+    let routed = failover || health || std::env::args().any(|a| a == "--route");
     let child_env = traces.map_or_else(Vec::new, |receiver| {
         vec![
             (
@@ -146,7 +151,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         .await
         .id();
     if routed {
-        let route = if failover {
+        let route = if failover || health {
             json!([{"provider": "smsc"}, {"provider": "twilio", "priority": 1}])
         } else {
             json!([{"provider": "smsc", "weight": 50}, {"provider": "twilio", "weight": 50}])
@@ -165,6 +170,19 @@ async fn round(traces: Option<&Receiver>) -> f64 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    if health {
+        let mut rules = app.get("/api/v1/alerts/rules", &admin).await.body;
+        rules["route_health"]["window_seconds"] = json!(10);
+        let reply = app
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/alerts/rules",
+                Some(&admin),
+                Some(rules),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+    }
     let tally = EventQueue::tally(&app.exchange).await;
     let client = SmsServiceClient::connect(format!("http://{}", app.sms_addr))
         .await
@@ -175,6 +193,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         "bench-sms: {total} messages, batches of {batch}, {concurrency} in flight, provider {}, consumers {}, sms-svc {}, traces {}",
         match (smpp, routed, failover) {
             (true, _, _) => "smpp",
+            (_, true, _) if health => "route smsc, then twilio (delivery health)",
             (_, true, false) => "route smsc 50 % + twilio 50 %",
             (_, true, true) => "route smsc, then twilio (failover)",
             _ => "twilio",
@@ -194,9 +213,16 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let mut went_away = None;
     for first in (0..total).step_by(batch) {
         let permit = limit.clone().acquire_owned().await.unwrap();
-        if failover && went_away.is_none() && first >= total / 3 {
-            sandbox.set_faults(json!({"smsc_refuse_binds": true})).await;
-            sandbox.smsc_unbind().await;
+        if (failover || health) && went_away.is_none() && first >= total / 3 {
+            if health {
+                let share = json!({"+44": 0.1});
+                sandbox
+                    .set_faults(json!({"smsc_delivered_share_by_prefix": share}))
+                    .await;
+            } else {
+                sandbox.set_faults(json!({"smsc_refuse_binds": true})).await;
+                sandbox.smsc_unbind().await;
+            }
             went_away = Some(started.elapsed());
         }
         let (mut client, token, pair) = (client.clone(), token.clone(), pair.clone());
@@ -256,14 +282,28 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         sandbox.set_faults(json!({})).await;
         shares.sort_by_key(|share| share.0);
         let after: Vec<&(Duration, f64)> = shares.iter().filter(|(at, _)| *at >= away).collect();
-        // The first batch from which on every one went ≥ 95 % to Twilio.
-        let moved = after
-            .iter()
-            .rposition(|(_, share)| *share < 0.95)
-            .map_or(after.first(), |last_short| after.get(last_short + 1));
+        let moved = if health {
+            // Probes keep a few in each batch at the SMSC: the first batch
+            // whose next ten went ≥ 95 % to Twilio together.
+            after
+                .windows(10)
+                .position(|ten| ten.iter().map(|(_, share)| share).sum::<f64>() >= 9.5)
+                .and_then(|at| after.get(at))
+        } else {
+            // The first batch from which on every one went ≥ 95 % to Twilio.
+            after
+                .iter()
+                .rposition(|(_, share)| *share < 0.95)
+                .map_or(after.first(), |last_short| after.get(last_short + 1))
+        };
+        let what = if health {
+            "stopped delivering"
+        } else {
+            "went away"
+        };
         match moved {
             Some((at, _)) => println!(
-                "failover:            95 % of new sends at twilio {:.0} ms after the SMSC went away ({} batches after it)",
+                "failover:            95 % of new sends at twilio {:.0} ms after the SMSC {what} ({} batches after it)",
                 (*at - away).as_secs_f64() * 1000.0,
                 after.len()
             ),

@@ -104,7 +104,7 @@ pub struct RouteFacts<'a> {
 
 pub fn route_sick_plain(facts: &RouteFacts<'_>) -> String {
     format!(
-        "{} / {} through {}: {} delivered of {} finished in the last {} (threshold {}{}); its traffic moves to the route's next provider",
+        "{} / {} through {}: {} delivered of {} finished in the last {} (threshold {}{}); new messages go to the route's next provider, if it has one",
         facts.rate.country,
         facts.rate.operator,
         facts.provider,
