@@ -2,9 +2,10 @@
 //! priority, equals sharing by weight), with accounts that are down moved
 //! behind those that are up, and those that stopped delivering the pair's
 //! messages (notify-svc's route-health rule) behind those that deliver,
-//! but for a probe share that shows when they recover. The plan is made once, when the message is
-//! accepted; the send walks it only while a provider provably did not take
-//! the message, so one whose fate is uncertain is never sent elsewhere.
+//! but for a probe share that shows when they recover. The plan is made
+//! once, when the message is accepted; the send walks it only while a
+//! provider provably did not take the message, so one whose fate is
+//! uncertain is never sent elsewhere.
 
 /// One provider account of a pair's route, as operator-svc keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
