@@ -39,6 +39,7 @@ use crate::{error::ErrorBody, routes};
         routes::pairs::update,
         routes::pairs::delete,
         routes::sms::send,
+        routes::sms_batch::send_batch,
         routes::sms::get,
         routes::sms::list,
         routes::sms::preview,

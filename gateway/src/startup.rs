@@ -20,7 +20,7 @@ use crate::{
     openapi::ApiDoc,
     routes::{
         alerts, api_keys, audit, auth, dashboard, health, ingest, invitations, live, metrics,
-        pairs, prometheus, providers, resource, sessions, sms, users, webhooks,
+        pairs, prometheus, providers, resource, sessions, sms, sms_batch, users, webhooks,
     },
 };
 
@@ -28,6 +28,9 @@ use crate::{
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `POST /api/v1/ingest/sms-events` takes up to 1,000 results of ~200 bytes.
 pub const MAX_INGEST_BYTES: usize = 512 * 1024;
+/// `POST /api/v1/sms/batch` takes 1,000 messages of up to 1,600
+/// characters, four bytes each at most in UTF-8.
+pub const MAX_SMS_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct Application {
     http_addr: SocketAddr,
@@ -156,6 +159,16 @@ impl Application {
                                 .route(web::post().to(sms::send)),
                         )
                         .service(resource("/sms/preview").route(web::post().to(sms::preview)))
+                        .service(
+                            resource("/sms/batch")
+                                // 1,000 bodies of up to 1,600 characters.
+                                .app_data(
+                                    web::JsonConfig::default()
+                                        .limit(MAX_SMS_BATCH_BYTES)
+                                        .error_handler(json_error),
+                                )
+                                .route(web::post().to(sms_batch::send_batch)),
+                        )
                         .service(resource("/providers").route(web::get().to(providers::list)))
                         .service(resource("/sms/{id}").route(web::get().to(sms::get)))
                         .service(

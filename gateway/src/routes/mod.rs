@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod providers;
 pub mod sessions;
 pub mod sms;
+pub mod sms_batch;
 pub mod users;
 pub mod webhooks;
 

@@ -35,6 +35,7 @@ mod sessions;
 mod sessions_access;
 mod smpp;
 mod sms;
+mod sms_batch;
 mod smsc;
 mod tokens;
 mod traces;
