@@ -27,6 +27,18 @@ pub struct NewSms {
     pub idempotency_key: Option<String>,
 }
 
+impl From<NewSms> for pb::SendSmsRequest {
+    fn from(sms: NewSms) -> Self {
+        Self {
+            country_operator_id: sms.country_operator_id,
+            to: sms.to,
+            body: sms.body,
+            idempotency_key: sms.idempotency_key.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SmsView {
     pub id: String,
@@ -141,13 +153,7 @@ pub async fn send(
     Body(body): Body<NewSms>,
 ) -> Result<HttpResponse, HttpError> {
     limiter::per_user(&limits.sms, &caller.user_id)?;
-    let request = pb::SendSmsRequest {
-        country_operator_id: body.country_operator_id,
-        to: body.to,
-        body: body.body,
-        idempotency_key: body.idempotency_key.unwrap_or_default(),
-        ..Default::default()
-    };
+    let request = pb::SendSmsRequest::from(body);
     let sms = services
         .sms
         .clone()

@@ -105,13 +105,7 @@ pub async fn send_batch(
     let messages = body
         .messages
         .into_iter()
-        .map(|sms| pb::SendSmsRequest {
-            country_operator_id: sms.country_operator_id,
-            to: sms.to,
-            body: sms.body,
-            idempotency_key: sms.idempotency_key.unwrap_or_default(),
-            ..Default::default()
-        })
+        .map(pb::SendSmsRequest::from)
         .collect();
     let reply = services
         .sms
