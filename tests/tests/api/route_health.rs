@@ -201,10 +201,19 @@ async fn a_route_that_stops_delivering_moves_to_twilio_and_comes_back() {
                 opened.iter().all(Option::is_some) || now < fault + WINDOW * 3,
                 "not moved in three windows: {opened:?} after {fault:?}, {alerts}"
             );
-            // Eight seconds of both moved, then the SMSC delivers again.
+            // Eight seconds of both moved, and 200 of each sent since (a
+            // slow machine sends fewer a second), then the SMSC delivers again.
             let both_open = opened.iter().copied().collect::<Option<Vec<_>>>();
-            let moved_long =
-                |at: &[Duration]| at.iter().all(|at| now > *at + Duration::from_secs(8));
+            let moved_long = |at: &[Duration]| {
+                at.iter().zip([X, H]).all(|(at, pair)| {
+                    let since = *at + Duration::from_secs(1);
+                    let count = sent
+                        .iter()
+                        .filter(|s| s.pair == pair && s.at >= since)
+                        .count();
+                    now > *at + Duration::from_secs(8) && count >= 200
+                })
+            };
             if cleared_at.is_none() && both_open.is_some_and(|at| moved_long(&at)) {
                 sandbox.set_faults(json!({})).await;
                 cleared_at = Some(started.elapsed());
