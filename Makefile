@@ -44,6 +44,12 @@ bench-sms: deps
 	cargo build --release --locked -p smsops-tests --bin sandbox --bin bench-sms --bin replica
 	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-sms $(BENCH_ARGS)
 
+# The stack as `make up` runs it, every service from its release binary.
+.PHONY: bench-rest
+bench-rest: deps
+	cargo build --release --locked -p smsops-tests --bin sandbox --bin replica --bin auth-replica --bin bench-rest
+	SMSOPS_LOG=$${SMSOPS_LOG:-warn} $(CARGO_TARGET_DIR)/release/bench-rest $(BENCH_ARGS)
+
 .PHONY: bench-pipeline
 bench-pipeline: deps
 	cargo build --release --locked -p smsops-tests --bin sandbox --bin process-replica --bin bench-pipeline

@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub trusted_proxies: TrustedProxies,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Hand single sends that arrive together to sms-svc in batches
+    /// (see [`crate::sends`]); off, each is a call of its own.
+    pub batch_sends: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +76,7 @@ impl GatewayConfig {
                 TrustedProxies::default(),
             )?,
             workers: config::or("SMSOPS_GATEWAY_WORKERS", 0)?,
+            batch_sends: config::or("SMSOPS_GATEWAY_BATCH_SENDS", true)?,
         })
     }
 }

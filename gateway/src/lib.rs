@@ -11,5 +11,6 @@ pub mod grpc;
 pub mod limiter;
 pub mod openapi;
 pub mod routes;
+pub mod sends;
 pub mod startup;
 pub mod traces;

@@ -22,6 +22,7 @@ use crate::{
         alerts, api_keys, audit, auth, dashboard, health, ingest, invitations, live, metrics,
         pairs, prometheus, providers, resource, sessions, sms, sms_batch, users, webhooks,
     },
+    sends::SendBatcher,
 };
 
 /// Request bodies above this size are refused with 413 `payload_too_large`.
@@ -43,6 +44,7 @@ impl Application {
     pub async fn build(config: GatewayConfig) -> Result<Self, StartupError> {
         let services = web::Data::new(Services::connect(&config)?);
         let callbacks = web::Data::new(CallbackBatcher::start(services.sms.clone()));
+        let sends = web::Data::new(SendBatcher::start(services.sms.clone(), config.batch_sends));
         let limits = Arc::new(
             Limits::new(&config).ok_or_else(|| StartupError::Setup("invalid rate limit".into()))?,
         );
@@ -69,6 +71,7 @@ impl Application {
             App::new()
                 .app_data(services.clone())
                 .app_data(callbacks.clone())
+                .app_data(sends.clone())
                 .app_data(telemetry.clone())
                 .app_data(limits.clone())
                 .app_data(

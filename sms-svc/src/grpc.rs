@@ -44,6 +44,7 @@ fn send_request(req: pb::SendSmsRequest) -> SendRequest {
             per_minute: req.quota_per_minute,
             per_day: req.quota_per_day,
         },
+        traceparent: Some(req.traceparent).filter(|t| !t.is_empty()),
     }
 }
 

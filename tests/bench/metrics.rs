@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use smsops_tests::bench::arg;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
@@ -20,15 +21,6 @@ use smsops_tests::amqp::{self, URL};
 /// The allocator the services run with in production (see their `main.rs`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn config(run: &str, queue: &str, exchange: &str) -> metrics_svc::config::MetricsConfig {
     metrics_svc::config::MetricsConfig {

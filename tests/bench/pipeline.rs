@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use smsops_tests::bench::{arg, percentile};
 use std::{
     collections::{HashMap, HashSet},
     time::{Duration, Instant},
@@ -24,22 +25,6 @@ use smsops_tests::{Options, TestApp, amqp::EventQueue, host::peak_rss_mib, sandb
 /// The allocator the services run with in production (see their `main.rs`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
 
 /// What the event consumer saw.
 #[derive(Default)]

@@ -35,6 +35,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use smsops_tests::bench::{arg, percentile};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -48,22 +49,6 @@ use smsops_tests::{
     Options, TestApp, amqp::EventQueue, host::peak_rss_mib, otlp::Receiver, sandbox::Sandbox,
 };
 use tokio::sync::Semaphore;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
 
 #[tokio::main]
 async fn main() {
@@ -209,6 +194,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     let limit = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
     let busy_before = smsops_tests::host::busy_cpu();
+    let cpu_before = smsops_tests::host::cpu_by_process();
     let mut tasks = Vec::new();
     let mut went_away = None;
     for first in (0..total).step_by(batch) {
@@ -355,6 +341,7 @@ async fn round(traces: Option<&Receiver>) -> f64 {
     mysql.close().await;
     let all_secs = started.elapsed().as_secs_f64();
     let busy = smsops_tests::host::busy_cpu().saturating_sub(busy_before);
+    let per_process = smsops_tests::host::cpu_since(&cpu_before);
     // Deliveries trail the confirms by moments; none is expected later.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let events = tally.finish();
@@ -421,6 +408,19 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         "machine CPU busy:    {:.1} s over {all_secs:.1} s = {:.2} ms per message (every process)",
         busy.as_secs_f64(),
         busy.as_secs_f64() * 1000.0 / accepted.max(1) as f64
+    );
+    let shares: Vec<String> = per_process
+        .iter()
+        .map(|(name, used)| {
+            format!(
+                "{name} {:.2}",
+                used.as_secs_f64() * 1000.0 / accepted.max(1) as f64
+            )
+        })
+        .collect();
+    println!(
+        "CPU by process:      {} (ms per message)",
+        shares.join(", ")
     );
     app.cleanup().await;
     accepted as f64 / send_secs

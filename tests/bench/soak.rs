@@ -16,6 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use smsops_tests::bench::arg;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -29,15 +30,6 @@ use smsops_tests::{
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Shares of the total rate: a mix of busy and quiet pairs.
 const MIX: [f64; 5] = [0.4, 0.25, 0.15, 0.1, 0.1];

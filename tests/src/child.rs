@@ -181,6 +181,7 @@ pub fn gateway_env(config: &GatewayConfig, trusted_proxies: &str) -> Vec<(&'stat
             trusted_proxies.to_string(),
         ),
         ("SMSOPS_GATEWAY_WORKERS", config.workers.to_string()),
+        ("SMSOPS_GATEWAY_BATCH_SENDS", config.batch_sends.to_string()),
     ]);
     env
 }

@@ -120,3 +120,68 @@ fn status_mib(pid: impl std::fmt::Display, field: &str) -> f64 {
         .unwrap_or(0.0);
     kib / 1024.0
 }
+
+/// CPU time (user and system) every running process has used so far, summed
+/// by name: the program's file name, with the service a `replica` runs.
+pub fn cpu_by_process() -> std::collections::HashMap<String, Duration> {
+    let mut used = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return used;
+    };
+    for entry in entries.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            std::fs::read(format!("/proc/{pid}/cmdline")),
+        ) else {
+            continue;
+        };
+        // The name in parentheses may hold spaces: count fields after it.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ticks: u64 = fields
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        if ticks == 0 {
+            continue;
+        }
+        let mut args = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned());
+        let program = args.next().unwrap_or_default();
+        let program = program.rsplit('/').next().unwrap_or_default().to_string();
+        let name = match program.as_str() {
+            "replica" => args.next().unwrap_or(program),
+            "" => continue,
+            _ => program,
+        };
+        *used.entry(name).or_insert(Duration::ZERO) += Duration::from_millis(ticks * 10);
+    }
+    used
+}
+
+/// What each process used since `before` ([`cpu_by_process`]), most first;
+/// those that used under 1 % of the total are left out.
+pub fn cpu_since(before: &std::collections::HashMap<String, Duration>) -> Vec<(String, Duration)> {
+    let mut used: Vec<(String, Duration)> = cpu_by_process()
+        .into_iter()
+        .map(|(name, now)| {
+            let then = before.get(&name).copied().unwrap_or_default();
+            (name, now.saturating_sub(then))
+        })
+        .collect();
+    let total: Duration = used.iter().map(|(_, d)| *d).sum();
+    used.retain(|(_, d)| *d * 100 >= total && !d.is_zero());
+    used.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    used
+}

@@ -6,6 +6,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod bench;
 pub mod browser;
 pub mod child;
 pub mod host;
@@ -111,6 +112,10 @@ pub struct Options {
     pub consumers_apart: bool,
     /// Run the gateway from its own binary as a child process.
     pub gateway_apart: bool,
+    /// The gateway's worker threads; 0 is one per core, as in production.
+    pub gateway_workers: usize,
+    /// The gateway's `SMSOPS_GATEWAY_BATCH_SENDS`.
+    pub batch_sends: bool,
     /// Added to the environment of every service run as a child process
     /// (`OTEL_*` for the trace tests).
     pub child_env: Vec<(String, String)>,
@@ -156,6 +161,8 @@ impl Default for Options {
             consumers: true,
             consumers_apart: false,
             gateway_apart: false,
+            gateway_workers: 1,
+            batch_sends: true,
             child_env: Vec::new(),
             signup: auth_svc::core::SignupPolicy::Invite,
             // Tests that are not about quotas send as much as they like;
@@ -842,7 +849,8 @@ impl TestApp {
                 burst: self.options.send_burst,
             },
             trusted_proxies: self.options.trusted_proxies.parse().unwrap(),
-            workers: 1,
+            workers: self.options.gateway_workers,
+            batch_sends: self.options.batch_sends,
         };
         if self.options.gateway_apart {
             let config = gateway::config::GatewayConfig {
@@ -879,6 +887,17 @@ impl TestApp {
 
     /// [`Self::prometheus_sum`] for the service serving metrics at `addr`.
     pub async fn prometheus_sum_at(&self, addr: SocketAddr, name: &str) -> f64 {
+        self.prometheus_sum_where(addr, name, "").await
+    }
+
+    /// [`Self::prometheus_sum`] of the samples whose labels hold `label`
+    /// (`method="SendSmsBatch"`, say).
+    pub async fn prometheus_sum_labelled(&self, service: &str, name: &str, label: &str) -> f64 {
+        self.prometheus_sum_where(self.prometheus[service], name, label)
+            .await
+    }
+
+    async fn prometheus_sum_where(&self, addr: SocketAddr, name: &str, label: &str) -> f64 {
         let url = format!("http://{addr}/metrics");
         let text = self
             .http
@@ -893,6 +912,7 @@ impl TestApp {
             .filter(|line| {
                 line.strip_prefix(name)
                     .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                    && line.contains(label)
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()

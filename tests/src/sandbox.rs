@@ -129,6 +129,13 @@ impl Sandbox {
         assert!(status.is_success());
     }
 
+    /// Forgets every Twilio message taken so far (a warm-up's, say).
+    pub async fn reset_twilio(&self) {
+        let url = format!("{}/_sandbox/twilio/messages", self.url);
+        let status = self.http.delete(url).send().await.unwrap().status();
+        assert!(status.is_success());
+    }
+
     pub async fn set_faults(&self, faults: Value) {
         let status = self
             .http

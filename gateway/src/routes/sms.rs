@@ -8,6 +8,7 @@ use crate::{
     extract::{Authed, Body, Sender},
     grpc::Services,
     limiter::{self, Limits},
+    sends::SendBatcher,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -147,19 +148,14 @@ pub struct SmsQuery {
         (status = 404, description = "pair_not_found", body = ErrorBody),
         (status = 429, description = "rate_limited: too many from this user; see Retry-After", body = ErrorBody)))]
 pub async fn send(
-    services: web::Data<Services>,
+    sends: web::Data<SendBatcher>,
     limits: web::Data<Limits>,
     Sender(caller): Sender,
     Body(body): Body<NewSms>,
 ) -> Result<HttpResponse, HttpError> {
     limiter::per_user(&limits.sms, &caller.user_id)?;
-    let request = pb::SendSmsRequest::from(body);
-    let sms = services
-        .sms
-        .clone()
-        .send_sms(caller.authorize(tonic::Request::new(request)))
-        .await?;
-    Ok(HttpResponse::Accepted().json(SmsView::from(sms.into_inner())))
+    let sms = sends.send(&caller, pb::SendSmsRequest::from(body)).await?;
+    Ok(HttpResponse::Accepted().json(SmsView::from(sms)))
 }
 
 /// One message with its status history.

@@ -392,6 +392,8 @@ impl Runner {
                 charge_to: self.session.started_by.clone(),
                 quota_per_minute: self.session.quota.per_minute,
                 quota_per_day: self.session.quota.per_day,
+                // The batch's own trace (its call's).
+                traceparent: String::new(),
             })
             .collect();
         let clients = self.ctx.clients.clone();

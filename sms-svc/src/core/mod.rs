@@ -63,6 +63,8 @@ pub struct SendRequest {
     /// and that user's quota.
     pub charge_to: Option<String>,
     pub charge_quota: Quota,
+    /// The trace of the request the message came in, when not the call's.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -402,8 +404,7 @@ where
                             created_at: now,
                             updated_at: now,
                             request_hash: Some(valid.hash),
-                            traceparent: TraceHeaders::of_span(&tracing::Span::current())
-                                .traceparent,
+                            traceparent: trace_of(valid.request.traceparent),
                         }),
                         body: valid.request.body,
                         plan,
@@ -688,6 +689,19 @@ fn validated(caller: &Caller, request: SendRequest) -> Result<Valid, SmsError> {
 
 /// Whom a batch is charged to: the caller, or for process-svc the
 /// session's starter it names (with the quota the starter had).
+/// The trace a message's events continue: its request's, if it names a
+/// valid one, else the call's.
+fn trace_of(request: Option<String>) -> Option<String> {
+    let own = TraceHeaders {
+        traceparent: request,
+        tracestate: None,
+    };
+    if own.span_context().is_some() {
+        return own.traceparent;
+    }
+    TraceHeaders::of_span(&tracing::Span::current()).traceparent
+}
+
 fn charge_of(caller: &Caller, requests: &[SendRequest]) -> quota::Charge {
     if caller.role == Role::Service
         && let Some(first) = requests.first()

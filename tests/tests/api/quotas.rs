@@ -24,7 +24,7 @@ async fn new_pair(app: &TestApp) -> String {
 }
 
 /// A new operator with its own quota, and a token that carries it.
-async fn operator_with_quota(app: &TestApp, quota: Value) -> (String, String) {
+pub async fn operator_with_quota(app: &TestApp, quota: Value) -> (String, String) {
     let (id, _) = app.new_user_as("operator").await;
     let admin = app.admin_tokens().await.access;
     let reply = app
@@ -66,7 +66,7 @@ async fn session_until(
 
 /// Waits, if need be, so the next seconds stay within one clock minute:
 /// a minute's window that turned mid-test would hold twice the quota.
-async fn clear_of_a_minute_boundary() {
+pub async fn clear_of_a_minute_boundary() {
     let second = chrono::Utc::now().timestamp() % 60;
     if second > 45 {
         tokio::time::sleep(Duration::from_secs((61 - second) as u64)).await;

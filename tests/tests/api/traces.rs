@@ -174,6 +174,53 @@ async fn one_sms_is_one_trace_from_the_gateway_through_every_consumer() {
     app.cleanup().await;
 }
 
+/// Single sends the gateway hands to sms-svc together: whichever call a
+/// message went in, its events continue its own request's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sends_batched_together_keep_each_its_own_trace() {
+    let receiver = Receiver::start().await;
+    let sandbox = delivering();
+    let app = traced_app(&sandbox, &receiver.endpoint(), &[]).await;
+    let admin = app.admin_tokens().await.access;
+    let pair = new_pair(&app, &admin, "GB", false).await;
+
+    let traces: Vec<String> = (0..20u64)
+        .map(|n| format!("{:032x}", 0xabc0_0000_u64 + n))
+        .collect();
+    let sends = traces.iter().enumerate().map(|(n, trace)| {
+        let request = app
+            .http
+            .post(app.url("/api/v1/sms"))
+            .bearer_auth(&admin)
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .json(&json!({"country_operator_id": pair, "to": format!("+4477009{n:05}"), "body": "traced together"}));
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(sends).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
+        "{statuses:?}"
+    );
+
+    let published = |spans: &[Span], trace: &str, event: &str| {
+        spans.iter().any(|s| {
+            s.trace_id == trace && s.service == "sms-svc" && s.name == format!("{event} publish")
+        })
+    };
+    spans_until(&receiver, "each send's events in its own trace", |spans| {
+        traces.iter().all(|trace| {
+            published(spans, trace, "sms.accepted") && published(spans, trace, "sms.delivered")
+        })
+    })
+    .await;
+    let batched = receiver
+        .spans()
+        .iter()
+        .any(|s| s.service == "sms-svc" && s.name == "smsops.sms.v1.SmsService/SendSmsBatch");
+    assert!(batched, "no send went in a batch");
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_batch_of_a_session_is_a_trace_linked_to_its_start() {
     let receiver = Receiver::start().await;
