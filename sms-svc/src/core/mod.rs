@@ -687,8 +687,6 @@ fn validated(caller: &Caller, request: SendRequest) -> Result<Valid, SmsError> {
     })
 }
 
-/// Whom a batch is charged to: the caller, or for process-svc the
-/// session's starter it names (with the quota the starter had).
 /// The trace a message's events continue: its request's, if it names a
 /// valid one, else the call's.
 fn trace_of(request: Option<String>) -> Option<String> {
@@ -702,6 +700,8 @@ fn trace_of(request: Option<String>) -> Option<String> {
     TraceHeaders::of_span(&tracing::Span::current()).traceparent
 }
 
+/// Whom a batch is charged to: the caller, or for process-svc the
+/// session's starter it names (with the quota the starter had).
 fn charge_of(caller: &Caller, requests: &[SendRequest]) -> quota::Charge {
     if caller.role == Role::Service
         && let Some(first) = requests.first()
