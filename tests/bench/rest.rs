@@ -355,13 +355,9 @@ async fn main() {
         drained_secs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    let shares: Vec<String> = per_process
-        .iter()
-        .map(|(name, used)| format!("{name} {:.2}", per_message(*used)))
-        .collect();
     println!(
         "CPU by process:      {} (ms per message)",
-        shares.join(", ")
+        host::per_message(&per_process, sent.accepted)
     );
     let per_message_counts: Vec<String> = MYSQL_COUNTERS
         .iter()

@@ -409,18 +409,9 @@ async fn round(traces: Option<&Receiver>) -> f64 {
         busy.as_secs_f64(),
         busy.as_secs_f64() * 1000.0 / accepted.max(1) as f64
     );
-    let shares: Vec<String> = per_process
-        .iter()
-        .map(|(name, used)| {
-            format!(
-                "{name} {:.2}",
-                used.as_secs_f64() * 1000.0 / accepted.max(1) as f64
-            )
-        })
-        .collect();
     println!(
         "CPU by process:      {} (ms per message)",
-        shares.join(", ")
+        smsops_tests::host::per_message(&per_process, accepted)
     );
     app.cleanup().await;
     accepted as f64 / send_secs

@@ -185,3 +185,15 @@ pub fn cpu_since(before: &std::collections::HashMap<String, Duration>) -> Vec<(S
     used.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     used
 }
+
+/// `name ms, name ms, ...`: each process's CPU ([`cpu_since`]) per message.
+pub fn per_message(used: &[(String, Duration)], messages: usize) -> String {
+    let shares: Vec<String> = used
+        .iter()
+        .map(|(name, used)| {
+            let ms = used.as_secs_f64() * 1000.0 / messages.max(1) as f64;
+            format!("{name} {ms:.2}")
+        })
+        .collect();
+    shares.join(", ")
+}
