@@ -23,6 +23,9 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::{ApiError, ErrorCode, config::TokenSettings};
 
+mod verified;
+use verified::Verified;
+
 /// Metadata entry (and HTTP header) that carries the caller's token.
 pub const AUTHORIZATION: &str = "authorization";
 
@@ -331,6 +334,7 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
     revoked: std::sync::RwLock<RevokedSet>,
+    verified: Verified,
 }
 
 impl TokenVerifier {
@@ -346,6 +350,7 @@ impl TokenVerifier {
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
             revoked: std::sync::RwLock::new(RevokedSet::default()),
+            verified: Verified::default(),
         }
     }
 
@@ -374,15 +379,19 @@ impl TokenVerifier {
     /// Whether a caller verified earlier still holds: its token has not
     /// expired nor been revoked since. For long-lived streams.
     pub fn still_valid(&self, caller: &Caller) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs() as i64);
-        caller.exp > now && !self.is_revoked(&caller.user_id, caller.ver, &caller.jti)
+        caller.exp > unix_now() && !self.is_revoked(&caller.user_id, caller.ver, &caller.jti)
     }
 
     /// Verifies a raw token (without the `Bearer ` prefix).
     pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let claims = self.decode(token, &self.validation).await?;
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.decode(token, &self.validation).await?;
+                self.verified.keep(token, &claims);
+                claims
+            }
+        };
         if self.is_revoked(&claims.sub, claims.ver, &claims.jti) {
             return Err(bad_token("token has been revoked"));
         }
@@ -489,8 +498,16 @@ impl TokenVerifier {
         }
         tracing::info!(keys = keys.len(), "token keys refreshed");
         *self.keys.write().await = keys;
+        // A key gone from the set takes its tokens with it.
+        self.verified.clear();
         Ok(())
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }
 
 /// Fetches the revocations in force until the verifier is gone. When
