@@ -1,7 +1,7 @@
 //! Quota reservations in MySQL (see `domain::quota`).
 
-use chrono::{Duration, Utc};
-use sqlx::Row;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{MySql, QueryBuilder, Row};
 
 use crate::{
     domain::{
@@ -36,49 +36,72 @@ impl QuotaLedger for Store {
 }
 
 impl Store {
+    /// Three statements however many windows: a send's call pays for its
+    /// reservation once, not once a window.
     async fn try_reserve(&self, windows: &[Window], asked: u64) -> Result<Granted, RepoError> {
         let now = Utc::now();
+        if windows.is_empty() {
+            return Ok(grant(windows, &[], asked, now));
+        }
         let mut tx = self.pool.begin().await?;
-        let mut used = Vec::with_capacity(windows.len());
-        for window in windows {
-            // An exclusive lock from the start: INSERT IGNORE would take a
-            // shared one, and two replicas upgrading theirs deadlock.
-            sqlx::query(
-                "INSERT INTO quota_usage (subject, period, window_start, used) VALUES (?, ?, ?, 0) \
-                 ON DUPLICATE KEY UPDATE used = used",
-            )
-            .bind(&window.subject)
-            .bind(window.period.to_string())
-            .bind(window.start)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(
-                "SELECT used FROM quota_usage WHERE subject = ? AND period = ? AND window_start = ? \
-                 FOR UPDATE",
-            )
-            .bind(&window.subject)
-            .bind(window.period.to_string())
-            .bind(window.start)
-            .fetch_one(&mut *tx)
-            .await?;
-            used.push(row.try_get::<u64, _>("used")?);
+        // An exclusive lock from the start, taken in the windows' order:
+        // INSERT IGNORE would take a shared one, and two replicas
+        // upgrading theirs deadlock.
+        let mut create = QueryBuilder::<MySql>::new(
+            "INSERT INTO quota_usage (subject, period, window_start, used) ",
+        );
+        create.push_values(windows, |mut row, window| {
+            row.push_bind(&window.subject)
+                .push_bind(window.period.to_string())
+                .push_bind(window.start)
+                .push_bind(0u64);
+        });
+        create.push(" ON DUPLICATE KEY UPDATE used = used");
+        create.build().execute(&mut *tx).await?;
+        let mut select = QueryBuilder::<MySql>::new(
+            "SELECT subject, period, window_start, used FROM quota_usage WHERE ",
+        );
+        matching(&mut select, windows);
+        select.push(" FOR UPDATE");
+        let rows = select.build().fetch_all(&mut *tx).await?;
+        let mut used = vec![0u64; windows.len()];
+        for row in rows {
+            let subject: String = row.try_get("subject")?;
+            let period: String = row.try_get("period")?;
+            let start: DateTime<Utc> = row.try_get("window_start")?;
+            let at = windows.iter().position(|w| {
+                w.subject == subject && period.starts_with(w.period) && w.start == start
+            });
+            if let Some(at) = at {
+                used[at] = row.try_get("used")?;
+            }
         }
         let granted = grant(windows, &used, asked, now);
         if granted.count > 0 {
-            for window in windows {
-                sqlx::query(
-                    "UPDATE quota_usage SET used = used + ? \
-                     WHERE subject = ? AND period = ? AND window_start = ?",
-                )
-                .bind(granted.count)
-                .bind(&window.subject)
-                .bind(window.period.to_string())
-                .bind(window.start)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let mut count = QueryBuilder::<MySql>::new("UPDATE quota_usage SET used = used + ");
+            count.push_bind(granted.count).push(" WHERE ");
+            matching(&mut count, windows);
+            count.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(granted)
+    }
+}
+
+/// Each window's row by its whole primary key: a range of points, so only
+/// those rows are locked.
+fn matching(query: &mut QueryBuilder<'_, MySql>, windows: &[Window]) {
+    for (i, window) in windows.iter().enumerate() {
+        if i > 0 {
+            query.push(" OR ");
+        }
+        query
+            .push("(subject = ")
+            .push_bind(window.subject.clone())
+            .push(" AND period = ")
+            .push_bind(window.period.to_string())
+            .push(" AND window_start = ")
+            .push_bind(window.start)
+            .push(")");
     }
 }
