@@ -64,7 +64,7 @@ impl Store {
         matching(&mut select, windows);
         select.push(" FOR UPDATE");
         let rows = select.build().fetch_all(&mut *tx).await?;
-        let mut used = vec![0u64; windows.len()];
+        let mut used: Vec<Option<u64>> = vec![None; windows.len()];
         for row in rows {
             let subject: String = row.try_get("subject")?;
             let period: String = row.try_get("period")?;
@@ -73,9 +73,14 @@ impl Store {
                 w.subject == subject && period.starts_with(w.period) && w.start == start
             });
             if let Some(at) = at {
-                used[at] = row.try_get("used")?;
+                used[at] = Some(row.try_get("used")?);
             }
         }
+        // A window not read back must not count as empty: refuse instead.
+        let used: Vec<u64> = used
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| RepoError::Failed("a quota window did not read back".into()))?;
         let granted = grant(windows, &used, asked, now);
         if granted.count > 0 {
             let mut count = QueryBuilder::<MySql>::new(
