@@ -24,6 +24,14 @@ use crate::{
 const BATCH: u32 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// After a batch that left nothing behind, how long the relay lets events
+/// gather before it reads again: each read and delete is a statement and a
+/// delete a commit of its own, which a busy relay paid for about every 50
+/// events (about 200 with this wait).
+/// Measured with bench-rest (single sends, C=50, A B A B, three pairs):
+/// MariaDB's statements 2.03-2.07 a message without, 1.78-1.81 with 20 ms;
+/// fsyncs 0.38-0.39 against 0.32. An event waits at most this much longer.
+const LINGER: Duration = Duration::from_millis(20);
 /// How often a standby asks for the lock, and the relay checks it still
 /// has it: the longest a dead relay's events wait for another replica.
 const LOCK_EVERY: Duration = Duration::from_secs(1);
@@ -173,6 +181,12 @@ impl Relay {
                 .outbox_done(&confirmed)
                 .await
                 .map_err(|err| err.to_string())?;
+            if rows.len() < BATCH as usize {
+                tokio::select! {
+                    () = tokio::time::sleep(LINGER) => {}
+                    _ = stop.changed() => {}
+                }
+            }
         }
     }
 }
