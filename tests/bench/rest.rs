@@ -222,6 +222,7 @@ async fn main() {
     let concurrency = arg("--concurrency", if batch == 0 { 50 } else { 8 }).max(1);
     let warmup = arg("--warmup", 2_000);
     let batch_sends = !std::env::args().any(|a| a == "--one-call-each");
+    let as_operator = std::env::args().any(|a| a == "--operator");
     let sandbox =
         Sandbox::start(json!({"default_rule": {"delivered": 1.0, "callback_latency_ms": 10}}));
     let app = TestApp::spawn_with(Options {
@@ -236,11 +237,20 @@ async fn main() {
         ..Options::default()
     })
     .await;
-    let token = app.admin_tokens().await.access;
+    let admin = app.admin_tokens().await.access;
+    // An operator with room to spare counts every send against its minute,
+    // its day and the account's day, as a paying user's sends are.
+    let token = if as_operator {
+        app.operator_with_quota(json!({"per_minute": 100_000_000, "per_day": 1_000_000_000}))
+            .await
+            .1
+    } else {
+        admin.clone()
+    };
     let pair = app
         .post(
             "/api/v1/country-operators",
-            Some(&token),
+            Some(&admin),
             json!({"country": "GB", "operator": "Bench"}),
         )
         .await

@@ -1131,6 +1131,29 @@ impl TestApp {
         email
     }
 
+    /// A new operator with its own quota (as `PUT /users/{id}/quota`
+    /// takes it), and a token that carries it.
+    pub async fn operator_with_quota(&self, quota: Value) -> (String, String) {
+        let (id, _) = self.new_user_as("operator").await;
+        let admin = self.admin_tokens().await.access;
+        let reply = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/quota"),
+                Some(&admin),
+                Some(quota),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body["quota"]["source"], "user");
+        let email = reply.body["email"].as_str().unwrap().to_string();
+        let token = self.sign_in(&email, USER_PASSWORD).await.body["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (id, token)
+    }
+
     /// Signs up a new user in `role` (by invitation) and signs it in.
     pub async fn new_user_as(&self, role: &str) -> (String, Tokens) {
         let email = self.new_account(role).await;

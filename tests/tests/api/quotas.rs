@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use smsops_proto::sms::v1::{SendSmsRequest, sms_service_client::SmsServiceClient};
-use smsops_tests::{Options, Reply, TestApp, USER_PASSWORD, free_addr, sandbox::Sandbox};
+use smsops_tests::{Options, Reply, TestApp, free_addr, sandbox::Sandbox};
 
 async fn new_pair(app: &TestApp) -> String {
     let admin = app.admin_tokens().await.access;
@@ -21,28 +21,6 @@ async fn new_pair(app: &TestApp) -> String {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     reply.id()
-}
-
-/// A new operator with its own quota, and a token that carries it.
-pub async fn operator_with_quota(app: &TestApp, quota: Value) -> (String, String) {
-    let (id, _) = app.new_user_as("operator").await;
-    let admin = app.admin_tokens().await.access;
-    let reply = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/users/{id}/quota"),
-            Some(&admin),
-            Some(quota),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["quota"]["source"], "user");
-    let email = reply.body["email"].as_str().unwrap().to_string();
-    let token = app.sign_in(&email, USER_PASSWORD).await.body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (id, token)
 }
 
 /// Reads the session every 200 ms until `done` holds for it (at most 20 s).
@@ -83,7 +61,9 @@ async fn fifty_concurrent_sends_against_a_quota_of_twenty_take_twenty_across_two
     .await;
     let second = app.spawn_sms_replica(free_addr()).await;
     let pair = new_pair(&app).await;
-    let (_, token) = operator_with_quota(&app, json!({"per_minute": 20, "per_day": 1000})).await;
+    let (_, token) = app
+        .operator_with_quota(json!({"per_minute": 20, "per_day": 1000}))
+        .await;
     let replicas = [app.sms_addr, second.addr];
 
     clear_of_a_minute_boundary().await;
@@ -277,7 +257,9 @@ async fn sessions_past_their_quota_are_refused_at_creation_and_pause_when_it_is_
     })
     .await;
     let pair = new_pair(&app).await;
-    let (_, token) = operator_with_quota(&app, json!({"per_minute": 600, "per_day": 5})).await;
+    let (_, token) = app
+        .operator_with_quota(json!({"per_minute": 600, "per_day": 5}))
+        .await;
     let session = |rate: f64, recipients: Value| {
         json!({"country_operator_id": pair, "rate_per_minute": rate,
                "recipients": recipients, "template": "q {n}"})

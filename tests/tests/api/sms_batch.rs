@@ -150,8 +150,9 @@ async fn single_sends_arriving_together_are_each_answered_as_if_alone() {
     assert_eq!((together, received["duplicates"].as_u64()), (31, Some(0)));
 
     // A quota of 10 a minute against 25 at once: 10 taken, 15 told when to retry.
-    let (_, operator) =
-        super::quotas::operator_with_quota(&app, json!({"per_minute": 10, "per_day": 1000})).await;
+    let (_, operator) = app
+        .operator_with_quota(json!({"per_minute": 10, "per_day": 1000}))
+        .await;
     super::quotas::clear_of_a_minute_boundary().await;
     let bodies = (0..25)
         .map(|n| sms(format!("+4477008{n:05}"), None))
