@@ -329,15 +329,8 @@ fn properties(event: &Outgoing<'_>) -> BasicProperties {
         .with_content_type(ShortString::from("application/json"))
         .with_message_id(event.event_id.into())
         .with_type(event.event_type.into())
-        .with_timestamp(unix_now())
+        .with_timestamp(u64::try_from(crate::unix_now()).unwrap_or_default())
         .with_headers(headers)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| since.as_secs())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

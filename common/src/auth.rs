@@ -21,7 +21,7 @@ use smsops_proto::auth::v1::{
 };
 use tokio::sync::{Mutex, RwLock};
 
-use crate::{ApiError, ErrorCode, config::TokenSettings};
+use crate::{ApiError, ErrorCode, config::TokenSettings, unix_now};
 
 mod verified;
 use verified::Verified;
@@ -502,12 +502,6 @@ impl TokenVerifier {
         self.verified.clear();
         Ok(())
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
 }
 
 /// Fetches the revocations in force until the verifier is gone. When

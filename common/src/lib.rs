@@ -23,3 +23,10 @@ pub mod telemetry;
 pub mod trace;
 
 pub use error::{ApiError, ErrorCode};
+
+/// Seconds since 1970 (0 on a clock set before it).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
+}

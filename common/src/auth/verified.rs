@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{Claims, LEEWAY_SECS, unix_now};
+use super::{Claims, LEEWAY_SECS};
+use crate::unix_now;
 
 /// Tokens whose signature, issuer and audience were checked already, with
 /// their claims. Checking an Ed25519 signature costs more than the rest of
@@ -18,12 +19,11 @@ pub(super) struct Verified {
 const VERIFIED_AT_MOST: usize = 10_000;
 
 impl Verified {
-    /// A token's claims, while it has not expired (with the leeway
-    /// decoding allows).
+    /// A token's claims, while it has not expired.
     pub(super) fn get(&self, token: &str) -> Option<Claims> {
         let tokens = self.tokens.lock().ok()?;
         let claims = tokens.get(token)?;
-        (claims.exp + LEEWAY_SECS as i64 > unix_now()).then(|| claims.clone())
+        unexpired(claims, unix_now()).then(|| claims.clone())
     }
 
     pub(super) fn keep(&self, token: &str, claims: &Claims) {
@@ -32,7 +32,7 @@ impl Verified {
         };
         if tokens.len() >= VERIFIED_AT_MOST {
             let now = unix_now();
-            tokens.retain(|_, claims| claims.exp + LEEWAY_SECS as i64 > now);
+            tokens.retain(|_, claims| unexpired(claims, now));
             if tokens.len() >= VERIFIED_AT_MOST {
                 tokens.clear();
             }
@@ -45,6 +45,11 @@ impl Verified {
             tokens.clear();
         }
     }
+}
+
+/// Not past `exp` by more than the leeway decoding allows.
+fn unexpired(claims: &Claims, now: i64) -> bool {
+    claims.exp + LEEWAY_SECS as i64 > now
 }
 
 #[cfg(test)]
