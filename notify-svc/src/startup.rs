@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::{
     config::NotifyConfig,
     consumer::EventConsumer,
-    core::{NotifyCore, RouteHealthFeed, providers::ProviderCount},
+    core::{NotifyCore, RouteHealthFeed, providers::Providers},
     grpc::NotifyGrpc,
     store::Store,
     telegram::Sender,
@@ -78,7 +78,7 @@ impl Application {
                 config.route_health_exchange.clone(),
             ),
             every: config.evaluate_every,
-            providers: ProviderCount::new(sms, account),
+            providers: Providers::new(sms, account),
         };
         let core = NotifyCore::new(store, chats, audit.clone(), route_health)
             .await

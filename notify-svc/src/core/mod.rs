@@ -55,7 +55,7 @@ pub struct NotifyCore {
 pub struct RouteHealthFeed {
     pub changes: Changes,
     pub every: std::time::Duration,
-    pub providers: providers::ProviderCount,
+    pub providers: providers::Providers,
 }
 
 impl NotifyCore {

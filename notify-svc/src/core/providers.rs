@@ -1,8 +1,10 @@
-//! How many provider accounts sms-svc sends through, asked as notify-svc's
+//! The provider accounts sms-svc sends through, asked as notify-svc's
 //! service account at most once a minute: with one, a sick route has
-//! nowhere to go, and the success-rate alert already tells of it.
+//! nowhere to go, and the success-rate alert already tells of it; one no
+//! longer there will never deliver again, so its route is given back.
 
 use std::{
+    collections::HashSet,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -13,14 +15,14 @@ use tokio::sync::Mutex;
 
 const ASK_EVERY: Duration = Duration::from_secs(60);
 
-pub struct ProviderCount {
+pub struct Providers {
     sms: SmsServiceClient<Channel>,
     account: Option<Arc<AccountToken>>,
-    /// The last answer and when it was asked for.
-    last: Mutex<(Option<usize>, Option<Instant>)>,
+    /// The last answer (the accounts' names) and when it was asked for.
+    last: Mutex<(Option<HashSet<String>>, Option<Instant>)>,
 }
 
-impl ProviderCount {
+impl Providers {
     pub fn new(sms: Channel, account: Option<Arc<AccountToken>>) -> Self {
         Self {
             sms: SmsServiceClient::new(sms),
@@ -32,20 +34,26 @@ impl ProviderCount {
     /// Whether traffic could move at all: unknown (no account, sms-svc
     /// not answering yet) counts as yes, so failover is never held back.
     pub async fn more_than_one(&self) -> bool {
+        self.names().await.is_none_or(|names| names.len() > 1)
+    }
+
+    /// The accounts' names, or None while sms-svc has not told them (an
+    /// empty answer is no answer: sms-svc never runs without one).
+    pub async fn names(&self) -> Option<HashSet<String>> {
         let mut last = self.last.lock().await;
         if last.1.is_none_or(|at| at.elapsed() >= ASK_EVERY) {
             last.1 = Some(Instant::now());
             match self.ask().await {
-                Ok(count) => last.0 = Some(count),
+                Ok(names) => last.0 = Some(names),
                 Err(err) => {
                     tracing::warn!(error = %err, "asking sms-svc for its provider accounts failed")
                 }
             }
         }
-        last.0.is_none_or(|count| count > 1)
+        last.0.clone().filter(|names| !names.is_empty())
     }
 
-    async fn ask(&self) -> Result<usize, smsops_common::ApiError> {
+    async fn ask(&self) -> Result<HashSet<String>, smsops_common::ApiError> {
         let Some(account) = &self.account else {
             return Err(smsops_common::ApiError::unauthorized("no service account"));
         };
@@ -58,7 +66,12 @@ impl ProviderCount {
             .metadata_mut()
             .insert(smsops_common::auth::AUTHORIZATION, value);
         match self.sms.clone().list_providers(request).await {
-            Ok(reply) => Ok(reply.into_inner().items.len()),
+            Ok(reply) => Ok(reply
+                .into_inner()
+                .items
+                .into_iter()
+                .map(|p| p.name)
+                .collect()),
             Err(status) => {
                 account.forget().await;
                 Err(smsops_common::ApiError::from_status(&status))

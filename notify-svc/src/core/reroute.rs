@@ -85,6 +85,21 @@ impl NotifyCore {
                 }
             }
         }
+        // A provider sms-svc no longer has gets no probes, so nothing would
+        // ever show it recovered: its routes are given back (an alert the
+        // passes above resolved is not resolved twice).
+        if !open.is_empty()
+            && let Some(names) = self.route_health.providers.names().await
+        {
+            for alert in gone(open.values().copied(), &names) {
+                self.restore(
+                    alert,
+                    &text::provider_gone(alert),
+                    json!({ "provider_gone": true }),
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
 
@@ -173,5 +188,56 @@ impl NotifyCore {
         let id = uuid::Uuid::now_v7().to_string();
         self.route_health.changes.notify(&id, "route.health", &body);
         Ok(())
+    }
+}
+
+/// The open route alerts whose provider is not among `names`.
+fn gone<'a>(
+    open: impl Iterator<Item = &'a AlertRow>,
+    names: &HashSet<String>,
+) -> Vec<&'a AlertRow> {
+    open.filter(|alert| {
+        alert
+            .provider
+            .as_ref()
+            .is_some_and(|provider| !names.contains(provider))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(id: &str, provider: Option<&str>) -> AlertRow {
+        AlertRow {
+            id: id.into(),
+            rule: RULE_ROUTE_HEALTH.into(),
+            pair_id: Some("pair".into()),
+            country: Some("GB".into()),
+            operator: Some("Vodafone".into()),
+            state: "open".into(),
+            opened_at: Utc::now(),
+            resolved_at: None,
+            message: String::new(),
+            updated_at: Utc::now(),
+            delivery: "sent".into(),
+            provider: provider.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_routes_through_a_provider_no_longer_there_are_given_back() {
+        let open = [
+            alert("kept", Some("smsc")),
+            alert("removed", Some("old-smsc")),
+            alert("unnamed", None),
+        ];
+        let names: HashSet<String> = ["smsc".to_string(), "twilio".to_string()].into();
+        let ids: Vec<&str> = gone(open.iter(), &names)
+            .into_iter()
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(ids, ["removed"]);
     }
 }

@@ -286,6 +286,15 @@ pub fn rule_off(alert: &AlertRow) -> String {
     )
 }
 
+pub fn provider_gone(alert: &AlertRow) -> String {
+    format!(
+        "✅ <b>Resolved</b> {}: provider {} is no longer configured; the route sends by its others. Alert <code>{}</code>",
+        pair_of(alert),
+        escape(alert.provider.as_deref().unwrap_or("?")),
+        short(&alert.id)
+    )
+}
+
 pub fn session_failed(id: &str, event: &SessionEvent, reason: &str) -> String {
     format!(
         "🔴 <b>Session failed</b> {}: session <code>{}</code>: {}. Alert <code>{}</code>",
