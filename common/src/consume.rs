@@ -30,6 +30,9 @@ pub struct QueueSpec {
     /// (exchange, routing key pattern) pairs; each exchange is declared
     /// durable and topic, as publishers declare it.
     pub bindings: Vec<(String, String)>,
+    /// Bindings an earlier version made and this one does not want: removed
+    /// once `bindings` are in place, so no event falls between the two.
+    pub stale_bindings: Vec<(String, String)>,
     /// Deliveries the broker may have out to this consumer at once.
     pub prefetch: u16,
     /// Most deliveries in one batch, and how long a batch waits for more
@@ -133,6 +136,16 @@ async fn connect(
                 exchange.as_str().into(),
                 key.as_str().into(),
                 QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for (exchange, key) in &spec.stale_bindings {
+        channel
+            .queue_unbind(
+                spec.queue.as_str().into(),
+                exchange.as_str().into(),
+                key.as_str().into(),
                 FieldTable::default(),
             )
             .await?;

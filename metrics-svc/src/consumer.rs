@@ -22,6 +22,16 @@ pub struct EventConsumer {
     spec: QueueSpec,
 }
 
+/// The statuses [`crate::core::tally`] counts; the others (`queued`) would
+/// cost a delivery and a dedupe row each for nothing.
+const COUNTED: [&str; 5] = [
+    "sms.accepted",
+    "sms.sent",
+    "sms.delivered",
+    "sms.undelivered",
+    "sms.failed",
+];
+
 impl EventConsumer {
     pub fn new(
         store: Store,
@@ -37,7 +47,13 @@ impl EventConsumer {
             amqp_url,
             spec: QueueSpec {
                 queue,
-                bindings: vec![(exchange, "sms.#".into())],
+                bindings: COUNTED
+                    .iter()
+                    .map(|key| (exchange.clone(), (*key).to_string()))
+                    .collect(),
+                // Versions before 2026-12-08 took every status, `queued`
+                // too, which counts for nothing here.
+                stale_bindings: vec![(exchange, "sms.#".into())],
                 prefetch,
                 // A batch can hold all the broker may have out to us.
                 batch: usize::from(prefetch.max(1)),

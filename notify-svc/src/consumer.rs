@@ -34,6 +34,7 @@ impl EventConsumer {
             spec: QueueSpec {
                 queue: config.queue.clone(),
                 bindings,
+                stale_bindings: Vec::new(),
                 prefetch: config.prefetch,
                 batch: 500,
                 linger: Duration::from_millis(20),

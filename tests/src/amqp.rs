@@ -239,6 +239,15 @@ pub async fn delete_queue(queue: &str) {
 
 /// Messages waiting in `queue`.
 pub async fn queue_length(queue: &str) -> u32 {
+    looked_up(queue).await.message_count()
+}
+
+/// Consumers reading `queue`.
+pub async fn consumers(queue: &str) -> u32 {
+    looked_up(queue).await.consumer_count()
+}
+
+async fn looked_up(queue: &str) -> lapin::Queue {
     let connection = Connection::connect(URL, ConnectionProperties::default())
         .await
         .unwrap();
@@ -254,7 +263,28 @@ pub async fn queue_length(queue: &str) -> u32 {
         )
         .await
         .unwrap();
-    declared.message_count()
+    let _ = tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+    declared
+}
+
+/// Binds an existing `queue` to `exchange` by `key`, as an earlier version
+/// of a service may have.
+pub async fn bind_queue(queue: &str, exchange: &str, key: &str) {
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
 }
 
 /// Publishes these events (again), as a relay would, confirmed.

@@ -300,3 +300,68 @@ async fn a_thousand_session_messages_count_exactly_through_a_crash_and_duplicate
     }
     app.cleanup().await;
 }
+
+/// Before 2026-12-08 metrics-svc bound its queue to every status; `queued`
+/// counts for nothing and cost a delivery and a dedupe row a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_bound_to_every_status_keeps_only_what_is_counted() {
+    let sandbox = Sandbox::start_default();
+    let mut app = app_with(&sandbox).await;
+    app.stop_metrics().await;
+    amqp::bind_queue(&app.metrics_queue, &app.exchange, "sms.#").await;
+    app.start_metrics().await;
+    for _ in 0..100 {
+        if amqp::consumers(&app.metrics_queue).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(amqp::consumers(&app.metrics_queue).await, 1);
+
+    let event = |status: &str| {
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = json!({
+            "event_id": id, "type": format!("sms.{status}"), "occurred_at": chrono::Utc::now(),
+            "country_operator_id": "made-up-pair", "country": "GB", "operator": "Vodafone",
+            "status": status,
+        });
+        (id, serde_json::to_vec(&body).unwrap())
+    };
+    let (queued, queued_body) = event("queued");
+    let (accepted, accepted_body) = event("accepted");
+    amqp::publish_raw(&app.exchange, "sms.queued", &queued_body).await;
+    amqp::publish_raw(&app.exchange, "sms.accepted", &accepted_body).await;
+    let db = sqlx::MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{}", app.metrics_db))
+        .await
+        .unwrap();
+    let counted = |id: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM processed_events WHERE event_id = ?")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..100 {
+        if counted(accepted.clone()).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counted(accepted).await,
+        1,
+        "the accepted event was not counted"
+    );
+    // Confirmed before the accepted one was published: had the old binding
+    // stayed, it would have been counted first or with it.
+    assert_eq!(
+        counted(queued).await,
+        0,
+        "the queued event reached metrics-svc"
+    );
+    db.close().await;
+    app.cleanup().await;
+}
