@@ -192,14 +192,29 @@ async fn apply<R: MessageRepository>(
     applied.notify_one();
     let now = Instant::now();
     let mut again = Vec::new();
+    let mut given_up = 0usize;
     for (job, result) in batch.into_iter().zip(results) {
         match result {
             // Kept even when its caller has given up: it is not lost.
             Ok(Applied::Unknown) if now < job.wait_until => again.push(job),
             result => {
+                if matches!(result, Ok(Applied::Unknown))
+                    && matches!(job.target, Target::Sid(_) | Target::Part(_))
+                {
+                    given_up += 1;
+                }
                 let _ = job.reply.send(result);
             }
         }
+    }
+    // Nobody else would hear of it: the caller had its 404 long ago.
+    if given_up > 0 {
+        tracing::warn!(
+            provider,
+            callbacks = given_up,
+            waited_secs = EARLY_CALLBACK_WAIT.as_secs(),
+            "status callbacks for provider ids never recorded were given up; their messages are left to receipt reconciliation"
+        );
     }
     again
 }
