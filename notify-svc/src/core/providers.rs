@@ -31,15 +31,12 @@ impl Providers {
         }
     }
 
-    /// Whether traffic could move at all: unknown (no account, sms-svc
-    /// not answering yet) counts as yes, so failover is never held back.
-    pub async fn more_than_one(&self) -> bool {
-        self.names().await.is_none_or(|names| names.len() > 1)
-    }
-
     /// The accounts' names, or None while sms-svc has not told them (an
-    /// empty answer is no answer: sms-svc never runs without one).
+    /// empty answer is no answer: sms-svc never runs without one) or
+    /// there is no account to ask as.
     pub async fn names(&self) -> Option<HashSet<String>> {
+        // Without an account there is no asking, and nothing to warn of.
+        self.account.as_ref()?;
         let mut last = self.last.lock().await;
         if last.1.is_none_or(|at| at.elapsed() >= ASK_EVERY) {
             last.1 = Some(Instant::now());

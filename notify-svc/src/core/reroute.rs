@@ -37,6 +37,18 @@ impl NotifyCore {
             .collect();
         let since = Utc::now() - TimeDelta::seconds(rule.window_seconds as i64);
         let windows = self.store.route_windows(since).await?;
+        // Asked (at most once a minute) only while something could move.
+        let names = if open.is_empty() && windows.is_empty() {
+            None
+        } else {
+            self.route_health.providers.names().await
+        };
+        // Unknown counts as yes, so failover is never held back; with one
+        // account a sick route has nowhere to go (the success-rate alert
+        // tells of it), and one taken out gets no traffic to move.
+        let can_move = names.as_ref().is_none_or(|names| names.len() > 1);
+        let configured =
+            |provider: &str| names.as_ref().is_none_or(|names| names.contains(provider));
         let mut looked_at = HashSet::new();
         for w in &windows {
             let key = (w.pair_id.as_str(), w.provider.as_str());
@@ -61,7 +73,7 @@ impl NotifyCore {
                 rule.verdict(high_priority, delivered, finished, current.is_some()),
                 current,
             ) {
-                (Verdict::Open, None) if self.route_health.providers.more_than_one().await => {
+                (Verdict::Open, None) if can_move && configured(&w.provider) => {
                     self.fail_over(w, &facts).await?
                 }
                 (Verdict::Resolve, Some(alert)) => {
@@ -88,10 +100,8 @@ impl NotifyCore {
         // A provider sms-svc no longer has gets no probes, so nothing would
         // ever show it recovered: its routes are given back (an alert the
         // passes above resolved is not resolved twice).
-        if !open.is_empty()
-            && let Some(names) = self.route_health.providers.names().await
-        {
-            for alert in gone(open.values().copied(), &names) {
+        if let Some(names) = &names {
+            for alert in gone(open.values().copied(), names) {
                 self.restore(
                     alert,
                     &text::provider_gone(alert),
