@@ -207,7 +207,8 @@ async fn apply<R: MessageRepository>(
             }
         }
     }
-    // Nobody else would hear of it: the caller had its 404 long ago.
+    // Nobody else would hear of it: the caller (a callback's request, an
+    // SMSC's receipt) had its answer long ago.
     if given_up > 0 {
         tracing::warn!(
             provider,
