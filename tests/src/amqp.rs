@@ -220,8 +220,7 @@ pub async fn delete_exchange(exchange: &str) {
         let _ = channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
             .await;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+        hang_up(&connection).await;
     }
 }
 
@@ -232,8 +231,7 @@ pub async fn delete_queue(queue: &str) {
         let _ = channel
             .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
             .await;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+        hang_up(&connection).await;
     }
 }
 
@@ -248,10 +246,7 @@ pub async fn consumers(queue: &str) -> u32 {
 }
 
 async fn looked_up(queue: &str) -> lapin::Queue {
-    let connection = Connection::connect(URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
+    let (connection, channel) = connected().await;
     let declared = channel
         .queue_declare(
             queue.into(),
@@ -263,17 +258,14 @@ async fn looked_up(queue: &str) -> lapin::Queue {
         )
         .await
         .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+    hang_up(&connection).await;
     declared
 }
 
 /// Binds an existing `queue` to `exchange` by `key`, as an earlier version
 /// of a service may have.
 pub async fn bind_queue(queue: &str, exchange: &str, key: &str) {
-    let connection = Connection::connect(URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
+    let (connection, channel) = connected().await;
     channel
         .queue_bind(
             queue.into(),
@@ -284,6 +276,20 @@ pub async fn bind_queue(queue: &str, exchange: &str, key: &str) {
         )
         .await
         .unwrap();
+    hang_up(&connection).await;
+}
+
+/// A connection of its own and a channel on it, for one errand.
+async fn connected() -> (Connection, lapin::Channel) {
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    (connection, channel)
+}
+
+/// Closes an errand's connection, without waiting long on a broker gone.
+async fn hang_up(connection: &Connection) {
     let _ = tokio::time::timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
 }
 
